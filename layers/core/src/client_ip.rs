@@ -1,0 +1,396 @@
+//! The client's IP address: the peer address, or what a trusted proxy says about it.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use http::{HeaderMap, HeaderName, Request};
+use ipnet::IpNet;
+
+use crate::error::{ConfigError, ProblemKind, Problems};
+
+/// At most this many hops of a forwarding header are looked at; a longer chain falls back to
+/// the peer address rather than spending time on a hostile header.
+const MAX_HOPS: usize = 32;
+
+/// Which header a trusted proxy uses to say who its client was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (the de facto standard; the default).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client;proto=https, for=proxy1`.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    fn name(self) -> HeaderName {
+        match self {
+            ForwardedHeader::XForwardedFor => HeaderName::from_static("x-forwarded-for"),
+            ForwardedHeader::Forwarded => http::header::FORWARDED,
+        }
+    }
+}
+
+impl fmt::Display for ForwardedHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ForwardedHeader::XForwardedFor => "x-forwarded-for",
+            ForwardedHeader::Forwarded => "forwarded",
+        })
+    }
+}
+
+/// The `[client_ip]` section shared by every plugin that needs the client's address.
+///
+/// ```toml
+/// [client_ip]
+/// trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8"]
+/// header = "x-forwarded-for"   # or "forwarded"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct ClientIpConfig {
+    /// CIDRs (or single addresses) of the proxies whose forwarding header is believed.
+    pub trusted_proxies: Vec<String>,
+    /// The forwarding header to read from trusted proxies.
+    pub header: ForwardedHeader,
+}
+
+/// Resolves the client's IP address of a request.
+///
+/// The peer address comes from the request extensions: axum's `ConnectInfo<SocketAddr>` (with
+/// the `axum` feature) or a plain [`SocketAddr`] (insert it yourself with hyper). When the peer
+/// is inside a trusted-proxy CIDR, the forwarding header is read from the right: the first
+/// address that is not itself a trusted proxy is the client. Headers from untrusted peers are
+/// ignored, so a client cannot choose its own address; a malformed header, or one longer than
+/// 32 hops, falls back to the peer address.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use http::Request;
+/// use tower_plugins_core::ClientIpResolver;
+///
+/// let resolver = ClientIpResolver::new().trust(["10.0.0.0/8"]).unwrap();
+/// let mut req = Request::builder()
+///     .header("x-forwarded-for", "203.0.113.9, 10.1.1.1")
+///     .body(())
+///     .unwrap();
+/// req.extensions_mut().insert("10.0.0.2:4000".parse::<SocketAddr>().unwrap());
+/// assert_eq!(resolver.resolve(&req).unwrap().to_string(), "203.0.113.9");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientIpResolver {
+    trusted: Vec<IpNet>,
+    header: ForwardedHeader,
+}
+
+impl ClientIpResolver {
+    /// A resolver that trusts no proxy: the client is the peer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the given CIDRs (a bare address means that one address).
+    ///
+    /// # Errors
+    /// Every entry that is neither a CIDR nor an address, keyed `trusted_proxies[i]`.
+    pub fn trust<I, S>(mut self, cidrs: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut problems = Problems::new();
+        for (i, c) in cidrs.into_iter().enumerate() {
+            let key = format!("trusted_proxies[{i}]");
+            if let Some(net) = problems.check(&key, parse_cidr(c.as_ref())) {
+                self.trusted.push(net);
+            }
+        }
+        problems.finish(self)
+    }
+
+    /// Reads the given forwarding header from trusted proxies.
+    #[must_use]
+    pub fn header(mut self, header: ForwardedHeader) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// The trusted proxy networks.
+    pub fn trusted_proxies(&self) -> &[IpNet] {
+        &self.trusted
+    }
+
+    /// The forwarding header read from trusted proxies.
+    pub fn forwarded_header(&self) -> ForwardedHeader {
+        self.header
+    }
+
+    /// Whether `ip` is inside a trusted-proxy network.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The peer address of the connection, from the request extensions.
+    pub fn peer_addr<B>(req: &Request<B>) -> Option<SocketAddr> {
+        #[cfg(feature = "axum")]
+        if let Some(ci) = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        {
+            return Some(ci.0);
+        }
+        req.extensions().get::<SocketAddr>().copied()
+    }
+
+    /// The client's address, or `None` when the request carries no peer address.
+    pub fn resolve<B>(&self, req: &Request<B>) -> Option<IpAddr> {
+        let peer = Self::peer_addr(req)?.ip();
+        Some(self.resolve_from(peer, req.headers()))
+    }
+
+    /// The client's address given the peer address and the request headers.
+    pub fn resolve_from(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.to_canonical();
+        if self.trusted.is_empty() || !self.is_trusted(peer) {
+            return peer;
+        }
+        let name = self.header.name();
+        // Values of repeated header lines form one list, in order; walk it from the right.
+        let mut hops = 0;
+        let mut leftmost = peer;
+        for value in headers.get_all(&name).iter().rev() {
+            let Ok(value) = value.to_str() else {
+                return peer;
+            };
+            for element in split_list(value).rev() {
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return peer;
+                }
+                let parsed = match self.header {
+                    ForwardedHeader::XForwardedFor => parse_node(element),
+                    ForwardedHeader::Forwarded => forwarded_for(element),
+                };
+                let Some(ip) = parsed else {
+                    return peer;
+                };
+                let ip = ip.to_canonical();
+                if !self.is_trusted(ip) {
+                    return ip;
+                }
+                leftmost = ip;
+            }
+        }
+        leftmost
+    }
+}
+
+impl TryFrom<ClientIpConfig> for ClientIpResolver {
+    type Error = ConfigError;
+    fn try_from(c: ClientIpConfig) -> Result<Self, ConfigError> {
+        Ok(ClientIpResolver::new()
+            .trust(&c.trusted_proxies)?
+            .header(c.header))
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<IpNet, ConfigError> {
+    let t = s.trim();
+    if let Ok(net) = IpNet::from_str(t) {
+        return Ok(net.trunc());
+    }
+    if let Ok(ip) = IpAddr::from_str(t) {
+        return Ok(IpNet::from(ip));
+    }
+    Err(ConfigError::new(
+        ProblemKind::InvalidValue,
+        "",
+        format!("invalid CIDR {s:?}"),
+    )
+    .with_hint("write a network such as \"10.0.0.0/8\" or \"2001:db8::/32\", or one address"))
+}
+
+/// Splits a comma-separated header list, honouring double-quoted strings.
+fn split_list(v: &str) -> impl DoubleEndedIterator<Item = &str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, b) in v.bytes().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                parts.push(v[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(v[start..].trim());
+    parts.into_iter()
+}
+
+/// An address as proxies write it: `203.0.113.9`, `203.0.113.9:4711`, `2001:db8::1`,
+/// `[2001:db8::1]` or `[2001:db8::1]:4711`.
+fn parse_node(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    if s.len() > 64 {
+        return None;
+    }
+    if let Ok(ip) = IpAddr::from_str(s) {
+        return Some(ip);
+    }
+    if let Ok(sa) = SocketAddr::from_str(s) {
+        return Some(sa.ip());
+    }
+    let inner = s.strip_prefix('[')?.strip_suffix(']')?;
+    IpAddr::from_str(inner).ok().filter(IpAddr::is_ipv6)
+}
+
+/// The `for=` node of one RFC 7239 `Forwarded` element.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    for pair in element.split(';') {
+        let (k, v) = pair.split_once('=')?;
+        if k.trim().eq_ignore_ascii_case("for") {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v);
+            // `unknown` and obfuscated identifiers (`_hidden`) are not addresses.
+            return parse_node(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(peer: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder();
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let mut r = b.body(()).unwrap();
+        r.extensions_mut().insert(peer.parse::<SocketAddr>().unwrap());
+        r
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peer_headers_are_ignored() {
+        let r = ClientIpResolver::new().trust(["10.0.0.0/8"]).unwrap();
+        let q = req("198.51.100.7:5000", &[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(r.resolve(&q), Some(ip("198.51.100.7")));
+        // No trusted proxies at all: headers never count.
+        let q = req("10.0.0.1:5000", &[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(ClientIpResolver::new().resolve(&q), Some(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn rightmost_untrusted_wins_over_spoofed_left_entries() {
+        let r = ClientIpResolver::new().trust(["10.0.0.0/8"]).unwrap();
+        // The client wrote "6.6.6.6" itself; the trusted proxy appended the real address.
+        let q = req(
+            "10.0.0.2:80",
+            &[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.9.9.9")],
+        );
+        assert_eq!(r.resolve(&q), Some(ip("203.0.113.9")));
+        // Repeated header lines are one list.
+        let q = req(
+            "10.0.0.2:80",
+            &[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "203.0.113.10")],
+        );
+        assert_eq!(r.resolve(&q), Some(ip("203.0.113.10")));
+        // All hops trusted: the leftmost.
+        let q = req("10.0.0.2:80", &[("x-forwarded-for", "10.3.3.3, 10.4.4.4")]);
+        assert_eq!(r.resolve(&q), Some(ip("10.3.3.3")));
+    }
+
+    #[test]
+    fn malformed_or_huge_headers_fall_back_to_peer() {
+        let r = ClientIpResolver::new().trust(["10.0.0.0/8"]).unwrap();
+        for bad in ["not-an-ip", "1.2.3.4, , 10.0.0.9", "999.1.1.1", "unknown"] {
+            let q = req("10.0.0.2:80", &[("x-forwarded-for", bad)]);
+            assert_eq!(r.resolve(&q), Some(ip("10.0.0.2")), "{bad}");
+        }
+        let long = vec!["10.1.1.1"; 100].join(",");
+        let q = req("10.0.0.2:80", &[("x-forwarded-for", &long)]);
+        assert_eq!(r.resolve(&q), Some(ip("10.0.0.2")));
+        let mut q = req("10.0.0.2:80", &[]);
+        q.headers_mut().insert(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap(),
+        );
+        assert_eq!(r.resolve(&q), Some(ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn ports_brackets_and_ipv6() {
+        let r = ClientIpResolver::new().trust(["::1/128", "127.0.0.1"]).unwrap();
+        let q = req("[::1]:80", &[("x-forwarded-for", "[2001:db8::5]:1234")]);
+        assert_eq!(r.resolve(&q), Some(ip("2001:db8::5")));
+        let q = req("127.0.0.1:80", &[("x-forwarded-for", "203.0.113.1:999")]);
+        assert_eq!(r.resolve(&q), Some(ip("203.0.113.1")));
+        // An IPv4-mapped IPv6 peer counts as its IPv4 address.
+        let q = req("[::ffff:127.0.0.1]:80", &[("x-forwarded-for", "203.0.113.2")]);
+        assert_eq!(r.resolve(&q), Some(ip("203.0.113.2")));
+    }
+
+    #[test]
+    fn forwarded_header() {
+        let r = ClientIpResolver::new()
+            .trust(["10.0.0.0/8"])
+            .unwrap()
+            .header(ForwardedHeader::Forwarded);
+        let q = req(
+            "10.0.0.2:80",
+            &[(
+                "forwarded",
+                "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https, For=10.1.1.1",
+            )],
+        );
+        assert_eq!(r.resolve(&q), Some(ip("2001:db8:cafe::17")));
+        let q = req("10.0.0.2:80", &[("forwarded", "for=_hidden;proto=http")]);
+        assert_eq!(r.resolve(&q), Some(ip("10.0.0.2")));
+        // X-Forwarded-For is not read when Forwarded is configured.
+        let q = req("10.0.0.2:80", &[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(r.resolve(&q), Some(ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn no_peer_is_none_and_bad_cidrs_are_errors() {
+        let r = ClientIpResolver::new();
+        assert_eq!(r.resolve(&Request::new(())), None);
+        let e = ClientIpResolver::new()
+            .trust(["10.0.0.0/8", "10.0.0.0/33", "banana"])
+            .unwrap_err();
+        let keys: Vec<_> = e.problems().iter().map(|p| p.location.key.clone()).collect();
+        assert_eq!(keys, ["trusted_proxies[1]", "trusted_proxies[2]"]);
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn axum_connect_info() {
+        let mut q = Request::new(());
+        q.extensions_mut().insert(axum::extract::ConnectInfo(
+            "192.0.2.1:9".parse::<SocketAddr>().unwrap(),
+        ));
+        assert_eq!(ClientIpResolver::new().resolve(&q), Some(ip("192.0.2.1")));
+    }
+}

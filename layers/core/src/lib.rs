@@ -1,0 +1,41 @@
+//! Shared pieces of [tower-plugins](https://docs.rs/tower-plugins): what more than one plugin
+//! needs lives here, so that every plugin agrees on it.
+//!
+//! - [`ClientIpResolver`]: the client's address, believing forwarding headers only from
+//!   trusted proxies;
+//! - [`PathPattern`] and [`PathSet`]: `/admin/**`, `/api/*/items` and exact paths, compiled once;
+//! - [`parse_duration`] / [`HumanDuration`] and [`parse_quota`] / [`Quota`]: `"250ms"`,
+//!   `"100/min"`;
+//! - [`PluginBody`]: the response body of a layer that sometimes answers by itself;
+//! - [`GuardedBody`]: accounting that runs exactly once, when a body ends or is dropped;
+//! - [`RequestStart`]: one clock reading per request, shared by every plugin;
+//! - [`ConfigError`]: every problem of a configuration, each with its file, plugin entry, key,
+//!   line and column.
+//!
+//! # Features
+//! - `serde`: `Deserialize` for the config types ([`ClientIpConfig`], [`HumanDuration`],
+//!   [`Quota`], [`PathPattern`]).
+//! - `axum`: read the peer address from axum's `ConnectInfo<SocketAddr>` as well as from a
+//!   plain `SocketAddr` extension.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod client_ip;
+mod error;
+mod guard;
+mod human;
+mod pattern;
+mod timing;
+
+pub use body::PluginBody;
+pub use client_ip::{ClientIpConfig, ClientIpResolver, ForwardedHeader};
+pub use error::{
+    ConfigError, ConfigProblem, Location, PluginRef, ProblemKind, Problems, join_key,
+};
+pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
+pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
+pub use pattern::{PathPattern, PathSet};
+pub use timing::RequestStart;
+
+/// A boxed error, as used by body and service errors across the tower ecosystem.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
