@@ -209,12 +209,11 @@ fn parse_cidr(s: &str) -> Result<IpNet, ConfigError> {
     if let Ok(ip) = IpAddr::from_str(t) {
         return Ok(IpNet::from(ip));
     }
-    Err(ConfigError::new(
-        ProblemKind::InvalidValue,
-        "",
-        format!("invalid CIDR {s:?}"),
+    Err(
+        ConfigError::new(ProblemKind::InvalidValue, "", format!("invalid CIDR {s:?}")).with_hint(
+            "write a network such as \"10.0.0.0/8\" or \"2001:db8::/32\", or one address",
+        ),
     )
-    .with_hint("write a network such as \"10.0.0.0/8\" or \"2001:db8::/32\", or one address"))
 }
 
 /// Splits a comma-separated header list, honouring double-quoted strings.
@@ -284,7 +283,8 @@ mod tests {
             b = b.header(*k, *v);
         }
         let mut r = b.body(()).unwrap();
-        r.extensions_mut().insert(peer.parse::<SocketAddr>().unwrap());
+        r.extensions_mut()
+            .insert(peer.parse::<SocketAddr>().unwrap());
         r
     }
 
@@ -314,7 +314,10 @@ mod tests {
         // Repeated header lines are one list.
         let q = req(
             "10.0.0.2:80",
-            &[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "203.0.113.10")],
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-for", "203.0.113.10"),
+            ],
         );
         assert_eq!(r.resolve(&q), Some(ip("203.0.113.10")));
         // All hops trusted: the leftmost.
@@ -342,13 +345,18 @@ mod tests {
 
     #[test]
     fn ports_brackets_and_ipv6() {
-        let r = ClientIpResolver::new().trust(["::1/128", "127.0.0.1"]).unwrap();
+        let r = ClientIpResolver::new()
+            .trust(["::1/128", "127.0.0.1"])
+            .unwrap();
         let q = req("[::1]:80", &[("x-forwarded-for", "[2001:db8::5]:1234")]);
         assert_eq!(r.resolve(&q), Some(ip("2001:db8::5")));
         let q = req("127.0.0.1:80", &[("x-forwarded-for", "203.0.113.1:999")]);
         assert_eq!(r.resolve(&q), Some(ip("203.0.113.1")));
         // An IPv4-mapped IPv6 peer counts as its IPv4 address.
-        let q = req("[::ffff:127.0.0.1]:80", &[("x-forwarded-for", "203.0.113.2")]);
+        let q = req(
+            "[::ffff:127.0.0.1]:80",
+            &[("x-forwarded-for", "203.0.113.2")],
+        );
         assert_eq!(r.resolve(&q), Some(ip("203.0.113.2")));
     }
 
@@ -380,7 +388,11 @@ mod tests {
         let e = ClientIpResolver::new()
             .trust(["10.0.0.0/8", "10.0.0.0/33", "banana"])
             .unwrap_err();
-        let keys: Vec<_> = e.problems().iter().map(|p| p.location.key.clone()).collect();
+        let keys: Vec<_> = e
+            .problems()
+            .iter()
+            .map(|p| p.location.key.clone())
+            .collect();
         assert_eq!(keys, ["trusted_proxies[1]", "trusted_proxies[2]"]);
     }
 

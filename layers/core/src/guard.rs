@@ -202,7 +202,10 @@ mod tests {
         // Full reports end of stream after its one frame: done before anyone polls again.
         assert_eq!(
             *seen.lock().unwrap(),
-            [BodyEnd { outcome: BodyOutcome::Completed, bytes: 5 }]
+            [BodyEnd {
+                outcome: BodyOutcome::Completed,
+                bytes: 5
+            }]
         );
         drop(b);
         assert_eq!(seen.lock().unwrap().len(), 1);
@@ -221,13 +224,20 @@ mod tests {
     #[tokio::test]
     async fn dropped_midway_is_aborted() {
         let (seen, g) = recorder();
-        let chunks = frames((0..3).map(|_| Ok(Frame::data(Bytes::from_static(b"abc")))).collect());
+        let chunks = frames(
+            (0..3)
+                .map(|_| Ok(Frame::data(Bytes::from_static(b"abc"))))
+                .collect(),
+        );
         let mut b = GuardedBody::new(chunks, g);
         b.frame().await.unwrap().unwrap();
         drop(b);
         assert_eq!(
             *seen.lock().unwrap(),
-            [BodyEnd { outcome: BodyOutcome::Aborted, bytes: 3 }]
+            [BodyEnd {
+                outcome: BodyOutcome::Aborted,
+                bytes: 3
+            }]
         );
     }
 
@@ -242,7 +252,10 @@ mod tests {
         assert!(b.collect().await.is_err());
         assert_eq!(
             *seen.lock().unwrap(),
-            [BodyEnd { outcome: BodyOutcome::Failed, bytes: 2 }]
+            [BodyEnd {
+                outcome: BodyOutcome::Failed,
+                bytes: 2
+            }]
         );
     }
 

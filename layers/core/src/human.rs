@@ -9,7 +9,8 @@ use crate::error::{ConfigError, ProblemKind};
 
 const DURATION_HINT: &str =
     "write a number and a unit, such as \"250ms\", \"30s\", \"10m\", \"1h\" or \"1h 30m\"";
-const QUOTA_HINT: &str = "write COUNT/PERIOD, such as \"100/min\", \"5/s\", \"1000/hour\" or \"10/30s\"";
+const QUOTA_HINT: &str =
+    "write COUNT/PERIOD, such as \"100/min\", \"5/s\", \"1000/hour\" or \"10/30s\"";
 
 /// Parses a human duration: `"250ms"`, `"30s"`, `"10m"` (minutes), `"1h 30m"`, `"2days"`.
 ///
@@ -196,8 +197,9 @@ pub fn parse_quota(s: &str) -> Result<Quota, ConfigError> {
     };
     let period = match unit {
         Some(secs) => Duration::from_secs(secs),
-        None => parse_duration(period)
-            .map_err(|_| invalid(&format!("unknown period `{period}`")))?,
+        None => {
+            parse_duration(period).map_err(|_| invalid(&format!("unknown period `{period}`")))?
+        }
     };
     Quota::new(count, period).map_err(|e| {
         let why = e.problems()[0].message.clone();
@@ -290,7 +292,10 @@ mod tests {
         assert_eq!(parse_duration(" 30s ").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("2days").unwrap(), Duration::from_secs(172_800));
+        assert_eq!(
+            parse_duration("2days").unwrap(),
+            Duration::from_secs(172_800)
+        );
         for bad in ["", "10", "1.5", "ten minutes", "10 parsecs", "-5s"] {
             let e = parse_duration(bad).unwrap_err();
             assert_eq!(e.problems()[0].kind, ProblemKind::InvalidValue, "{bad}");
@@ -301,14 +306,31 @@ mod tests {
     #[test]
     fn quotas() {
         let q = parse_quota("100/min").unwrap();
-        assert_eq!((q.count().get(), q.period()), (100, Duration::from_secs(60)));
+        assert_eq!(
+            (q.count().get(), q.period()),
+            (100, Duration::from_secs(60))
+        );
         let q = parse_quota("5/s").unwrap();
         assert_eq!(q.interval(), Duration::from_millis(200));
-        assert_eq!(parse_quota("10/30s").unwrap().period(), Duration::from_secs(30));
-        assert_eq!(parse_quota("1000 / Hour").unwrap().period(), Duration::from_secs(3600));
+        assert_eq!(
+            parse_quota("10/30s").unwrap().period(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            parse_quota("1000 / Hour").unwrap().period(),
+            Duration::from_secs(3600)
+        );
         assert_eq!(parse_quota("100/1m").unwrap().to_string(), "100/min");
         assert_eq!(parse_quota("7/30s").unwrap().to_string(), "7/30s");
-        for bad in ["100", "0/s", "-1/s", "x/s", "5/fortnight", "5/0s", "99999999999/s"] {
+        for bad in [
+            "100",
+            "0/s",
+            "-1/s",
+            "x/s",
+            "5/fortnight",
+            "5/0s",
+            "99999999999/s",
+        ] {
             let e = parse_quota(bad).unwrap_err();
             assert!(e.to_string().contains("invalid quota"), "{bad}: {e}");
         }
@@ -325,7 +347,9 @@ mod tests {
         let c: C = toml::from_str("d = \"2s\"\nq = \"3/s\"").unwrap();
         assert_eq!(c.d.get(), Duration::from_secs(2));
         assert_eq!(c.q.count().get(), 3);
-        let e = toml::from_str::<C>("d = \"2 parsecs\"\nq = \"3/s\"").err().unwrap();
+        let e = toml::from_str::<C>("d = \"2 parsecs\"\nq = \"3/s\"")
+            .err()
+            .unwrap();
         assert!(e.message().contains("invalid duration"), "{e}");
         let e = toml::from_str::<C>("d = 2\nq = \"3/s\"").err().unwrap();
         assert!(e.message().contains("invalid type"), "{e}");

@@ -29,9 +29,7 @@ mod timing;
 
 pub use body::PluginBody;
 pub use client_ip::{ClientIpConfig, ClientIpResolver, ForwardedHeader};
-pub use error::{
-    ConfigError, ConfigProblem, Location, PluginRef, ProblemKind, Problems, join_key,
-};
+pub use error::{ConfigError, ConfigProblem, Location, PluginRef, ProblemKind, Problems, join_key};
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use pattern::{PathPattern, PathSet};

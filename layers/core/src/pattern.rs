@@ -64,7 +64,9 @@ impl PathPattern {
             return Err(invalid("it is longer than 1024 bytes"));
         }
         if pattern.contains(['?', '#']) {
-            return Err(invalid("a pattern matches the path only, without `?` or `#`"));
+            return Err(invalid(
+                "a pattern matches the path only, without `?` or `#`",
+            ));
         }
         let mut segments = Vec::new();
         for seg in pattern[1..].split('/') {
@@ -217,8 +219,8 @@ impl fmt::Display for PathPattern {
 #[derive(Debug, Clone, Default)]
 pub struct PathSet {
     exact: HashSet<Box<str>>,
+    wildcards: Vec<PathPattern>,
     patterns: Vec<PathPattern>,
-    all: Vec<PathPattern>,
 }
 
 impl PathSet {
@@ -246,24 +248,24 @@ impl PathSet {
         if p.is_exact() {
             self.exact.insert(p.as_str().into());
         } else {
-            self.patterns.push(p.clone());
+            self.wildcards.push(p.clone());
         }
-        self.all.push(p);
+        self.patterns.push(p);
     }
 
     /// Whether any pattern matches `path`.
     pub fn matches(&self, path: &str) -> bool {
-        self.exact.contains(path) || self.patterns.iter().any(|p| p.matches(path))
+        self.exact.contains(path) || self.wildcards.iter().any(|p| p.matches(path))
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.all.is_empty()
+        self.patterns.is_empty()
     }
 
     /// The patterns, in the order they were given.
     pub fn patterns(&self) -> &[PathPattern] {
-        &self.all
+        &self.patterns
     }
 }
 
@@ -331,7 +333,11 @@ mod tests {
             assert_eq!(e.problems()[0].kind, ProblemKind::InvalidValue, "{bad}");
         }
         let e = PathSet::new(["/ok", "bad", "/x/**", "/y*"]).unwrap_err();
-        let keys: Vec<_> = e.problems().iter().map(|p| p.location.key.as_str()).collect();
+        let keys: Vec<_> = e
+            .problems()
+            .iter()
+            .map(|p| p.location.key.as_str())
+            .collect();
         assert_eq!(keys, ["[1]", "[3]"]);
     }
 

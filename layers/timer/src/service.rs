@@ -1,0 +1,235 @@
+//! [`Timer`], its [`ResponseFuture`] and [`ResponseBody`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use http::{HeaderName, HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower_plugins_core::{BodyEnd, GuardedBody, OnBodyEnd, RequestStart};
+use tower_service::Service;
+
+use crate::ServerTiming;
+use crate::format::{StackBuf, TimeUnit, write_duration};
+use crate::layer::{Shared, Timings};
+use crate::server_timing::write_quoted;
+
+/// The timer service. See the [crate docs](crate) for an example.
+#[derive(Clone)]
+pub struct Timer<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S> Timer<S> {
+    /// Wraps `inner` with the settings of `layer`.
+    pub fn new(inner: S, layer: &crate::TimerLayer) -> Self {
+        Timer {
+            inner,
+            shared: layer.shared.clone(),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the timer, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Timer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timer").field("inner", &self.inner).finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Timer<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let start = RequestStart::get_or_insert(&mut req);
+        let entries = if self.shared.server_timing && self.shared.handler_entries {
+            let st = ServerTiming::default();
+            req.extensions_mut().insert(st.clone());
+            Some(st)
+        } else {
+            None
+        };
+        ResponseFuture {
+            inner: self.inner.call(req),
+            start,
+            entries,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Timer`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        entries: Option<ServerTiming>,
+        shared: Arc<Shared>,
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = ready!(this.inner.poll(cx))?;
+        let head = this.start.elapsed();
+        let shared = &**this.shared;
+        let (mut parts, body) = res.into_parts();
+        if let Some(name) = &shared.response_time {
+            // A value the handler set is kept (as express's response-time does).
+            if !parts.headers.contains_key(name) {
+                let mut buf = StackBuf::new();
+                if write_duration(&mut buf, head, shared.unit, shared.digits, shared.suffix).is_ok()
+                {
+                    if let Ok(v) = HeaderValue::from_bytes(buf.as_bytes()) {
+                        parts.headers.insert(name.clone(), v);
+                    }
+                }
+            }
+        }
+        if shared.server_timing {
+            if let Some(v) = server_timing_value(shared, head, this.entries.as_ref()) {
+                // Appended as a further field line: what the handler set is kept.
+                parts.headers.append(SERVER_TIMING, v);
+            }
+        }
+        let end = EndOfBody {
+            start: *this.start,
+            head,
+            on_complete: shared.on_complete.is_some().then(|| this.shared.clone()),
+        };
+        Poll::Ready(Ok(Response::from_parts(
+            parts,
+            ResponseBody {
+                inner: GuardedBody::new(body, end),
+            },
+        )))
+    }
+}
+
+fn server_timing_value(
+    shared: &Shared,
+    head: Duration,
+    entries: Option<&ServerTiming>,
+) -> Option<HeaderValue> {
+    let mut out = String::with_capacity(32);
+    if let Some(entries) = entries.filter(|e| !e.is_empty()) {
+        entries.write_entries(&mut out).ok()?;
+    }
+    out.push_str(&shared.metric);
+    out.push_str(";dur=");
+    write_duration(&mut out, head, TimeUnit::Millis, 3, false).ok()?;
+    if let Some(d) = &shared.description {
+        out.push_str(";desc=");
+        write_quoted(&mut out, d).ok()?;
+    }
+    HeaderValue::from_str(&out).ok()
+}
+
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
+/// Reports the end-of-body timing to `on_complete`, when one is set.
+struct EndOfBody {
+    start: Instant,
+    head: Duration,
+    on_complete: Option<Arc<Shared>>,
+}
+
+impl OnBodyEnd for EndOfBody {
+    #[inline]
+    fn on_body_end(self, end: BodyEnd) {
+        if let Some(shared) = self.on_complete {
+            if let Some(f) = &shared.on_complete {
+                f(&Timings {
+                    start: self.start,
+                    head: self.head,
+                    end: self.start.elapsed(),
+                    outcome: end.outcome,
+                    bytes: end.bytes,
+                });
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response body of [`Timer`]: the inner body, measured to its end. `size_hint` and
+    /// `is_end_stream` are forwarded.
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: GuardedBody<B, EndOfBody>,
+    }
+}
+
+impl<B: std::fmt::Debug> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("inner", self.inner.get_ref())
+            .finish()
+    }
+}
+
+impl<B: Body> Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
