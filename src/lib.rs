@@ -1,1 +1,54 @@
-pub fn x() {}
+//! HTTP middleware plugins for any tower-based server (axum, hyper, tonic), composed in a
+//! configured order from a TOML file.
+//!
+//! Each concern is an independent tower `Layer` in its own crate, re-exported here behind a
+//! feature; a [`PluginStack`] composes them in the order a TOML file (plus code and the
+//! environment) gives, so operators change middleware without touching Rust.
+//!
+//! | plugin (`use = ...`) | crate | feature |
+//! |---|---|---|
+//! | `timer` | [`tower-plugins-timer`](timer) | `timer` |
+//!
+//! # Example
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use tower_plugins::PluginStack;
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let stack = PluginStack::from_file("plugins.toml")?;   // a ConfigError names file:line:col
+//! println!("{stack}");                                   // the effective stack
+//! let app = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(stack.layer());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Features
+//! - `timer` (default): the timer plugin and its re-export as [`timer`].
+//! - `axum` (default): read the client's peer address from axum's `ConnectInfo` too.
+//! - `full`: everything.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod stack;
+
+pub use stack::{
+    DEPTH, EntryInfo, Next, PluginContext, PluginEntry, PluginStack, PluginStackBuilder,
+    PluginStackLayer, PluginStackService, ResponseBody, ResponseFuture, Slot, SlotBody, SlotFuture,
+};
+
+/// The request body inside a stack, and of the service it wraps: a boxed body (axum's own
+/// `Body`, so an axum `Router` needs no conversion). `Body::new` wraps any other body.
+pub use axum_core::body::Body;
+
+pub use tower_plugins_core as core;
+pub use tower_plugins_core::{ConfigError, ConfigProblem, Location, ProblemKind};
+
+/// The timer plugin: `X-Response-Time` and `Server-Timing`.
+#[cfg(feature = "timer")]
+pub use tower_plugins_timer as timer;
+
+/// A boxed error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
