@@ -303,6 +303,7 @@ struct RawEntry {
     source: usize,
     path: String,
     code_keys: HashSet<String>,
+    skip_build: bool,
 }
 
 impl PluginStackBuilder {
@@ -488,6 +489,12 @@ impl PluginStackBuilder {
             let mut doc = toml::Value::Table(table);
             let mut env_problems = Vec::new();
             expand_env(&mut doc, "", &*self.env, &mut env_problems);
+            // An entry with a value that could not be expanded is not built: its other
+            // errors would only echo this one.
+            let poisoned: Vec<String> = env_problems
+                .iter()
+                .map(|p| p.location.key.clone())
+                .collect();
             env_problems.into_iter().for_each(&mut located);
             let toml::Value::Table(table) = doc else {
                 continue;
@@ -504,7 +511,10 @@ impl PluginStackBuilder {
                             let path = format!("plugin[{i}]");
                             match item {
                                 toml::Value::Table(t) => {
-                                    let (entry, ps) = raw_entry(t, si, path);
+                                    let prefix = format!("{path}.");
+                                    let skip = poisoned.iter().any(|k| k.starts_with(&prefix));
+                                    let (mut entry, ps) = raw_entry(t, si, path);
+                                    entry.skip_build = skip;
                                     ps.into_iter().for_each(&mut located);
                                     raw.push(entry);
                                 }
@@ -576,6 +586,7 @@ impl PluginStackBuilder {
                 source: code_source,
                 path: String::new(),
                 code_keys,
+                skip_build: false,
             });
         }
 
@@ -669,6 +680,9 @@ impl PluginStackBuilder {
             let Some(kind) = e.kind.clone() else {
                 continue;
             };
+            if e.skip_build {
+                continue;
+            }
             let name = instance_name(&e).unwrap_or_default();
             let Some(factory) = self.registry.get(&kind) else {
                 let mut p = self.registry.unknown(&kind);
@@ -779,6 +793,7 @@ fn raw_entry(mut t: toml::Table, source: usize, path: String) -> (RawEntry, Vec<
             source,
             path,
             code_keys: HashSet::new(),
+            skip_build: false,
         },
         problems,
     )

@@ -1,0 +1,213 @@
+//! Every kind of configuration error: named key, line and column, never a panic.
+#![cfg(feature = "timer")]
+
+use tower_plugins::{ConfigError, PluginStack, ProblemKind};
+
+fn err(text: &str) -> ConfigError {
+    PluginStack::builder()
+        .toml_str(text)
+        .env_lookup(|name| (name == "PRESENT").then(|| "value".to_owned()))
+        .build()
+        .expect_err("the config should be refused")
+}
+
+/// The one problem of `e`, after checking its kind and that its message names `key` at
+/// `line`.
+fn single(e: &ConfigError, kind: ProblemKind, key: &str, line: usize) -> String {
+    assert_eq!(e.problems().len(), 1, "{e}");
+    let p = &e.problems()[0];
+    assert_eq!(p.kind, kind, "{e}");
+    assert_eq!(p.location.line, Some(line), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("<string>:{line}:")),
+        "line missing: {text}"
+    );
+    assert!(
+        text.contains(&format!("key `{key}`")),
+        "key missing: {text}"
+    );
+    text
+}
+
+#[test]
+fn malformed_toml() {
+    let e = err("[[plugin]]\nuse = \"timer\"\ndigits = = 3\n");
+    let p = &e.problems()[0];
+    assert_eq!(p.kind, ProblemKind::Syntax);
+    assert_eq!(p.location.line, Some(3));
+    assert!(e.to_string().starts_with("<string>:3:"), "{e}");
+}
+
+#[test]
+fn unknown_key_in_a_plugin_suggests_the_nearest() {
+    let e = err("[[plugin]]\nuse = \"timer\"\n\nheadr = \"x-rt\"\n");
+    let text = single(&e, ProblemKind::UnknownKey, "headr", 4);
+    assert!(text.contains("plugin[0] `timer`"), "{text}");
+    assert!(text.contains("did you mean `header`?"), "{text}");
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let e = err("[[plugins]]\nuse = \"timer\"\n");
+    let text = single(&e, ProblemKind::UnknownKey, "plugins", 1);
+    assert!(text.contains("did you mean `plugin`?"), "{text}");
+}
+
+#[test]
+fn missing_use() {
+    let e = err("[[plugin]]\nname = \"t\"\n");
+    single(&e, ProblemKind::MissingKey, "plugin[0].use", 1);
+}
+
+#[test]
+fn wrong_type() {
+    let e = err("[[plugin]]\nuse = \"timer\"\ndigits = \"three\"\n");
+    let text = single(&e, ProblemKind::WrongType, "digits", 3);
+    assert!(text.contains("invalid type"), "{text}");
+    let e = err("plugin = \"timer\"\n");
+    single(&e, ProblemKind::WrongType, "plugin", 1);
+    let e = err("[[plugin]]\nuse = \"timer\"\nenabled = 3\n");
+    single(&e, ProblemKind::WrongType, "plugin[0].enabled", 3);
+}
+
+#[test]
+fn invalid_values() {
+    let e = err("[[plugin]]\nuse = \"timer\"\ndigits = 12\n");
+    single(&e, ProblemKind::InvalidValue, "digits", 3);
+    let e = err("[[plugin]]\nuse = \"timer\"\nunit = \"minutes\"\n");
+    let text = single(&e, ProblemKind::InvalidValue, "unit", 3);
+    assert!(text.contains("one of: s, ms, us"), "{text}");
+}
+
+#[test]
+fn bad_cidr_in_client_ip() {
+    let e = err("[client_ip]\ntrusted_proxies = [\"10.0.0.0/8\",\n  \"10.0.0.0/99\"]\n");
+    let text = single(
+        &e,
+        ProblemKind::InvalidValue,
+        "client_ip.trusted_proxies[1]",
+        3,
+    );
+    assert!(text.contains("invalid CIDR"), "{text}");
+}
+
+#[test]
+fn unknown_plugin_lists_known_names_and_nearest() {
+    let e = err("[[plugin]]\nuse = \"timr\"\n");
+    let text = single(&e, ProblemKind::UnknownPlugin, "use", 2);
+    assert!(text.contains("did you mean `timer`?"), "{text}");
+    assert!(text.contains("known plugins: timer"), "{text}");
+}
+
+#[test]
+fn duplicate_instance_names() {
+    let e = err("[[plugin]]\nuse = \"timer\"\n\n[[plugin]]\nuse = \"timer\"\n");
+    let text = single(&e, ProblemKind::DuplicateName, "use", 5);
+    assert!(text.contains("plugin[1]"), "{text}");
+    let e = err(
+        "[[plugin]]\nuse = \"timer\"\nname = \"a\"\n[[plugin]]\nuse = \"timer\"\nname = \"a\"\n",
+    );
+    single(&e, ProblemKind::DuplicateName, "name", 6);
+}
+
+#[test]
+fn missing_environment_variable() {
+    let e = err("[[plugin]]\nuse = \"timer\"\nheader = \"${ABSENT}\"\n");
+    let text = single(&e, ProblemKind::MissingEnv, "plugin[0].header", 3);
+    assert!(text.contains("`ABSENT` is not set"), "{text}");
+    // Present variables and defaults expand.
+    let stack = PluginStack::builder()
+        .toml_str(
+            "[[plugin]]\nuse = \"timer\"\nheader = \"x-${PRESENT}\"\nenabled = \"${ON:-false}\"\n",
+        )
+        .env_lookup(|name| (name == "PRESENT").then(|| "value".to_owned()))
+        .build()
+        .unwrap();
+    assert!(!stack.entries()[0].enabled);
+    assert!(
+        stack.entries()[0].summary.starts_with("x-value:"),
+        "{stack}"
+    );
+}
+
+#[test]
+fn missing_file() {
+    let e = PluginStack::from_file("/nonexistent/plugins.toml").unwrap_err();
+    assert_eq!(e.problems()[0].kind, ProblemKind::Io);
+    assert!(
+        e.to_string().starts_with("/nonexistent/plugins.toml: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_file_error_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("tower-plugins-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "[[plugin]]\nuse = \"timer\"\ndigits = 99\n").unwrap();
+    let e = PluginStack::from_file(&path).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{}:3:1: plugin[0]", path.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn code_conflicts_are_located_in_code() {
+    #[derive(serde::Deserialize)]
+    struct Empty {}
+    let e = PluginStack::builder()
+        .register("timer", |_: Empty, _ctx| {
+            Ok(tower::layer::util::Identity::new())
+        })
+        .build()
+        .unwrap_err();
+    assert_eq!(e.problems()[0].kind, ProblemKind::Conflict);
+    assert!(e.to_string().starts_with("<code>: "), "{e}");
+}
+
+#[test]
+fn code_set_values_are_located_in_code() {
+    let e = PluginStack::builder()
+        .toml_str("[[plugin]]\nuse = \"timer\"\n")
+        .set("timer", "digits", 40)
+        .build()
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with("<code>: plugin[0] `timer`: key `digits`"),
+        "{text}"
+    );
+    let e = PluginStack::builder()
+        .set("nothing", "digits", 1)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("names no instance `nothing`"), "{e}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let e = err("[client_ip]\ntrusted_proxies = [\"x\"]\n\n\
+                 [[plugin]]\nuse = \"timer\"\ndigits = 10\nheader = \"a b\"\n\n\
+                 [[plugin]]\nuse = \"nope\"\n\n\
+                 [[plugin]]\nuse = \"timer\"\nname = \"t2\"\nsecret = \"${NOT_SET}\"\n");
+    let kinds: Vec<ProblemKind> = e.problems().iter().map(|p| p.kind).collect();
+    // The bad CIDR, both timer values, the unknown plugin, the missing variable (an entry whose
+    // value could not be expanded is not validated further: its errors would echo that one).
+    assert_eq!(
+        kinds,
+        [
+            ProblemKind::MissingEnv,
+            ProblemKind::InvalidValue,
+            ProblemKind::InvalidValue,
+            ProblemKind::InvalidValue,
+            ProblemKind::UnknownPlugin,
+        ],
+        "{e}"
+    );
+    assert!(e.to_string().ends_with("5 configuration errors"), "{e}");
+}
