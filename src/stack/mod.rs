@@ -153,11 +153,11 @@ where
 impl fmt::Display for PluginStack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let enabled = self.entries.iter().filter(|e| e.enabled).count();
+        let n = self.entries.len();
         writeln!(
             f,
-            "plugin stack: {} entries, {} enabled (outermost first: the first sees the request first)",
-            self.entries.len(),
-            enabled
+            "plugin stack: {n} {}, {enabled} enabled (outermost first: the first sees the request first)",
+            if n == 1 { "entry" } else { "entries" },
         )?;
         let kw = self.entries.iter().map(|e| e.kind.len()).max().unwrap_or(0);
         let nw = self.entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
