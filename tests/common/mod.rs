@@ -1,0 +1,124 @@
+//! Loopback helpers: real servers on 127.0.0.1:0 and a small hyper client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Every network step of a test finishes within this, or the test fails.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// A running server; dropping it stops the server.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Serves an axum router (with `ConnectInfo`) on an ephemeral loopback port.
+pub async fn spawn_axum(app: axum::Router) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server {
+        addr,
+        stop: Some(tx),
+    }
+}
+
+/// Serves a tower service with plain hyper-util (no axum), inserting the peer `SocketAddr`
+/// into each request's extensions.
+pub async fn spawn_hyper<S, B>(make: impl Fn() -> S + Send + 'static) -> Server
+where
+    S: tower::Service<
+            Request<hyper::body::Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                a = listener.accept() => a.unwrap(),
+                _ = &mut rx => return,
+            };
+            let svc = tower::ServiceBuilder::new()
+                .map_request(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(peer);
+                    req
+                })
+                .service(make());
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(
+                        TokioIo::new(tcp),
+                        hyper_util::service::TowerToHyperService::new(svc),
+                    )
+                    .await;
+            });
+        }
+    });
+    Server {
+        addr,
+        stop: Some(tx),
+    }
+}
+
+/// Sends one request over a fresh HTTP/1.1 connection; returns the head and the whole body.
+pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> (http::response::Parts, Bytes) {
+    tokio::time::timeout(LIMIT, async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let res = sender.send_request(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (parts, bytes)
+    })
+    .await
+    .expect("the request finished in time")
+}
+
+/// `GET path` with the given headers.
+pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (http::response::Parts, Bytes) {
+    let mut b = Request::get(path).header("host", addr.to_string());
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send(addr, b.body(Full::new(Bytes::new())).unwrap()).await
+}

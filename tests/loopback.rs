@@ -1,0 +1,211 @@
+//! The stack built from TOML, driving the demo axum app and a plain hyper server over real
+//! loopback sockets.
+#![cfg(feature = "timer")]
+
+mod common;
+
+#[path = "../examples/shared/app.rs"]
+mod app;
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::Full;
+use tower::{Layer, Service, service_fn};
+use tower_plugins::core::ClientIpResolver;
+use tower_plugins::{Body, PluginContext, PluginStack};
+
+use common::{get, send, spawn_axum, spawn_hyper};
+
+fn response_time_ms(parts: &http::response::Parts) -> f64 {
+    let v = parts.headers["x-response-time"].to_str().unwrap();
+    let number = v.strip_suffix("ms").expect("a ms suffix");
+    let (_, decimals) = number.split_once('.').expect("decimals");
+    assert_eq!(decimals.len(), 3, "{v}");
+    number.parse().unwrap()
+}
+
+fn demo_stack() -> PluginStack {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plugins.toml");
+    PluginStack::from_file(path).expect("the demo config is valid")
+}
+
+#[tokio::test]
+async fn demo_app_answers_with_timing_headers() {
+    let server = spawn_axum(app::router().layer(demo_stack().layer())).await;
+
+    let (parts, body) = get(server.addr, "/", &[]).await;
+    assert_eq!(parts.status, 200);
+    assert!(body.starts_with(b"tower-plugins demo"));
+    response_time_ms(&parts);
+    let st = parts.headers["server-timing"].to_str().unwrap();
+    assert!(st.starts_with("total;dur=") && st.ends_with(";desc=\"demo\""), "{st}");
+
+    // A known-length body keeps its Content-Length through the stack (size_hint forwarded).
+    let (parts, body) = get(server.addr, "/large", &[]).await;
+    assert!(body.len() > 2000, "{}", body.len());
+    assert_eq!(parts.headers["content-length"], body.len().to_string().as_str());
+    assert!(!parts.headers.contains_key("transfer-encoding"));
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["rows"].as_array().unwrap().len(), 50);
+
+    let (parts, _) = get(server.addr, "/health", &[]).await;
+    assert_eq!(parts.status, 200);
+    let (parts, body) = get(server.addr, "/profile", &[]).await;
+    assert_eq!(parts.status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("<h1>Your profile</h1>"));
+}
+
+#[tokio::test]
+async fn slow_route_time_and_handler_entries() {
+    let server = spawn_axum(app::router().layer(demo_stack().layer())).await;
+    let (parts, body) = get(server.addr, "/slow?ms=60", &[]).await;
+    assert_eq!(body, "slept 60 ms\n");
+    assert!(response_time_ms(&parts) >= 60.0);
+    let st = parts.headers["server-timing"].to_str().unwrap();
+    let (sleep, total) = st.split_once(", ").unwrap();
+    assert!(sleep.starts_with("sleep;dur="), "{st}");
+    let total_ms: f64 = total
+        .strip_prefix("total;dur=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(total_ms >= 60.0, "{st}");
+}
+
+#[tokio::test]
+async fn json_post_through_the_stack() {
+    let server = spawn_axum(app::router().layer(demo_stack().layer())).await;
+    let req = Request::post("/api/items")
+        .header("host", "x")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(r#"{"name":"plum"}"#)))
+        .unwrap();
+    let (parts, body) = send(server.addr, req).await;
+    assert_eq!(parts.status, 201);
+    let item: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(item["name"], "plum");
+    let (_, body) = get(server.addr, "/api/items", &[]).await;
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    assert!(parts.headers.contains_key("x-response-time"));
+}
+
+/// A custom plugin that reports the client IP the stack's shared resolver sees.
+#[derive(Clone)]
+struct ShowIp(Arc<ClientIpResolver>);
+
+impl<S> Layer<S> for ShowIp {
+    type Service = ShowIpService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ShowIpService {
+            inner,
+            resolver: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ShowIpService<S> {
+    inner: S,
+    resolver: Arc<ClientIpResolver>,
+}
+
+impl<S> Service<Request<Body>> for ShowIpService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let ip: Option<IpAddr> = self.resolver.resolve(&req);
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut res = fut.await?;
+            let v = ip.map_or_else(|| "none".to_owned(), |ip| ip.to_string());
+            res.headers_mut()
+                .insert("x-client-ip", HeaderValue::from_str(&v).unwrap());
+            Ok(res)
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoConfig {}
+
+fn hyper_stack(client_ip: &str) -> PluginStack {
+    PluginStack::builder()
+        .register("show_ip", |_: NoConfig, ctx: &PluginContext| {
+            Ok(ShowIp(ctx.client_ip().clone()))
+        })
+        .toml_str(format!(
+            "{client_ip}\n[[plugin]]\nuse = \"timer\"\n\n[[plugin]]\nuse = \"show_ip\"\n"
+        ))
+        .build()
+        .unwrap()
+}
+
+async fn hello(_req: Request<Body>) -> Result<Response<Body>, Infallible> {
+    Ok(Response::new(Body::from("hello from hyper")))
+}
+
+#[tokio::test]
+async fn plain_hyper_server_with_trusted_and_untrusted_proxies() {
+    // No trusted proxy: a forged X-Forwarded-For is ignored; the peer is the client.
+    let stack = hyper_stack("");
+    let server = spawn_hyper(move || stack.layer().layer(service_fn(hello))).await;
+    let (parts, body) = get(server.addr, "/", &[("x-forwarded-for", "203.0.113.66")]).await;
+    assert_eq!(body, "hello from hyper");
+    response_time_ms(&parts);
+    assert_eq!(parts.headers["x-client-ip"], "127.0.0.1");
+
+    // Loopback trusted as a proxy: the rightmost untrusted address is the client.
+    let stack = hyper_stack("[client_ip]\ntrusted_proxies = [\"127.0.0.1/32\"]");
+    let server = spawn_hyper(move || stack.layer().layer(service_fn(hello))).await;
+    let (parts, _) = get(
+        server.addr,
+        "/",
+        &[("x-forwarded-for", "6.6.6.6, 203.0.113.7")],
+    )
+    .await;
+    assert_eq!(parts.headers["x-client-ip"], "203.0.113.7");
+    // A malformed header from the trusted proxy falls back to the peer.
+    let (parts, _) = get(server.addr, "/", &[("x-forwarded-for", "garbage")]).await;
+    assert_eq!(parts.headers["x-client-ip"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn hostile_requests_get_responses() {
+    let server = spawn_axum(app::router().layer(demo_stack().layer())).await;
+    let huge = "9".repeat(7000);
+    let xff = format!("{huge}, 1.2.3.4");
+    let (parts, _) = get(
+        server.addr,
+        "/",
+        &[("x-forwarded-for", xff.as_str()), ("forwarded", "for=\"[::1")],
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    let (parts, _) = get(server.addr, "/nope/../../etc/passwd", &[]).await;
+    assert_eq!(parts.status, 404);
+    assert!(parts.headers.contains_key("x-response-time"));
+}
