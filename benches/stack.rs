@@ -32,7 +32,9 @@ fn inner() -> impl Service<
 + Sync
 + 'static {
     service_fn(|_req: Request<Body>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello, world"))))
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+            b"hello, world",
+        ))))
     })
 }
 
@@ -73,7 +75,10 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| drive(&from_toml));
     });
 
-    let empty = PluginStack::from_toml_str("").unwrap().layer().layer(inner());
+    let empty = PluginStack::from_toml_str("")
+        .unwrap()
+        .layer()
+        .layer(inner());
     g.bench_function(BenchmarkId::new("empty", "plugin_stack"), |b| {
         b.to_async(&rt).iter(|| drive(&empty));
     });

@@ -42,12 +42,18 @@ async fn demo_app_answers_with_timing_headers() {
     assert!(body.starts_with(b"tower-plugins demo"));
     response_time_ms(&parts);
     let st = parts.headers["server-timing"].to_str().unwrap();
-    assert!(st.starts_with("total;dur=") && st.ends_with(";desc=\"demo\""), "{st}");
+    assert!(
+        st.starts_with("total;dur=") && st.ends_with(";desc=\"demo\""),
+        "{st}"
+    );
 
     // A known-length body keeps its Content-Length through the stack (size_hint forwarded).
     let (parts, body) = get(server.addr, "/large", &[]).await;
     assert!(body.len() > 2000, "{}", body.len());
-    assert_eq!(parts.headers["content-length"], body.len().to_string().as_str());
+    assert_eq!(
+        parts.headers["content-length"],
+        body.len().to_string().as_str()
+    );
     assert!(!parts.headers.contains_key("transfer-encoding"));
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), 50);
@@ -201,7 +207,10 @@ async fn hostile_requests_get_responses() {
     let (parts, _) = get(
         server.addr,
         "/",
-        &[("x-forwarded-for", xff.as_str()), ("forwarded", "for=\"[::1")],
+        &[
+            ("x-forwarded-for", xff.as_str()),
+            ("forwarded", "for=\"[::1"),
+        ],
     )
     .await;
     assert_eq!(parts.status, 200);

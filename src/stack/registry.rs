@@ -110,6 +110,7 @@ pub(crate) const BUILT_IN: &[(&str, &str)] = &[("timer", "timer")];
 
 impl Registry {
     pub(crate) fn with_built_ins() -> Self {
+        #[allow(unused_mut)]
         let mut r = Registry::default();
         #[cfg(feature = "timer")]
         r.kinds.insert(

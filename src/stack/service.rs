@@ -29,6 +29,43 @@ use crate::{Body, BoxError};
 /// types erased inside the last slot.
 pub const DEPTH: usize = 8;
 
+#[cfg(feature = "timer")]
+type TimerFuture<F> = tower_plugins_timer::ResponseFuture<F>;
+#[cfg(feature = "timer")]
+type TimerBody<B> = tower_plugins_timer::ResponseBody<B>;
+#[cfg(not(feature = "timer"))]
+type TimerFuture<F> = Off<F>;
+#[cfg(not(feature = "timer"))]
+type TimerBody<B> = Off<B>;
+
+/// The future and body of a plugin whose feature is off: a type with no value, so its slot
+/// variants exist (pin-project-lite cannot `cfg` them away) but are never built.
+#[allow(dead_code, unreachable_pub)]
+#[derive(Debug)]
+#[doc(hidden)]
+pub struct Off<T>(Infallible, std::marker::PhantomData<fn() -> T>);
+
+impl<F, B> Future for Off<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+{
+    type Output = Result<Response<Off<B>>, Infallible>;
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.0 {}
+    }
+}
+
+impl<B> http_body::Body for Off<B> {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.0 {}
+    }
+}
+
 /// One position of the stack.
 pub struct Slot<N> {
     kind: SlotKind<N>,
@@ -162,8 +199,7 @@ pin_project! {
     #[allow(missing_docs)]
     pub enum SlotFuture<F> {
         Pass { #[pin] fut: F },
-        #[cfg(feature = "timer")]
-        Timer { #[pin] fut: tower_plugins_timer::ResponseFuture<F> },
+        Timer { #[pin] fut: TimerFuture<F> },
         Dyn { fut: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> },
     }
 }
@@ -181,7 +217,6 @@ where
             SlotFutureProj::Pass { fut } => {
                 ready!(fut.poll(cx))?.map(|body| SlotBody::Pass { body })
             }
-            #[cfg(feature = "timer")]
             SlotFutureProj::Timer { fut } => {
                 ready!(fut.poll(cx))?.map(|body| SlotBody::Timer { body })
             }
@@ -199,8 +234,7 @@ pin_project! {
     #[allow(missing_docs)]
     pub enum SlotBody<B> {
         Pass { #[pin] body: B },
-        #[cfg(feature = "timer")]
-        Timer { #[pin] body: tower_plugins_timer::ResponseBody<B> },
+        Timer { #[pin] body: TimerBody<B> },
         Dyn { #[pin] body: Body },
     }
 }
@@ -220,7 +254,6 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
             SlotBodyProj::Pass { body } => body.poll_frame(cx).map_err(Into::into),
-            #[cfg(feature = "timer")]
             SlotBodyProj::Timer { body } => body.poll_frame(cx).map_err(Into::into),
             SlotBodyProj::Dyn { body } => body.poll_frame(cx).map_err(Into::into),
         }
@@ -230,7 +263,6 @@ where
     fn is_end_stream(&self) -> bool {
         match self {
             SlotBody::Pass { body } => body.is_end_stream(),
-            #[cfg(feature = "timer")]
             SlotBody::Timer { body } => body.is_end_stream(),
             SlotBody::Dyn { body } => body.is_end_stream(),
         }
@@ -240,19 +272,127 @@ where
     fn size_hint(&self) -> SizeHint {
         match self {
             SlotBody::Pass { body } => body.size_hint(),
-            #[cfg(feature = "timer")]
             SlotBody::Timer { body } => body.size_hint(),
             SlotBody::Dyn { body } => body.size_hint(),
         }
     }
 }
 
-type Chain<S> = Slot<Slot<Slot<Slot<Slot<Slot<Slot<Slot<S>>>>>>>>;
-type ChainBody<B> =
-    SlotBody<SlotBody<SlotBody<SlotBody<SlotBody<SlotBody<SlotBody<SlotBody<B>>>>>>>>;
-type ChainFuture<F> = SlotFuture<
-    SlotFuture<SlotFuture<SlotFuture<SlotFuture<SlotFuture<SlotFuture<SlotFuture<F>>>>>>>,
->;
+type C2<S> = Slot<Slot<S>>;
+type C4<S> = C2<C2<S>>;
+type C8<S> = C4<C4<S>>;
+type F2<F> = SlotFuture<SlotFuture<F>>;
+type F4<F> = F2<F2<F>>;
+type F8<F> = F4<F4<F>>;
+type B2<B> = SlotBody<SlotBody<B>>;
+type B4<B> = B2<B2<B>>;
+type B8<B> = B4<B4<B>>;
+
+fn rest(steps: &[Step], from: usize) -> &[Step] {
+    steps.get(from..).unwrap_or(&[])
+}
+
+/// The chain of slots, as deep as the stack needs: a stack of one entry pays for one slot,
+/// not for [`DEPTH`].
+enum Chain<S> {
+    D0(S),
+    D1(Slot<S>),
+    D2(C2<S>),
+    D4(C4<S>),
+    D8(C8<S>),
+}
+
+impl<S: Clone> Clone for Chain<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Chain::D0(s) => Chain::D0(s.clone()),
+            Chain::D1(s) => Chain::D1(s.clone()),
+            Chain::D2(s) => Chain::D2(s.clone()),
+            Chain::D4(s) => Chain::D4(s.clone()),
+            Chain::D8(s) => Chain::D8(s.clone()),
+        }
+    }
+}
+
+impl<N, B> Slot<N>
+where
+    N: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    N::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// Two slots holding the first two of `steps` (or fewer) over `inner`.
+    fn two(steps: &[Step], inner: N) -> C2<N> {
+        Slot::one(steps.first(), Slot::one(steps.get(1), inner))
+    }
+
+    /// Two slots; the second takes every step after the first.
+    fn two_tail(steps: &[Step], inner: N) -> C2<N> {
+        Slot::one(steps.first(), Slot::tail(rest(steps, 1), inner))
+    }
+
+    fn four(steps: &[Step], inner: N) -> C4<N> {
+        Slot::two(steps, Slot::two(rest(steps, 2), inner))
+    }
+
+    fn four_tail(steps: &[Step], inner: N) -> C4<N> {
+        Slot::two(steps, Slot::two_tail(rest(steps, 2), inner))
+    }
+
+    fn eight_tail(steps: &[Step], inner: N) -> C8<N> {
+        Slot::four(steps, Slot::four_tail(rest(steps, 4), inner))
+    }
+}
+
+impl<S, B> Chain<S>
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn new(steps: &[Step], inner: S) -> Self {
+        match steps.len() {
+            0 => Chain::D0(inner),
+            1 => Chain::D1(Slot::tail(steps, inner)),
+            2 => Chain::D2(Slot::two_tail(steps, inner)),
+            3 | 4 => Chain::D4(Slot::four_tail(steps, inner)),
+            _ => Chain::D8(Slot::eight_tail(steps, inner)),
+        }
+    }
+}
+
+pin_project! {
+    #[project = ChainFutureProj]
+    enum ChainFuture<F> {
+        D0 { #[pin] fut: F },
+        D1 { #[pin] fut: SlotFuture<F> },
+        D2 { #[pin] fut: F2<F> },
+        D4 { fut: Pin<Box<F4<F>>> },
+        // Boxed so that every stack's future is not as large as the deepest one: a stack of
+        // five to eight entries pays one allocation instead of every stack paying the copies.
+        D8 { fut: Pin<Box<F8<F>>> },
+    }
+}
+
+pin_project! {
+    #[project = ChainBodyProj]
+    enum ChainBody<B> {
+        D0 { #[pin] body: B },
+        D1 { #[pin] body: SlotBody<B> },
+        D2 { #[pin] body: B2<B> },
+        D4 { #[pin] body: B4<B> },
+        D8 { #[pin] body: B8<B> },
+    }
+}
 
 /// The tower [`Layer`] of a [`PluginStack`](crate::PluginStack): wraps a service in every
 /// enabled plugin, in the configured order (the first entry sees the request first).
@@ -288,16 +428,9 @@ where
     type Service = PluginStackService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let s = &self.steps;
-        let l7 = Slot::tail(s.get(7..).unwrap_or(&[]), inner);
-        let l6 = Slot::one(s.get(6), l7);
-        let l5 = Slot::one(s.get(5), l6);
-        let l4 = Slot::one(s.get(4), l5);
-        let l3 = Slot::one(s.get(3), l4);
-        let l2 = Slot::one(s.get(2), l3);
-        let l1 = Slot::one(s.get(1), l2);
-        let l0 = Slot::one(s.first(), l1);
-        PluginStackService { inner: l0 }
+        PluginStackService {
+            inner: Chain::new(&self.steps, inner),
+        }
     }
 }
 
@@ -334,16 +467,48 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+        match &mut self.inner {
+            Chain::D0(s) => s.poll_ready(cx),
+            Chain::D1(s) => s.poll_ready(cx),
+            Chain::D2(s) => s.poll_ready(cx),
+            Chain::D4(s) => s.poll_ready(cx),
+            Chain::D8(s) => s.poll_ready(cx),
+        }
     }
 
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // `Body::new` reuses a body that already is a `Body` (axum's) without boxing again.
-        ResponseFuture {
-            inner: self.inner.call(req.map(Body::new)),
-        }
+        let req = into_body_request(req);
+        let inner = match &mut self.inner {
+            Chain::D0(s) => ChainFuture::D0 { fut: s.call(req) },
+            Chain::D1(s) => ChainFuture::D1 { fut: s.call(req) },
+            Chain::D2(s) => ChainFuture::D2 { fut: s.call(req) },
+            Chain::D4(s) => ChainFuture::D4 {
+                fut: Box::pin(s.call(req)),
+            },
+            Chain::D8(s) => ChainFuture::D8 {
+                fut: Box::pin(s.call(req)),
+            },
+        };
+        ResponseFuture { inner }
     }
+}
+
+/// The request with its body as a [`Body`]: a request that already has one (axum's) is
+/// returned as it is, without moving its head or boxing its body again.
+#[inline]
+fn into_body_request<B>(req: Request<B>) -> Request<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut slot = Some(req);
+    let same = (&mut slot as &mut dyn std::any::Any)
+        .downcast_mut::<Option<Request<Body>>>()
+        .and_then(Option::take);
+    // Exactly one of the two is `Some`; the default is never built.
+    same.or_else(|| slot.map(|req| req.map(Body::new)))
+        .unwrap_or_default()
 }
 
 pin_project! {
@@ -370,8 +535,28 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let res = ready!(self.project().inner.poll(cx))?;
-        Poll::Ready(Ok(res.map(|inner| ResponseBody { inner })))
+        let res = match self.project().inner.project() {
+            ChainFutureProj::D0 { fut } => ready!(fut.poll(cx))?.map(|body| ResponseBody {
+                inner: ChainBody::D0 { body },
+            }),
+            ChainFutureProj::D1 { fut } => ready!(fut.poll(cx))?.map(|body| ResponseBody {
+                inner: ChainBody::D1 { body },
+            }),
+            ChainFutureProj::D2 { fut } => ready!(fut.poll(cx))?.map(|body| ResponseBody {
+                inner: ChainBody::D2 { body },
+            }),
+            ChainFutureProj::D4 { fut } => {
+                ready!(fut.as_mut().poll(cx))?.map(|body| ResponseBody {
+                    inner: ChainBody::D4 { body },
+                })
+            }
+            ChainFutureProj::D8 { fut } => {
+                ready!(fut.as_mut().poll(cx))?.map(|body| ResponseBody {
+                    inner: ChainBody::D8 { body },
+                })
+            }
+        };
+        Poll::Ready(Ok(res))
     }
 }
 
@@ -403,16 +588,34 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.project().inner.poll_frame(cx)
+        match self.project().inner.project() {
+            ChainBodyProj::D0 { body } => body.poll_frame(cx).map_err(Into::into),
+            ChainBodyProj::D1 { body } => body.poll_frame(cx),
+            ChainBodyProj::D2 { body } => body.poll_frame(cx),
+            ChainBodyProj::D4 { body } => body.poll_frame(cx),
+            ChainBodyProj::D8 { body } => body.poll_frame(cx),
+        }
     }
 
     #[inline]
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            ChainBody::D0 { body } => body.is_end_stream(),
+            ChainBody::D1 { body } => body.is_end_stream(),
+            ChainBody::D2 { body } => body.is_end_stream(),
+            ChainBody::D4 { body } => body.is_end_stream(),
+            ChainBody::D8 { body } => body.is_end_stream(),
+        }
     }
 
     #[inline]
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            ChainBody::D0 { body } => body.size_hint(),
+            ChainBody::D1 { body } => body.size_hint(),
+            ChainBody::D2 { body } => body.size_hint(),
+            ChainBody::D4 { body } => body.size_hint(),
+            ChainBody::D8 { body } => body.size_hint(),
+        }
     }
 }

@@ -154,16 +154,12 @@ pub(crate) fn expand_env(
     problems: &mut Vec<ConfigProblem>,
 ) {
     match value {
-        toml::Value::String(s) => {
-            if s.contains('$') {
-                match expand_str(s, env) {
-                    Ok(x) => *s = x,
-                    Err((kind, msg, hint)) => {
-                        problems.push(ConfigProblem::new(kind, path, msg).with_hint(hint));
-                    }
-                }
+        toml::Value::String(s) if s.contains('$') => match expand_str(s, env) {
+            Ok(x) => *s = x,
+            Err((kind, msg, hint)) => {
+                problems.push(ConfigProblem::new(kind, path, msg).with_hint(hint));
             }
-        }
+        },
         toml::Value::Array(a) => {
             for (i, v) in a.iter_mut().enumerate() {
                 expand_env(v, &format!("{path}[{i}]"), env, problems);

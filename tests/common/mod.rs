@@ -55,11 +55,8 @@ pub async fn spawn_axum(app: axum::Router) -> Server {
 /// into each request's extensions.
 pub async fn spawn_hyper<S, B>(make: impl Fn() -> S + Send + 'static) -> Server
 where
-    S: tower::Service<
-            Request<hyper::body::Incoming>,
-            Response = Response<B>,
-            Error = Infallible,
-        > + Clone
+    S: tower::Service<Request<hyper::body::Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
@@ -115,7 +112,11 @@ pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> (http::respons
 }
 
 /// `GET path` with the given headers.
-pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (http::response::Parts, Bytes) {
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (http::response::Parts, Bytes) {
     let mut b = Request::get(path).header("host", addr.to_string());
     for (k, v) in headers {
         b = b.header(*k, *v);
