@@ -119,7 +119,7 @@ async fn first_entry_sees_the_request_first_and_the_response_last() {
 
 #[tokio::test]
 async fn order_holds_past_the_static_depth() {
-    for n in [DEPTH - 1, DEPTH, DEPTH + 1, DEPTH + 5] {
+    for n in 1..=DEPTH + 5 {
         let stack = builder().toml_str(tags_toml(n)).build().unwrap();
         let (seen, order, _) = run(&stack).await;
         let expected: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
