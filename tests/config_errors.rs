@@ -211,3 +211,37 @@ fn every_problem_is_reported_at_once() {
     );
     assert!(e.to_string().ends_with("5 configuration errors"), "{e}");
 }
+
+#[test]
+fn bad_durations_and_quotas_in_a_plugin_table() {
+    use tower_plugins::core::{HumanDuration, Quota};
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Limits {
+        window: HumanDuration,
+        quota: Quota,
+    }
+    let build = |text: &str| {
+        PluginStack::builder()
+            .register("limits", |_: Limits, _ctx| {
+                Ok(tower::layer::util::Identity::new())
+            })
+            .toml_str(text)
+            .build()
+    };
+    assert!(build("[[plugin]]\nuse = \"limits\"\nwindow = \"10m\"\nquota = \"100/min\"\n").is_ok());
+
+    let e =
+        build("[[plugin]]\nuse = \"limits\"\nwindow = \"10 fortnights\"\nquota = \"100/min\"\n")
+            .unwrap_err();
+    let text = single(&e, ProblemKind::InvalidValue, "window", 3);
+    assert!(text.contains("invalid duration"), "{text}");
+    assert!(text.contains("hint: write a number and a unit"), "{text}");
+
+    let e =
+        build("[[plugin]]\nuse = \"limits\"\nwindow = \"1s\"\n\nquota = \"0/min\"\n").unwrap_err();
+    let text = single(&e, ProblemKind::InvalidValue, "quota", 5);
+    assert!(text.contains("invalid quota \"0/min\""), "{text}");
+}

@@ -255,11 +255,10 @@ fn classify(path: &str, message: &str) -> ConfigProblem {
         )
         .with_hint(hint);
     }
-    // Custom messages (durations, quotas, patterns) carry their hint in parentheses.
-    match message.split_once(" (") {
-        Some((m, h)) if h.ends_with(')') => ConfigProblem::new(ProblemKind::InvalidValue, path, m)
-            .with_hint(h.trim_end_matches(')')),
-        _ => ConfigProblem::new(ProblemKind::InvalidValue, path, message),
+    // Core's serde impls (durations, quotas) append their hint after "; hint: ".
+    match message.split_once("; hint: ") {
+        Some((m, h)) => ConfigProblem::new(ProblemKind::InvalidValue, path, m).with_hint(h),
+        None => ConfigProblem::new(ProblemKind::InvalidValue, path, message),
     }
 }
 

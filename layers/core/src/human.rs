@@ -248,7 +248,7 @@ mod serde_impls {
     fn first_message(e: &crate::ConfigError) -> String {
         let p = &e.problems()[0];
         match &p.hint {
-            Some(h) => format!("{} ({h})", p.message),
+            Some(h) => format!("{}; hint: {h}", p.message),
             None => p.message.clone(),
         }
     }

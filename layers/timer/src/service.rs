@@ -154,18 +154,38 @@ fn server_timing_value(
     head: Duration,
     entries: Option<&ServerTiming>,
 ) -> Option<HeaderValue> {
-    let mut out = String::with_capacity(32);
-    if let Some(entries) = entries.filter(|e| !e.is_empty()) {
-        entries.write_entries(&mut out).ok()?;
+    fn write_total(
+        out: &mut impl std::fmt::Write,
+        shared: &Shared,
+        head: Duration,
+    ) -> std::fmt::Result {
+        out.write_str(&shared.metric)?;
+        out.write_str(";dur=")?;
+        write_duration(out, head, TimeUnit::Millis, 3, false)?;
+        if let Some(d) = &shared.description {
+            out.write_str(";desc=")?;
+            write_quoted(out, d)?;
+        }
+        Ok(())
     }
-    out.push_str(&shared.metric);
-    out.push_str(";dur=");
-    write_duration(&mut out, head, TimeUnit::Millis, 3, false).ok()?;
-    if let Some(d) = &shared.description {
-        out.push_str(";desc=");
-        write_quoted(&mut out, d).ok()?;
+    match entries.filter(|e| !e.is_empty()) {
+        // The common case: only our entry, formatted on the stack (one copy, into the value).
+        None => {
+            let mut buf = StackBuf::new();
+            if write_total(&mut buf, shared, head).is_ok() {
+                return HeaderValue::from_bytes(buf.as_bytes()).ok();
+            }
+            let mut out = String::new();
+            write_total(&mut out, shared, head).ok()?;
+            HeaderValue::from_str(&out).ok()
+        }
+        Some(entries) => {
+            let mut out = String::with_capacity(64);
+            entries.write_entries(&mut out).ok()?;
+            write_total(&mut out, shared, head).ok()?;
+            HeaderValue::from_str(&out).ok()
+        }
     }
-    HeaderValue::from_str(&out).ok()
 }
 
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
