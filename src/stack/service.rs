@@ -298,8 +298,10 @@ enum Chain<S> {
     D0(S),
     D1(Slot<S>),
     D2(C2<S>),
-    D4(C4<S>),
-    D8(C8<S>),
+    // Deep chains live behind a box so that every stack service is not as large as the
+    // deepest one (it is cloned and moved on every request under axum).
+    D4(Box<C4<S>>),
+    D8(Box<C8<S>>),
 }
 
 impl<S: Clone> Clone for Chain<S> {
@@ -364,8 +366,8 @@ where
             0 => Chain::D0(inner),
             1 => Chain::D1(Slot::tail(steps, inner)),
             2 => Chain::D2(Slot::two_tail(steps, inner)),
-            3 | 4 => Chain::D4(Slot::four_tail(steps, inner)),
-            _ => Chain::D8(Slot::eight_tail(steps, inner)),
+            3 | 4 => Chain::D4(Box::new(Slot::four_tail(steps, inner))),
+            _ => Chain::D8(Box::new(Slot::eight_tail(steps, inner))),
         }
     }
 }
@@ -389,8 +391,10 @@ pin_project! {
         D0 { #[pin] body: B },
         D1 { #[pin] body: SlotBody<B> },
         D2 { #[pin] body: B2<B> },
-        D4 { #[pin] body: B4<B> },
-        D8 { #[pin] body: B8<B> },
+        // Boxed for the same reason as the deep futures: the body moves with the response,
+        // and an inline eight-slot body would make every stack's response that large.
+        D4 { body: Pin<Box<B4<B>>> },
+        D8 { body: Pin<Box<B8<B>>> },
     }
 }
 
@@ -478,7 +482,8 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let req = into_body_request(req);
+        // `Body::new` reuses a body that already is a `Body` (axum's) without boxing again.
+        let req = req.map(Body::new);
         let inner = match &mut self.inner {
             Chain::D0(s) => ChainFuture::D0 { fut: s.call(req) },
             Chain::D1(s) => ChainFuture::D1 { fut: s.call(req) },
@@ -492,23 +497,6 @@ where
         };
         ResponseFuture { inner }
     }
-}
-
-/// The request with its body as a [`Body`]: a request that already has one (axum's) is
-/// returned as it is, without moving its head or boxing its body again.
-#[inline]
-fn into_body_request<B>(req: Request<B>) -> Request<Body>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let mut slot = Some(req);
-    let same = (&mut slot as &mut dyn std::any::Any)
-        .downcast_mut::<Option<Request<Body>>>()
-        .and_then(Option::take);
-    // Exactly one of the two is `Some`; the default is never built.
-    same.or_else(|| slot.map(|req| req.map(Body::new)))
-        .unwrap_or_default()
 }
 
 pin_project! {
@@ -547,12 +535,16 @@ where
             }),
             ChainFutureProj::D4 { fut } => {
                 ready!(fut.as_mut().poll(cx))?.map(|body| ResponseBody {
-                    inner: ChainBody::D4 { body },
+                    inner: ChainBody::D4 {
+                        body: Box::pin(body),
+                    },
                 })
             }
             ChainFutureProj::D8 { fut } => {
                 ready!(fut.as_mut().poll(cx))?.map(|body| ResponseBody {
-                    inner: ChainBody::D8 { body },
+                    inner: ChainBody::D8 {
+                        body: Box::pin(body),
+                    },
                 })
             }
         };
@@ -592,8 +584,8 @@ where
             ChainBodyProj::D0 { body } => body.poll_frame(cx).map_err(Into::into),
             ChainBodyProj::D1 { body } => body.poll_frame(cx),
             ChainBodyProj::D2 { body } => body.poll_frame(cx),
-            ChainBodyProj::D4 { body } => body.poll_frame(cx),
-            ChainBodyProj::D8 { body } => body.poll_frame(cx),
+            ChainBodyProj::D4 { body } => body.as_mut().poll_frame(cx),
+            ChainBodyProj::D8 { body } => body.as_mut().poll_frame(cx),
         }
     }
 

@@ -31,7 +31,7 @@ impl TimeUnit {
         }
     }
 
-    fn nanos(self) -> u128 {
+    fn nanos(self) -> u64 {
         match self {
             TimeUnit::Seconds => 1_000_000_000,
             TimeUnit::Millis => 1_000_000,
@@ -78,6 +78,9 @@ impl Write for StackBuf {
 }
 
 /// Writes `d` in `unit` with `digits` decimals (rounded half up), then the suffix if asked.
+///
+/// Integers are written with `itoa` rather than `core::fmt`, whose padding machinery cost more
+/// than the rest of the timer together.
 pub(crate) fn write_duration(
     out: &mut impl Write,
     d: Duration,
@@ -85,14 +88,35 @@ pub(crate) fn write_duration(
     digits: u8,
     suffix: bool,
 ) -> fmt::Result {
-    let scale = 10u128.pow(u32::from(digits));
+    let scale = 10u64.pow(u32::from(digits));
     let unit_ns = unit.nanos();
-    let scaled = (d.as_nanos() * scale + unit_ns / 2) / unit_ns;
-    let (int, frac) = (scaled / scale, scaled % scale);
-    if digits == 0 {
-        write!(out, "{int}")?;
-    } else {
-        write!(out, "{int}.{frac:0width$}", width = usize::from(digits))?;
+    let nanos = d.as_nanos();
+    // u64 arithmetic for any realistic duration; u128 only if it would overflow.
+    let (int, frac) = match u64::try_from(nanos)
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .and_then(|n| n.checked_add(unit_ns / 2))
+    {
+        Some(n) => {
+            let scaled = n / unit_ns;
+            (scaled / scale, scaled % scale)
+        }
+        None => {
+            let scaled =
+                (nanos * u128::from(scale) + u128::from(unit_ns / 2)) / u128::from(unit_ns);
+            let int = u64::try_from(scaled / u128::from(scale)).unwrap_or(u64::MAX);
+            (int, (scaled % u128::from(scale)) as u64)
+        }
+    };
+    let mut buf = itoa::Buffer::new();
+    out.write_str(buf.format(int))?;
+    if digits > 0 {
+        out.write_char('.')?;
+        let f = buf.format(frac);
+        for _ in f.len()..usize::from(digits) {
+            out.write_char('0')?;
+        }
+        out.write_str(f)?;
     }
     if suffix {
         out.write_str(unit.suffix())?;
