@@ -25,6 +25,45 @@ use tower_service::Service;
 use super::registry::{DynLayer, Next, Step, into_body_response};
 use crate::{Body, BoxError};
 
+/// Implements `http_body::Body` (`Bytes` data, boxed errors) for a pin-projected enum whose
+/// every variant holds one body in a pinned `body` field.
+macro_rules! enum_body {
+    ($ty:ident, $proj:ident, [$($variant:ident),+ $(,)?]) => {
+        impl<B> http_body::Body for $ty<B>
+        where
+            B: http_body::Body<Data = Bytes>,
+            B::Error: Into<BoxError>,
+        {
+            type Data = Bytes;
+            type Error = BoxError;
+
+            #[inline]
+            fn poll_frame(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+                match self.project() {
+                    $($proj::$variant { body } => body.poll_frame(cx).map_err(Into::into),)+
+                }
+            }
+
+            #[inline]
+            fn is_end_stream(&self) -> bool {
+                match self {
+                    $($ty::$variant { body } => body.is_end_stream(),)+
+                }
+            }
+
+            #[inline]
+            fn size_hint(&self) -> SizeHint {
+                match self {
+                    $($ty::$variant { body } => body.size_hint(),)+
+                }
+            }
+        }
+    };
+}
+
 /// How many entries the stack composes statically; entries past it are composed with their
 /// types erased inside the last slot.
 pub const DEPTH: usize = 8;
@@ -239,44 +278,7 @@ pin_project! {
     }
 }
 
-impl<B> http_body::Body for SlotBody<B>
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    #[inline]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.project() {
-            SlotBodyProj::Pass { body } => body.poll_frame(cx).map_err(Into::into),
-            SlotBodyProj::Timer { body } => body.poll_frame(cx).map_err(Into::into),
-            SlotBodyProj::Dyn { body } => body.poll_frame(cx).map_err(Into::into),
-        }
-    }
-
-    #[inline]
-    fn is_end_stream(&self) -> bool {
-        match self {
-            SlotBody::Pass { body } => body.is_end_stream(),
-            SlotBody::Timer { body } => body.is_end_stream(),
-            SlotBody::Dyn { body } => body.is_end_stream(),
-        }
-    }
-
-    #[inline]
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            SlotBody::Pass { body } => body.size_hint(),
-            SlotBody::Timer { body } => body.size_hint(),
-            SlotBody::Dyn { body } => body.size_hint(),
-        }
-    }
-}
+enum_body!(SlotBody, SlotBodyProj, [Pass, Timer, Dyn]);
 
 type C2<S> = Slot<Slot<S>>;
 type C4<S> = C2<C2<S>>;
@@ -393,8 +395,8 @@ pin_project! {
         D2 { #[pin] body: B2<B> },
         // Boxed for the same reason as the deep futures: the body moves with the response,
         // and an inline eight-slot body would make every stack's response that large.
-        D4 { body: Pin<Box<B4<B>>> },
-        D8 { body: Pin<Box<B8<B>>> },
+        D4 { #[pin] body: Pin<Box<B4<B>>> },
+        D8 { #[pin] body: Pin<Box<B8<B>>> },
     }
 }
 
@@ -580,34 +582,18 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.project().inner.project() {
-            ChainBodyProj::D0 { body } => body.poll_frame(cx).map_err(Into::into),
-            ChainBodyProj::D1 { body } => body.poll_frame(cx),
-            ChainBodyProj::D2 { body } => body.poll_frame(cx),
-            ChainBodyProj::D4 { body } => body.as_mut().poll_frame(cx),
-            ChainBodyProj::D8 { body } => body.as_mut().poll_frame(cx),
-        }
+        self.project().inner.poll_frame(cx)
     }
 
     #[inline]
     fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            ChainBody::D0 { body } => body.is_end_stream(),
-            ChainBody::D1 { body } => body.is_end_stream(),
-            ChainBody::D2 { body } => body.is_end_stream(),
-            ChainBody::D4 { body } => body.is_end_stream(),
-            ChainBody::D8 { body } => body.is_end_stream(),
-        }
+        self.inner.is_end_stream()
     }
 
     #[inline]
     fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            ChainBody::D0 { body } => body.size_hint(),
-            ChainBody::D1 { body } => body.size_hint(),
-            ChainBody::D2 { body } => body.size_hint(),
-            ChainBody::D4 { body } => body.size_hint(),
-            ChainBody::D8 { body } => body.size_hint(),
-        }
+        self.inner.size_hint()
     }
 }
+
+enum_body!(ChainBody, ChainBodyProj, [D0, D1, D2, D4, D8]);

@@ -243,3 +243,45 @@ fn stack_types_are_clone_send_sync() {
     assert_all(&stack.layer());
     assert_all(&stack.layer().layer(app()));
 }
+
+#[tokio::test]
+async fn poll_ready_is_passed_through_every_slot() {
+    for n in [0, 1, 2, 3, 5, 9] {
+        let stack = builder().toml_str(tags_toml(n)).build().unwrap();
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        // The stack wraps infallible services; the mock's error type is boxed.
+        let inner = mock.map_err(|e: crate::BoxError| -> Infallible { panic!("mock: {e}") });
+        let mut svc = tower_test::mock::Spawn::new(stack.layer().layer(inner));
+        handle.allow(0);
+        assert!(
+            svc.poll_ready::<Request<Body>>().is_pending(),
+            "{n} entries"
+        );
+        handle.allow(1);
+        assert!(svc.poll_ready::<Request<Body>>().is_ready(), "{n} entries");
+        let fut = svc.call(Request::new(Body::empty()));
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_response(Response::new(Body::from("ok")));
+        let res = fut.await.unwrap();
+        assert_eq!(res.headers().get_all("x-order").iter().count(), n);
+    }
+}
+
+#[tokio::test]
+async fn composes_with_service_builder() {
+    let stack = builder()
+        .toml_str("[[plugin]]\nuse = \"timer\"\n".to_owned() + &tags_toml(1))
+        .build()
+        .unwrap();
+    let svc = tower::ServiceBuilder::new()
+        .map_request(|req: Request<http_body_util::Full<bytes::Bytes>>| req)
+        .layer(stack.layer())
+        .service(app());
+    let res = svc
+        .oneshot(Request::new(http_body_util::Full::new(bytes::Bytes::new())))
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("x-response-time"));
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "t0");
+}

@@ -33,6 +33,11 @@ impl<S> Timer<S> {
         }
     }
 
+    /// A [`TimerLayer`](crate::TimerLayer) with the default settings.
+    pub fn layer() -> crate::TimerLayer {
+        crate::TimerLayer::new()
+    }
+
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner

@@ -130,3 +130,17 @@ fn layer_and_service_are_clone_send_sync() {
     assert_all::<TimerLayer>();
     assert_all::<crate::Timer<tower::util::BoxCloneSyncService<Request<()>, Response<()>, ()>>>();
 }
+
+#[tokio::test]
+async fn poll_ready_is_passed_through() {
+    let (mut svc, mut handle) =
+        tower_test::mock::spawn_layer::<Request<()>, Response<Full<Bytes>>, _>(TimerLayer::new());
+    handle.allow(0);
+    assert!(svc.poll_ready().is_pending());
+    handle.allow(1);
+    assert!(svc.poll_ready().is_ready());
+    let fut = svc.call(Request::new(()));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(Response::new(Full::new(Bytes::new())));
+    assert!(fut.await.unwrap().headers().contains_key("x-response-time"));
+}
