@@ -243,6 +243,34 @@ pin_project! {
     }
 }
 
+impl<F, B> SlotFuture<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+    B: http_body::Body<Data = Bytes>,
+{
+    /// Polls, wrapping the body in this slot's variant and then in `wrap`: one move of the
+    /// response for both, where mapping twice would move it twice.
+    #[inline]
+    fn poll_wrapped<T>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        wrap: impl FnOnce(SlotBody<B>) -> T,
+    ) -> Poll<Result<Response<T>, Infallible>> {
+        let res = match self.project() {
+            SlotFutureProj::Pass { fut } => {
+                ready!(fut.poll(cx))?.map(|body| wrap(SlotBody::Pass { body }))
+            }
+            SlotFutureProj::Timer { fut } => {
+                ready!(fut.poll(cx))?.map(|body| wrap(SlotBody::Timer { body }))
+            }
+            SlotFutureProj::Dyn { fut } => {
+                ready!(fut.as_mut().poll(cx))?.map(|body| wrap(SlotBody::Dyn { body }))
+            }
+        };
+        Poll::Ready(Ok(res))
+    }
+}
+
 impl<F, B> Future for SlotFuture<F>
 where
     F: Future<Output = Result<Response<B>, Infallible>>,
@@ -252,18 +280,7 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let res = match self.project() {
-            SlotFutureProj::Pass { fut } => {
-                ready!(fut.poll(cx))?.map(|body| SlotBody::Pass { body })
-            }
-            SlotFutureProj::Timer { fut } => {
-                ready!(fut.poll(cx))?.map(|body| SlotBody::Timer { body })
-            }
-            SlotFutureProj::Dyn { fut } => {
-                ready!(fut.as_mut().poll(cx))?.map(|body| SlotBody::Dyn { body })
-            }
-        };
-        Poll::Ready(Ok(res))
+        self.poll_wrapped(cx, |body| body)
     }
 }
 
@@ -529,12 +546,12 @@ where
             ChainFutureProj::D0 { fut } => ready!(fut.poll(cx))?.map(|body| ResponseBody {
                 inner: ChainBody::D0 { body },
             }),
-            ChainFutureProj::D1 { fut } => ready!(fut.poll(cx))?.map(|body| ResponseBody {
+            ChainFutureProj::D1 { fut } => ready!(fut.poll_wrapped(cx, |body| ResponseBody {
                 inner: ChainBody::D1 { body },
-            }),
-            ChainFutureProj::D2 { fut } => ready!(fut.poll(cx))?.map(|body| ResponseBody {
+            }))?,
+            ChainFutureProj::D2 { fut } => ready!(fut.poll_wrapped(cx, |body| ResponseBody {
                 inner: ChainBody::D2 { body },
-            }),
+            }))?,
             ChainFutureProj::D4 { fut } => {
                 ready!(fut.as_mut().poll(cx))?.map(|body| ResponseBody {
                     inner: ChainBody::D4 {
