@@ -1,0 +1,229 @@
+//! [`CorsConfig`]: the `use = "cors"` table of a plugin stack.
+
+use std::fmt;
+
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use tower_plugins_core::{ConfigError, HumanDuration, ProblemKind, Problems};
+
+use crate::{AllowOrigin, CorsLayer};
+
+/// A setting written either as one string (`"*"`, `"mirror"`) or as a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OneOrMany {
+    /// A single word.
+    One(String),
+    /// A list.
+    Many(Vec<String>),
+}
+
+impl Default for OneOrMany {
+    fn default() -> Self {
+        OneOrMany::Many(Vec::new())
+    }
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany::Many(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The CORS plugin's configuration, as written in a plugin stack file.
+///
+/// ```toml
+/// [[plugin]]
+/// use = "cors"
+/// allow_origins = ["https://app.example.com", "https://*.example.org", "http://localhost:*"]
+/// allow_origin_regex = ['^https://pr-\d+\.preview\.example\.com$']
+/// allow_methods = ["GET", "POST", "PUT", "DELETE"]   # or ["*"]
+/// allow_headers = ["content-type", "x-request-id"]   # or "*", or "mirror"
+/// expose_headers = ["x-response-time"]               # or ["*"]
+/// allow_credentials = false
+/// max_age = "10m"
+/// allow_private_network = false
+/// preflight_status = 204
+/// strict = false            # answer disallowed preflights 403
+/// override_handler = false  # replace CORS headers the handler set
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins, `*.` patterns, `:*` ports, `"null"`; or `"*"` / `"mirror"` alone.
+    pub allow_origins: OneOrMany,
+    /// Regexes matched against the whole origin.
+    pub allow_origin_regex: Vec<String>,
+    /// Methods a preflight may ask for, or `["*"]`. Default `GET, HEAD, POST`.
+    pub allow_methods: OneOrMany,
+    /// Request headers a preflight may ask for, `"*"`, or `"mirror"`.
+    pub allow_headers: OneOrMany,
+    /// Response headers pages may read, or `["*"]`.
+    pub expose_headers: OneOrMany,
+    /// Whether credentialed requests are allowed.
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer.
+    pub max_age: Option<HumanDuration>,
+    /// Whether Private Network Access preflights are allowed.
+    pub allow_private_network: bool,
+    /// The status of an allowed preflight, 200 to 299. Default 204.
+    pub preflight_status: u16,
+    /// Answer disallowed preflights 403.
+    pub strict: bool,
+    /// Replace CORS headers the handler set.
+    pub override_handler: bool,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            allow_origins: OneOrMany::default(),
+            allow_origin_regex: Vec::new(),
+            allow_methods: OneOrMany::Many(vec!["GET".into(), "HEAD".into(), "POST".into()]),
+            allow_headers: OneOrMany::default(),
+            expose_headers: OneOrMany::default(),
+            allow_credentials: false,
+            max_age: None,
+            allow_private_network: false,
+            preflight_status: 204,
+            strict: false,
+            override_handler: false,
+        }
+    }
+}
+
+/// `["*"]` and `"*"` both mean the wildcard.
+fn is_star(v: &OneOrMany) -> bool {
+    match v {
+        OneOrMany::One(s) => s.trim() == "*",
+        OneOrMany::Many(l) => l.len() == 1 && l[0].trim() == "*",
+    }
+}
+
+fn list(v: &OneOrMany) -> Vec<String> {
+    match v {
+        OneOrMany::One(s) => vec![s.clone()],
+        OneOrMany::Many(l) => l.clone(),
+    }
+}
+
+impl TryFrom<CorsConfig> for CorsLayer {
+    type Error = ConfigError;
+
+    fn try_from(c: CorsConfig) -> Result<Self, ConfigError> {
+        let mut p = Problems::new();
+        let mut layer = CorsLayer::new();
+
+        let origins = match &c.allow_origins {
+            o if is_star(o) => Some(AllowOrigin::any()),
+            OneOrMany::One(s) if s.trim() == "mirror" => Some(AllowOrigin::mirror()),
+            o => p.check("allow_origins", AllowOrigin::list(list(o))),
+        };
+        if let Some(origins) = origins {
+            let origins = if c.allow_origin_regex.is_empty() {
+                Some(origins)
+            } else {
+                p.check("allow_origin_regex", origins.regexes(&c.allow_origin_regex))
+            };
+            if let Some(o) = origins {
+                if o.is_empty() {
+                    p.push(
+                        ProblemKind::MissingKey,
+                        "allow_origins",
+                        "no origin is allowed: set allow_origins or allow_origin_regex",
+                    );
+                }
+                layer = layer.allow_origin(o);
+            }
+        }
+
+        if is_star(&c.allow_methods) {
+            layer = layer.allow_any_method();
+        } else {
+            let mut methods = Vec::new();
+            for (i, m) in list(&c.allow_methods).iter().enumerate() {
+                let m = m.trim();
+                if m == "*" {
+                    p.push(
+                        ProblemKind::InvalidValue,
+                        format!("allow_methods[{i}]"),
+                        "`*` inside a list of methods",
+                    );
+                    continue;
+                }
+                match Method::from_bytes(m.as_bytes()) {
+                    // Methods are case-sensitive; browsers upper-case only the standard ones.
+                    Ok(method) => methods.push(method),
+                    Err(_) => p.push(
+                        ProblemKind::InvalidValue,
+                        format!("allow_methods[{i}]"),
+                        format!("{m:?} is not a valid method"),
+                    ),
+                }
+            }
+            layer = layer.allow_methods(methods);
+        }
+
+        match &c.allow_headers {
+            h if is_star(h) => layer = layer.allow_any_header(),
+            OneOrMany::One(s) if s.trim() == "mirror" => layer = layer.mirror_request_headers(),
+            h => {
+                if let Some(l) = p.check("allow_headers", layer.clone().allow_headers(list(h))) {
+                    layer = l;
+                }
+            }
+        }
+
+        if is_star(&c.expose_headers) {
+            layer = layer.expose_any_header();
+        } else if let Some(l) = p.check(
+            "expose_headers",
+            layer.clone().expose_headers(list(&c.expose_headers)),
+        ) {
+            layer = l;
+        }
+
+        match StatusCode::from_u16(c.preflight_status) {
+            Ok(status) => {
+                if let Some(l) = p.check("", layer.clone().preflight_status(status)) {
+                    layer = l;
+                }
+            }
+            Err(_) => p.push(
+                ProblemKind::InvalidValue,
+                "preflight_status",
+                format!("{} is not an HTTP status", c.preflight_status),
+            ),
+        }
+
+        if let Some(max_age) = c.max_age {
+            layer = layer.max_age(max_age.get());
+        }
+        layer = layer
+            .allow_credentials(c.allow_credentials)
+            .allow_private_network(c.allow_private_network)
+            .strict(c.strict)
+            .override_handler(c.override_handler);
+        if let Err(e) = layer.check() {
+            p.add("", e);
+        }
+        p.finish(layer)
+    }
+}

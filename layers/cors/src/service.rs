@@ -1,0 +1,404 @@
+//! [`Cors`] and its [`ResponseFuture`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, CONTENT_TYPE, ORIGIN, VARY,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_plugins_core::PluginBody;
+use tower_service::Service;
+
+use crate::layer::{AllowHeaders, AllowMethods, Shared};
+use crate::origin::OriginRequest;
+
+/// At most this many bytes of `Access-Control-Request-Headers` are read; a longer list is
+/// refused rather than parsed.
+pub(crate) const MAX_REQUEST_HEADERS_LEN: usize = 4096;
+/// At most this many names in `Access-Control-Request-Headers`.
+pub(crate) const MAX_REQUEST_HEADERS: usize = 64;
+
+const ACRPN: HeaderName = HeaderName::from_static("access-control-request-private-network");
+const ACAPN: HeaderName = HeaderName::from_static("access-control-allow-private-network");
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+const STAR: HeaderValue = HeaderValue::from_static("*");
+const PREFLIGHT_VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
+
+/// The CORS service. See the [crate docs](crate) for an example.
+#[derive(Clone)]
+pub struct Cors<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S> Cors<S> {
+    /// Wraps `inner` with the rules of `layer`.
+    pub fn new(inner: S, layer: &crate::CorsLayer) -> Self {
+        Cors {
+            inner,
+            shared: layer.shared.clone(),
+        }
+    }
+
+    /// A new [`CorsLayer`](crate::CorsLayer), which allows no origin until told.
+    pub fn layer() -> crate::CorsLayer {
+        crate::CorsLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the service, returning the inner one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Cors<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cors").field("inner", &self.inner).finish()
+    }
+}
+
+/// The request's single `Origin`: `Ok(None)` when absent, `Err(())` when repeated or not
+/// text (such a request is treated as coming from an origin that is not allowed).
+fn single_origin(headers: &HeaderMap) -> Result<Option<&HeaderValue>, ()> {
+    let mut all = headers.get_all(ORIGIN).iter();
+    match (all.next(), all.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => Ok(Some(v)),
+        (Some(_), Some(_)) => Err(()),
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Cors<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<PluginBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let s = &*self.shared;
+        let vary = s.origins.varies();
+        let origin = match single_origin(req.headers()) {
+            Ok(None) => {
+                return ResponseFuture {
+                    kind: Kind::Actual {
+                        fut: self.inner.call(req),
+                        allow: None,
+                        vary,
+                    },
+                };
+            }
+            Ok(Some(v)) => v.to_str().ok().map(|text| (v, text)),
+            Err(()) => None,
+        };
+        let allowed = origin.filter(|(_, text)| {
+            s.origins.allows(&OriginRequest {
+                origin: text,
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+            })
+        });
+        let acao = allowed.map(|(v, _)| if s.origins.is_any() { STAR } else { v.clone() });
+
+        if req.method() == Method::OPTIONS
+            && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return ResponseFuture {
+                kind: Kind::Preflight {
+                    res: Some(preflight(s, req.headers(), acao)),
+                },
+            };
+        }
+        let allow = acao.map(|v| Allow {
+            origin: v,
+            shared: self.shared.clone(),
+        });
+        ResponseFuture {
+            kind: Kind::Actual {
+                fut: self.inner.call(req),
+                allow,
+                vary,
+            },
+        }
+    }
+}
+
+/// Why a preflight was refused (the body of a `strict` 403).
+fn refusal<B>(s: &Shared, why: &str) -> Response<PluginBody<B>> {
+    let mut res = if s.strict {
+        let mut r = Response::new(PluginBody::full(format!("CORS preflight refused: {why}\n")));
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    } else {
+        let mut r = Response::new(PluginBody::empty());
+        *r.status_mut() = s.preflight_status;
+        r
+    };
+    res.headers_mut().insert(VARY, PREFLIGHT_VARY);
+    res
+}
+
+fn is_safelisted_method(m: &[u8]) -> bool {
+    matches!(m, b"GET" | b"HEAD" | b"POST")
+}
+
+/// Header names browsers never need permission for, even when they list them.
+fn is_safelisted_header(name: &str) -> bool {
+    matches!(name, "accept" | "accept-language" | "content-language")
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
+fn preflight<B>(
+    s: &Shared,
+    headers: &HeaderMap,
+    acao: Option<HeaderValue>,
+) -> Response<PluginBody<B>> {
+    let Some(acao) = acao else {
+        return refusal(s, "origin not allowed");
+    };
+
+    // The method: one token; safelisted methods never need permission.
+    let mut acrm = headers.get_all(ACCESS_CONTROL_REQUEST_METHOD).iter();
+    let (Some(method), None) = (acrm.next(), acrm.next()) else {
+        return refusal(s, "malformed Access-Control-Request-Method");
+    };
+    let method_bytes = method.as_bytes();
+    let method_ok = match Method::from_bytes(method_bytes) {
+        Err(_) => return refusal(s, "malformed Access-Control-Request-Method"),
+        Ok(m) => {
+            is_safelisted_method(method_bytes)
+                || match &s.methods {
+                    AllowMethods::Any => true,
+                    AllowMethods::List(list, _) => list.contains(&m),
+                }
+        }
+    };
+    if !method_ok {
+        return refusal(s, "method not allowed");
+    }
+
+    // The headers: a bounded comma-separated list of names.
+    let mut total = 0;
+    let mut count = 0;
+    let mut wants_authorization = false;
+    let mut mirrored = String::new();
+    for value in headers.get_all(ACCESS_CONTROL_REQUEST_HEADERS) {
+        total += value.len();
+        if total > MAX_REQUEST_HEADERS_LEN {
+            return refusal(s, "Access-Control-Request-Headers is too long");
+        }
+        let Ok(text) = value.to_str() else {
+            return refusal(s, "malformed Access-Control-Request-Headers");
+        };
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            count += 1;
+            if count > MAX_REQUEST_HEADERS || !is_token(name) {
+                return refusal(s, "malformed Access-Control-Request-Headers");
+            }
+            let lower = name.to_ascii_lowercase();
+            let ok = is_safelisted_header(&lower)
+                || match &s.headers {
+                    AllowHeaders::Any | AllowHeaders::Mirror => true,
+                    AllowHeaders::List(set, _) => {
+                        HeaderName::from_bytes(lower.as_bytes()).is_ok_and(|h| set.contains(&h))
+                    }
+                };
+            if !ok {
+                return refusal(s, &format!("header `{lower}` not allowed"));
+            }
+            if lower == "authorization" {
+                wants_authorization = true;
+            }
+            if s.headers == AllowHeaders::Mirror {
+                if !mirrored.is_empty() {
+                    mirrored.push_str(", ");
+                }
+                mirrored.push_str(&lower);
+            }
+        }
+    }
+
+    // Private Network Access.
+    let wants_private = headers
+        .get(ACRPN)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    if wants_private && !s.private_network {
+        return refusal(s, "private network access not allowed");
+    }
+
+    let mut res = Response::new(PluginBody::empty());
+    *res.status_mut() = s.preflight_status;
+    let h = res.headers_mut();
+    let credentials = s.credentials && acao != STAR;
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao);
+    if credentials {
+        h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+    }
+    match &s.methods {
+        AllowMethods::Any if !credentials => {
+            h.insert(ACCESS_CONTROL_ALLOW_METHODS, STAR);
+        }
+        // `*` means a method named "*" with credentials: name the one asked for.
+        AllowMethods::Any => {
+            h.insert(ACCESS_CONTROL_ALLOW_METHODS, method.clone());
+        }
+        AllowMethods::List(_, Some(v)) => {
+            h.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
+        }
+        AllowMethods::List(_, None) => {}
+    }
+    match &s.headers {
+        AllowHeaders::List(_, Some(v)) => {
+            h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+        }
+        AllowHeaders::List(_, None) => {}
+        AllowHeaders::Any if !credentials => {
+            let v = if wants_authorization {
+                HeaderValue::from_static("*, authorization")
+            } else {
+                STAR
+            };
+            h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v);
+        }
+        AllowHeaders::Any | AllowHeaders::Mirror => {
+            if let Ok(v) = HeaderValue::from_str(&mirrored) {
+                if !mirrored.is_empty() {
+                    h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v);
+                }
+            }
+        }
+    }
+    if let Some(max_age) = &s.max_age {
+        h.insert(ACCESS_CONTROL_MAX_AGE, max_age.clone());
+    }
+    if wants_private {
+        h.insert(ACAPN, TRUE);
+    }
+    h.insert(VARY, PREFLIGHT_VARY);
+    res
+}
+
+/// What an allowed actual request adds to its response.
+struct Allow {
+    origin: HeaderValue,
+    shared: Arc<Shared>,
+}
+
+pin_project! {
+    /// The response future of [`Cors`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Actual { #[pin] fut: F, allow: Option<Allow>, vary: bool },
+        Preflight { res: Option<Response<PluginBody<B>>> },
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<PluginBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Preflight { res } => match res.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                // Polled after completion: answer again rather than panic.
+                None => Poll::Ready(Ok(Response::new(PluginBody::empty()))),
+            },
+            KindProj::Actual { fut, allow, vary } => {
+                let res = ready!(fut.poll(cx))?;
+                let (mut parts, body) = res.into_parts();
+                if let Some(allow) = allow.take() {
+                    apply_actual(&mut parts.headers, allow);
+                }
+                if *vary {
+                    append_vary(&mut parts.headers, "origin");
+                }
+                Poll::Ready(Ok(Response::from_parts(parts, PluginBody::inner(body))))
+            }
+        }
+    }
+}
+
+fn apply_actual(h: &mut HeaderMap, allow: Allow) {
+    let s = &*allow.shared;
+    let force = s.override_handler;
+    if !force && h.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN) {
+        // The handler answered CORS itself for this response.
+        return;
+    }
+    let credentials = s.credentials && allow.origin != STAR;
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow.origin);
+    if credentials && (force || !h.contains_key(ACCESS_CONTROL_ALLOW_CREDENTIALS)) {
+        h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+    }
+    if let Some(expose) = &s.expose {
+        if force || !h.contains_key(ACCESS_CONTROL_EXPOSE_HEADERS) {
+            h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+        }
+    }
+}
+
+/// Adds `name` to `Vary` unless it is listed already or `Vary: *` is set. Values the handler
+/// wrote are kept.
+pub(crate) fn append_vary(h: &mut HeaderMap, name: &'static str) {
+    for v in h.get_all(VARY) {
+        let Ok(text) = v.to_str() else { continue };
+        for item in text.split(',') {
+            let item = item.trim();
+            if item == "*" || item.eq_ignore_ascii_case(name) {
+                return;
+            }
+        }
+    }
+    h.append(VARY, HeaderValue::from_static(name));
+}
