@@ -8,6 +8,7 @@
 //! | plugin (`use = ...`) | crate | feature |
 //! |---|---|---|
 //! | `timer` | [`tower-plugins-timer`](timer) | `timer` |
+//! | `cors` | [`tower-plugins-cors`](cors) | `cors` |
 //!
 //! # Example
 //!
@@ -28,6 +29,7 @@
 //!
 //! # Features
 //! - `timer` (default): the timer plugin and its re-export as [`timer`].
+//! - `cors` (default): the CORS plugin and its re-export as [`cors`].
 //! - `axum` (default): read the client's peer address from axum's `ConnectInfo` too.
 //! - `full`: everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -49,6 +51,10 @@ pub use tower_plugins_core::{ConfigError, ConfigProblem, Location, ProblemKind};
 /// The timer plugin: `X-Response-Time` and `Server-Timing`.
 #[cfg(feature = "timer")]
 pub use tower_plugins_timer as timer;
+
+/// The CORS plugin: Fetch-standard CORS with validated rules.
+#[cfg(feature = "cors")]
+pub use tower_plugins_cors as cors;
 
 /// A boxed error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

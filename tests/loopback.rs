@@ -218,3 +218,44 @@ async fn hostile_requests_get_responses() {
     assert_eq!(parts.status, 404);
     assert!(parts.headers.contains_key("x-response-time"));
 }
+
+#[cfg(feature = "cors")]
+#[tokio::test]
+async fn demo_cors_over_a_real_socket() {
+    let server = spawn_axum(app::router().layer(demo_stack().layer())).await;
+    let dev = "http://localhost:5173";
+    let preflight = Request::options("/api/items")
+        .header("host", "x")
+        .header("origin", dev)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (parts, body) = send(server.addr, preflight).await;
+    assert_eq!(parts.status, 204);
+    assert!(body.is_empty());
+    assert_eq!(parts.headers["access-control-allow-origin"], dev);
+    assert_eq!(parts.headers["access-control-allow-methods"], "GET, POST");
+    assert_eq!(
+        parts.headers["access-control-allow-headers"],
+        "content-type"
+    );
+    assert_eq!(parts.headers["access-control-max-age"], "600");
+
+    let (parts, _) = get(server.addr, "/api/items", &[("origin", dev)]).await;
+    assert_eq!(parts.headers["access-control-allow-origin"], dev);
+    assert_eq!(
+        parts.headers["access-control-expose-headers"],
+        "x-response-time, server-timing"
+    );
+    assert!(parts.headers.contains_key("x-response-time"));
+
+    let (parts, _) = get(
+        server.addr,
+        "/api/items",
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert!(!parts.headers.contains_key("access-control-allow-origin"));
+    assert_eq!(parts.headers["vary"], "origin");
+}

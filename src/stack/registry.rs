@@ -49,6 +49,8 @@ impl PluginContext {
 pub(crate) enum Step {
     #[cfg(feature = "timer")]
     Timer(tower_plugins_timer::TimerLayer),
+    #[cfg(feature = "cors")]
+    Cors(tower_plugins_cors::CorsLayer),
     Dyn(DynLayer),
 }
 
@@ -106,7 +108,7 @@ impl fmt::Debug for Registry {
 }
 
 /// Built-in plugin names, whether or not their feature is compiled in, with the feature.
-pub(crate) const BUILT_IN: &[(&str, &str)] = &[("timer", "timer")];
+pub(crate) const BUILT_IN: &[(&str, &str)] = &[("timer", "timer"), ("cors", "cors")];
 
 impl Registry {
     pub(crate) fn with_built_ins() -> Self {
@@ -121,6 +123,18 @@ impl Registry {
                 Ok(Built {
                     summary: layer.describe(),
                     step: Step::Timer(layer),
+                })
+            }),
+        );
+        #[cfg(feature = "cors")]
+        r.kinds.insert(
+            "cors".to_owned(),
+            Arc::new(|table, _ctx| {
+                let cfg: tower_plugins_cors::CorsConfig = deserialize(table)?;
+                let layer = tower_plugins_cors::CorsLayer::try_from(cfg)?;
+                Ok(Built {
+                    summary: layer.describe(),
+                    step: Step::Cors(layer),
                 })
             }),
         );

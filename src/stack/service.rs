@@ -76,6 +76,14 @@ type TimerBody<B> = tower_plugins_timer::ResponseBody<B>;
 type TimerFuture<F> = Off<F>;
 #[cfg(not(feature = "timer"))]
 type TimerBody<B> = Off<B>;
+#[cfg(feature = "cors")]
+type CorsFuture<F> = tower_plugins_cors::ResponseFuture<F>;
+#[cfg(feature = "cors")]
+type CorsBody<B> = tower_plugins_core::PluginBody<B>;
+#[cfg(not(feature = "cors"))]
+type CorsFuture<F> = Off<F>;
+#[cfg(not(feature = "cors"))]
+type CorsBody<B> = Off<B>;
 
 /// The future and body of a plugin whose feature is off: a type with no value, so its slot
 /// variants exist (pin-project-lite cannot `cfg` them away) but are never built.
@@ -114,6 +122,8 @@ enum SlotKind<N> {
     Pass(N),
     #[cfg(feature = "timer")]
     Timer(tower_plugins_timer::Timer<N>),
+    #[cfg(feature = "cors")]
+    Cors(tower_plugins_cors::Cors<N>),
     Dyn(Next),
 }
 
@@ -124,6 +134,8 @@ impl<N: Clone> Clone for Slot<N> {
                 SlotKind::Pass(n) => SlotKind::Pass(n.clone()),
                 #[cfg(feature = "timer")]
                 SlotKind::Timer(t) => SlotKind::Timer(t.clone()),
+                #[cfg(feature = "cors")]
+                SlotKind::Cors(c) => SlotKind::Cors(c.clone()),
                 SlotKind::Dyn(d) => SlotKind::Dyn(d.clone()),
             },
         }
@@ -136,6 +148,8 @@ impl<N> fmt::Debug for Slot<N> {
             SlotKind::Pass(_) => "pass",
             #[cfg(feature = "timer")]
             SlotKind::Timer(_) => "timer",
+            #[cfg(feature = "cors")]
+            SlotKind::Cors(_) => "cors",
             SlotKind::Dyn(_) => "dyn",
         };
         f.debug_tuple("Slot").field(&k).finish()
@@ -161,6 +175,8 @@ fn apply_dyn(step: &Step, next: Next) -> Next {
     match step {
         #[cfg(feature = "timer")]
         Step::Timer(l) => erase(l.layer(next)),
+        #[cfg(feature = "cors")]
+        Step::Cors(l) => erase(l.layer(next)),
         Step::Dyn(DynLayer(f)) => f(next),
     }
 }
@@ -182,6 +198,8 @@ where
             None => SlotKind::Pass(inner),
             #[cfg(feature = "timer")]
             Some(Step::Timer(l)) => SlotKind::Timer(l.layer(inner)),
+            #[cfg(feature = "cors")]
+            Some(Step::Cors(l)) => SlotKind::Cors(l.layer(inner)),
             Some(Step::Dyn(DynLayer(f))) => SlotKind::Dyn(f(erase(inner))),
         };
         Slot { kind }
@@ -217,6 +235,8 @@ where
             SlotKind::Pass(n) => n.poll_ready(cx),
             #[cfg(feature = "timer")]
             SlotKind::Timer(t) => t.poll_ready(cx),
+            #[cfg(feature = "cors")]
+            SlotKind::Cors(c) => c.poll_ready(cx),
             SlotKind::Dyn(d) => d.poll_ready(cx),
         }
     }
@@ -227,6 +247,8 @@ where
             SlotKind::Pass(n) => SlotFuture::Pass { fut: n.call(req) },
             #[cfg(feature = "timer")]
             SlotKind::Timer(t) => SlotFuture::Timer { fut: t.call(req) },
+            #[cfg(feature = "cors")]
+            SlotKind::Cors(c) => SlotFuture::Cors { fut: c.call(req) },
             SlotKind::Dyn(d) => SlotFuture::Dyn { fut: d.call(req) },
         }
     }
@@ -239,6 +261,7 @@ pin_project! {
     pub enum SlotFuture<F> {
         Pass { #[pin] fut: F },
         Timer { #[pin] fut: TimerFuture<F> },
+        Cors { #[pin] fut: CorsFuture<F> },
         Dyn { fut: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> },
     }
 }
@@ -262,6 +285,9 @@ where
             }
             SlotFutureProj::Timer { fut } => {
                 ready!(fut.poll(cx))?.map(|body| wrap(SlotBody::Timer { body }))
+            }
+            SlotFutureProj::Cors { fut } => {
+                ready!(fut.poll(cx))?.map(|body| wrap(SlotBody::Cors { body }))
             }
             SlotFutureProj::Dyn { fut } => {
                 ready!(fut.as_mut().poll(cx))?.map(|body| wrap(SlotBody::Dyn { body }))
@@ -291,11 +317,12 @@ pin_project! {
     pub enum SlotBody<B> {
         Pass { #[pin] body: B },
         Timer { #[pin] body: TimerBody<B> },
+        Cors { #[pin] body: CorsBody<B> },
         Dyn { #[pin] body: Body },
     }
 }
 
-enum_body!(SlotBody, SlotBodyProj, [Pass, Timer, Dyn]);
+enum_body!(SlotBody, SlotBodyProj, [Pass, Timer, Cors, Dyn]);
 
 type C2<S> = Slot<Slot<S>>;
 type C4<S> = C2<C2<S>>;

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
@@ -92,7 +93,7 @@ where
 {
     type Response = Response<PluginBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -148,10 +149,15 @@ where
     }
 }
 
+/// A preflight answer: the head, and the body text of a `strict` refusal.
+type Answer = Response<Option<Bytes>>;
+
 /// Why a preflight was refused (the body of a `strict` 403).
-fn refusal<B>(s: &Shared, why: &str) -> Response<PluginBody<B>> {
+fn refusal(s: &Shared, why: &str) -> Answer {
     let mut res = if s.strict {
-        let mut r = Response::new(PluginBody::full(format!("CORS preflight refused: {why}\n")));
+        let mut r = Response::new(Some(Bytes::from(format!(
+            "CORS preflight refused: {why}\n"
+        ))));
         *r.status_mut() = StatusCode::FORBIDDEN;
         r.headers_mut().insert(
             CONTENT_TYPE,
@@ -159,7 +165,7 @@ fn refusal<B>(s: &Shared, why: &str) -> Response<PluginBody<B>> {
         );
         r
     } else {
-        let mut r = Response::new(PluginBody::empty());
+        let mut r = Response::new(None);
         *r.status_mut() = s.preflight_status;
         r
     };
@@ -183,11 +189,7 @@ fn is_token(s: &str) -> bool {
 }
 
 /// Answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
-fn preflight<B>(
-    s: &Shared,
-    headers: &HeaderMap,
-    acao: Option<HeaderValue>,
-) -> Response<PluginBody<B>> {
+fn preflight(s: &Shared, headers: &HeaderMap, acao: Option<HeaderValue>) -> Answer {
     let Some(acao) = acao else {
         return refusal(s, "origin not allowed");
     };
@@ -261,7 +263,7 @@ fn preflight<B>(
         return refusal(s, "private network access not allowed");
     }
 
-    let mut res = Response::new(PluginBody::empty());
+    let mut res = Response::new(None);
     *res.status_mut() = s.preflight_status;
     let h = res.headers_mut();
     let credentials = s.credentials && acao != STAR;
@@ -321,27 +323,27 @@ struct Allow {
 
 pin_project! {
     /// The response future of [`Cors`].
-    pub struct ResponseFuture<F, B> {
+    pub struct ResponseFuture<F> {
         #[pin]
-        kind: Kind<F, B>,
+        kind: Kind<F>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B> {
+    enum Kind<F> {
         Actual { #[pin] fut: F, allow: Option<Allow>, vary: bool },
-        Preflight { res: Option<Response<PluginBody<B>>> },
+        Preflight { res: Option<Answer> },
     }
 }
 
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
@@ -349,11 +351,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Preflight { res } => match res.take() {
-                Some(r) => Poll::Ready(Ok(r)),
-                // Polled after completion: answer again rather than panic.
-                None => Poll::Ready(Ok(Response::new(PluginBody::empty()))),
-            },
+            KindProj::Preflight { res } => {
+                // Polled after completion: an empty answer rather than a panic.
+                let res = res.take().unwrap_or_default();
+                Poll::Ready(Ok(res.map(|body| match body {
+                    Some(text) => PluginBody::full(text),
+                    None => PluginBody::empty(),
+                })))
+            }
             KindProj::Actual { fut, allow, vary } => {
                 let res = ready!(fut.poll(cx))?;
                 let (mut parts, body) = res.into_parts();
