@@ -1,6 +1,5 @@
 //! [`CorsLayer`]: the rules, validated and turned into header values once.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +14,9 @@ use crate::service::Cors;
 /// Which request headers a preflight may ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum AllowHeaders {
-    /// These (lowercase) names; the header value is precomputed.
-    List(HashSet<HeaderName>, Option<HeaderValue>),
+    /// These names (a short list is scanned faster than a set is hashed); the header value
+    /// is precomputed.
+    List(Vec<HeaderName>, Option<HeaderValue>),
     /// Any header: answered `*` (plus `authorization`, which `*` does not cover, when asked).
     Any,
     /// Any header, answered with the names the preflight asked for.
@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) preflight_status: StatusCode,
     pub(crate) strict: bool,
     pub(crate) override_handler: bool,
+    /// Rebuilt by every setter: the request-independent headers of an allowed preflight.
+    pub(crate) preflight_template: http::HeaderMap,
 }
 
 /// Fetch-standard CORS for a tower service. See the [crate docs](crate) for an example.
@@ -66,7 +68,7 @@ impl Default for CorsLayer {
                 origins: AllowOrigin::default(),
                 credentials: false,
                 methods: methods_list(&[Method::GET, Method::HEAD, Method::POST]),
-                headers: AllowHeaders::List(HashSet::new(), None),
+                headers: AllowHeaders::List(Vec::new(), None),
                 expose: None,
                 expose_any: false,
                 max_age: None,
@@ -74,8 +76,10 @@ impl Default for CorsLayer {
                 preflight_status: StatusCode::NO_CONTENT,
                 strict: false,
                 override_handler: false,
+                preflight_template: http::HeaderMap::new(),
             }),
         }
+        .map(|_| {})
     }
 }
 
@@ -135,7 +139,9 @@ impl CorsLayer {
     }
 
     fn map(mut self, f: impl FnOnce(&mut Shared)) -> Self {
-        f(Arc::make_mut(&mut self.shared));
+        let s = Arc::make_mut(&mut self.shared);
+        f(s);
+        s.preflight_template = crate::service::preflight_template(s);
         self
     }
 
@@ -194,7 +200,7 @@ impl CorsLayer {
     {
         let names = parse_names(names, "headers")?;
         let value = join(names.iter().map(HeaderName::as_str));
-        Ok(self.map(|s| s.headers = AllowHeaders::List(names.into_iter().collect(), value)))
+        Ok(self.map(|s| s.headers = AllowHeaders::List(names, value)))
     }
 
     /// Any request header, answered `*` (and `authorization` by name when asked, since the

@@ -208,6 +208,43 @@ impl fmt::Display for OriginPattern {
     }
 }
 
+/// Exact origins (stored lowercase): a short list is scanned, a long one hashed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExactOrigins {
+    small: Vec<Box<str>>,
+    large: HashSet<Box<str>>,
+}
+
+const SMALL: usize = 8;
+
+impl ExactOrigins {
+    fn insert(&mut self, origin: String) {
+        let origin: Box<str> = origin.into();
+        if self.large.is_empty() && self.small.len() < SMALL {
+            if !self.small.contains(&origin) {
+                self.small.push(origin);
+            }
+            return;
+        }
+        self.large.extend(self.small.drain(..));
+        self.large.insert(origin);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.small.is_empty() && self.large.is_empty()
+    }
+
+    /// Browsers serialize origins in lowercase; others are compared case-insensitively.
+    fn contains(&self, origin: &str) -> bool {
+        if self.large.is_empty() {
+            return self.small.iter().any(|o| o.eq_ignore_ascii_case(origin));
+        }
+        self.large.contains(origin)
+            || (origin.bytes().any(|b| b.is_ascii_uppercase())
+                && self.large.contains(origin.to_ascii_lowercase().as_str()))
+    }
+}
+
 /// The origins a [`CorsLayer`](crate::CorsLayer) allows.
 ///
 /// Exact origins are looked up in a hash set; patterns, regexes and the predicate are tried in
@@ -218,7 +255,7 @@ pub struct AllowOrigin {
     pub(crate) any: bool,
     pub(crate) mirror: bool,
     pub(crate) null: bool,
-    pub(crate) exact: HashSet<Box<str>>,
+    pub(crate) exact: ExactOrigins,
     pub(crate) patterns: Vec<OriginPattern>,
     pub(crate) regexes: Option<RegexSet>,
     pub(crate) predicate: Option<Predicate>,
@@ -285,7 +322,7 @@ impl AllowOrigin {
             }
             if let Some(p) = problems.check(&key, OriginPattern::parse(o)) {
                 if p.is_exact() {
-                    out.exact.insert(p.to_string().into());
+                    out.exact.insert(p.to_string());
                 } else {
                     out.patterns.push(p);
                 }
@@ -363,12 +400,6 @@ impl AllowOrigin {
         if self.exact.contains(origin) {
             return true;
         }
-        // Browsers serialize origins in lowercase; compare others case-insensitively.
-        if origin.bytes().any(|b| b.is_ascii_uppercase())
-            && self.exact.contains(origin.to_ascii_lowercase().as_str())
-        {
-            return true;
-        }
         if !self.patterns.is_empty() {
             if let Some(parts) = split_origin(origin) {
                 if self.patterns.iter().any(|p| p.matches(&parts)) {
@@ -435,6 +466,26 @@ mod tests {
         assert!(!req("http://app.example.com"));
         assert!(!req("https://app.example.com:443"));
         assert!(!req("https://app.example.com/"));
+    }
+
+    #[test]
+    fn long_lists_are_hashed_and_still_case_insensitive() {
+        let many: Vec<String> = (0..20)
+            .map(|i| format!("https://app{i}.example.com"))
+            .collect();
+        let l = AllowOrigin::list(&many).unwrap();
+        let h = HeaderMap::new();
+        let ok = |o: &str| {
+            l.allows(&OriginRequest {
+                origin: o,
+                method: &Method::GET,
+                uri: &Uri::from_static("/"),
+                headers: &h,
+            })
+        };
+        assert!(ok("https://app0.example.com"));
+        assert!(ok("https://APP19.example.com"));
+        assert!(!ok("https://app20.example.com"));
     }
 
     #[test]

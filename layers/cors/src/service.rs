@@ -103,7 +103,14 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let s = &*self.shared;
         let vary = s.origins.varies();
-        let origin = match single_origin(req.headers()) {
+        // A preflight needs four request headers: read them in one pass rather than hashing
+        // each name.
+        let scan = (req.method() == Method::OPTIONS).then(|| Scan::new(req.headers()));
+        let origin = match &scan {
+            Some(sc) => sc.origin(),
+            None => single_origin(req.headers()),
+        };
+        let origin = match origin {
             Ok(None) => {
                 return ResponseFuture {
                     kind: Kind::Actual {
@@ -126,12 +133,10 @@ where
         });
         let acao = allowed.map(|(v, _)| if s.origins.is_any() { STAR } else { v.clone() });
 
-        if req.method() == Method::OPTIONS
-            && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
-        {
+        if let Some(sc) = scan.filter(|sc| sc.methods > 0) {
             return ResponseFuture {
                 kind: Kind::Preflight {
-                    res: Some(preflight(s, req.headers(), acao)),
+                    res: Some(preflight(s, &sc, acao)),
                 },
             };
         }
@@ -145,6 +150,59 @@ where
                 allow,
                 vary,
             },
+        }
+    }
+}
+
+/// At most this many `Access-Control-Request-Headers` lines are read.
+const MAX_ACRH_LINES: usize = 8;
+
+/// The CORS headers of an `OPTIONS` request, found in one pass.
+struct Scan<'a> {
+    origin: Option<&'a HeaderValue>,
+    origins: usize,
+    method: Option<&'a HeaderValue>,
+    methods: usize,
+    acrh: [Option<&'a HeaderValue>; MAX_ACRH_LINES],
+    acrh_lines: usize,
+    private: bool,
+}
+
+impl<'a> Scan<'a> {
+    fn new(headers: &'a HeaderMap) -> Self {
+        let mut sc = Scan {
+            origin: None,
+            origins: 0,
+            method: None,
+            methods: 0,
+            acrh: [None; MAX_ACRH_LINES],
+            acrh_lines: 0,
+            private: false,
+        };
+        for (name, value) in headers {
+            if *name == ORIGIN {
+                sc.origins += 1;
+                sc.origin = Some(value);
+            } else if *name == ACCESS_CONTROL_REQUEST_METHOD {
+                sc.methods += 1;
+                sc.method = Some(value);
+            } else if *name == ACCESS_CONTROL_REQUEST_HEADERS {
+                if let Some(slot) = sc.acrh.get_mut(sc.acrh_lines) {
+                    *slot = Some(value);
+                }
+                sc.acrh_lines += 1;
+            } else if *name == ACRPN {
+                sc.private |= value.as_bytes().eq_ignore_ascii_case(b"true");
+            }
+        }
+        sc
+    }
+
+    fn origin(&self) -> Result<Option<&'a HeaderValue>, ()> {
+        match self.origins {
+            0 => Ok(None),
+            1 => Ok(self.origin),
+            _ => Err(()),
         }
     }
 }
@@ -178,25 +236,46 @@ fn is_safelisted_method(m: &[u8]) -> bool {
 }
 
 /// Header names browsers never need permission for, even when they list them.
-fn is_safelisted_header(name: &str) -> bool {
-    matches!(name, "accept" | "accept-language" | "content-language")
+fn is_safelisted_header(name: &[u8]) -> bool {
+    [&b"accept"[..], b"accept-language", b"content-language"]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(name))
 }
 
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+/// Whether `name` equals `lower` (already lowercase) ignoring ASCII case.
+#[inline]
+fn eq_lower(name: &[u8], lower: &str) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower.as_bytes())
+            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+}
+
+/// Whether `b` may appear in an HTTP token (RFC 9110 `tchar`).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Trims optional whitespace (spaces and tabs) from both ends.
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
 }
 
 /// Answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
-fn preflight(s: &Shared, headers: &HeaderMap, acao: Option<HeaderValue>) -> Answer {
+fn preflight(s: &Shared, sc: &Scan<'_>, acao: Option<HeaderValue>) -> Answer {
     let Some(acao) = acao else {
         return refusal(s, "origin not allowed");
     };
 
     // The method: one token; safelisted methods never need permission.
-    let mut acrm = headers.get_all(ACCESS_CONTROL_REQUEST_METHOD).iter();
-    let (Some(method), None) = (acrm.next(), acrm.next()) else {
+    let (Some(method), 1) = (sc.method, sc.methods) else {
         return refusal(s, "malformed Access-Control-Request-Method");
     };
     let method_bytes = method.as_bytes();
@@ -214,88 +293,86 @@ fn preflight(s: &Shared, headers: &HeaderMap, acao: Option<HeaderValue>) -> Answ
         return refusal(s, "method not allowed");
     }
 
-    // The headers: a bounded comma-separated list of names.
+    // The headers: a bounded comma-separated list of names, read byte by byte (no
+    // allocation, no Unicode trimming) and compared case-insensitively in place.
     let mut total = 0;
     let mut count = 0;
     let mut wants_authorization = false;
     let mut mirrored = String::new();
-    for value in headers.get_all(ACCESS_CONTROL_REQUEST_HEADERS) {
+    let mirror = s.headers == AllowHeaders::Mirror;
+    if sc.acrh_lines > MAX_ACRH_LINES {
+        return refusal(s, "Access-Control-Request-Headers is too long");
+    }
+    for value in sc.acrh.iter().flatten() {
         total += value.len();
         if total > MAX_REQUEST_HEADERS_LEN {
             return refusal(s, "Access-Control-Request-Headers is too long");
         }
-        let Ok(text) = value.to_str() else {
-            return refusal(s, "malformed Access-Control-Request-Headers");
-        };
-        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        for name in value
+            .as_bytes()
+            .split(|b| *b == b',')
+            .map(trim_ows)
+            .filter(|n| !n.is_empty())
+        {
             count += 1;
-            if count > MAX_REQUEST_HEADERS || !is_token(name) {
+            if count > MAX_REQUEST_HEADERS {
                 return refusal(s, "malformed Access-Control-Request-Headers");
             }
-            let lower = name.to_ascii_lowercase();
-            let ok = is_safelisted_header(&lower)
-                || match &s.headers {
-                    AllowHeaders::Any | AllowHeaders::Mirror => true,
-                    AllowHeaders::List(set, _) => {
-                        HeaderName::from_bytes(lower.as_bytes()).is_ok_and(|h| set.contains(&h))
-                    }
-                };
-            if !ok {
-                return refusal(s, &format!("header `{lower}` not allowed"));
+            // A name equal to an allowed (valid, lowercase) name is a token by construction;
+            // anything else is checked before it is judged.
+            let listed = match &s.headers {
+                AllowHeaders::List(list, _) => list.iter().any(|h| eq_lower(name, h.as_str())),
+                AllowHeaders::Any | AllowHeaders::Mirror => false,
+            };
+            if !listed {
+                if !name.iter().all(|b| is_tchar(*b)) {
+                    return refusal(s, "malformed Access-Control-Request-Headers");
+                }
+                let ok = matches!(s.headers, AllowHeaders::Any | AllowHeaders::Mirror)
+                    || is_safelisted_header(name);
+                if !ok {
+                    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+                    return refusal(s, &format!("header `{lower}` not allowed"));
+                }
+                if name.eq_ignore_ascii_case(b"authorization") {
+                    wants_authorization = true;
+                }
             }
-            if lower == "authorization" {
-                wants_authorization = true;
-            }
-            if s.headers == AllowHeaders::Mirror {
+            if mirror {
                 if !mirrored.is_empty() {
                     mirrored.push_str(", ");
                 }
-                mirrored.push_str(&lower);
+                mirrored.extend(name.iter().map(|b| char::from(b.to_ascii_lowercase())));
             }
         }
     }
 
     // Private Network Access.
-    let wants_private = headers
-        .get(ACRPN)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    let wants_private = sc.private;
     if wants_private && !s.private_network {
         return refusal(s, "private network access not allowed");
     }
 
+    // The headers that do not depend on the request were built once, at configuration.
     let mut res = Response::new(None);
     *res.status_mut() = s.preflight_status;
+    *res.headers_mut() = s.preflight_template.clone();
     let h = res.headers_mut();
     let credentials = s.credentials && acao != STAR;
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao);
-    if credentials {
-        h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
-    }
-    match &s.methods {
-        AllowMethods::Any if !credentials => {
-            h.insert(ACCESS_CONTROL_ALLOW_METHODS, STAR);
-        }
+    if credentials && s.methods == AllowMethods::Any {
         // `*` means a method named "*" with credentials: name the one asked for.
-        AllowMethods::Any => {
-            h.insert(ACCESS_CONTROL_ALLOW_METHODS, method.clone());
-        }
-        AllowMethods::List(_, Some(v)) => {
-            h.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
-        }
-        AllowMethods::List(_, None) => {}
+        h.insert(ACCESS_CONTROL_ALLOW_METHODS, method.clone());
     }
     match &s.headers {
-        AllowHeaders::List(_, Some(v)) => {
-            h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
-        }
-        AllowHeaders::List(_, None) => {}
+        AllowHeaders::List(..) => {}
         AllowHeaders::Any if !credentials => {
-            let v = if wants_authorization {
-                HeaderValue::from_static("*, authorization")
-            } else {
-                STAR
-            };
-            h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v);
+            if wants_authorization {
+                h.insert(
+                    ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static("*, authorization"),
+                );
+            }
         }
         AllowHeaders::Any | AllowHeaders::Mirror => {
             if let Ok(v) = HeaderValue::from_str(&mirrored) {
@@ -305,14 +382,47 @@ fn preflight(s: &Shared, headers: &HeaderMap, acao: Option<HeaderValue>) -> Answ
             }
         }
     }
-    if let Some(max_age) = &s.max_age {
-        h.insert(ACCESS_CONTROL_MAX_AGE, max_age.clone());
-    }
     if wants_private {
         h.insert(ACAPN, TRUE);
     }
-    h.insert(VARY, PREFLIGHT_VARY);
     res
+}
+
+/// The headers of every allowed preflight answer that do not depend on the request: built
+/// when the rules change, cloned per preflight (cheaper than inserting each).
+pub(crate) fn preflight_template(s: &Shared) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(8);
+    // A placeholder replaced per request: a clone has no spare room, so inserting a new name
+    // would grow the map, while replacing a value does not.
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, STAR);
+    // With `*` origins the answer is `*`, which cannot carry credentials.
+    let credentials = s.credentials && !s.origins.is_any();
+    if credentials {
+        h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+    }
+    match &s.methods {
+        AllowMethods::Any if !credentials => {
+            h.insert(ACCESS_CONTROL_ALLOW_METHODS, STAR);
+        }
+        AllowMethods::Any | AllowMethods::List(_, None) => {}
+        AllowMethods::List(_, Some(v)) => {
+            h.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
+        }
+    }
+    match &s.headers {
+        AllowHeaders::List(_, Some(v)) => {
+            h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+        }
+        AllowHeaders::Any if !credentials => {
+            h.insert(ACCESS_CONTROL_ALLOW_HEADERS, STAR);
+        }
+        _ => {}
+    }
+    if let Some(max_age) = &s.max_age {
+        h.insert(ACCESS_CONTROL_MAX_AGE, max_age.clone());
+    }
+    h.insert(VARY, PREFLIGHT_VARY);
+    h
 }
 
 /// What an allowed actual request adds to its response.
