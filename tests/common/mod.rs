@@ -32,6 +32,11 @@ impl Drop for Server {
 /// Serves an axum router (with `ConnectInfo`) on an ephemeral loopback port.
 pub async fn spawn_axum(app: axum::Router) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_axum(listener, app)
+}
+
+/// Serves an axum router on a listener the caller bound (to know its address first).
+pub fn serve_axum(listener: TcpListener, app: axum::Router) -> Server {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
