@@ -245,3 +245,23 @@ fn bad_durations_and_quotas_in_a_plugin_table() {
     let text = single(&e, ProblemKind::InvalidValue, "quota", 5);
     assert!(text.contains("invalid quota \"0/min\""), "{text}");
 }
+
+#[cfg(feature = "cors")]
+#[test]
+fn cors_rules_are_checked_at_load_with_locations() {
+    let e = err("[[plugin]]\nuse = \"cors\"\nallow_origins = \"*\"\n\nallow_credentials = true\n");
+    let text = single(&e, ProblemKind::Conflict, "allow_origins", 3);
+    assert!(
+        text.contains("cannot be combined with `*` origins"),
+        "{text}"
+    );
+
+    let e = err(
+        "[[plugin]]\nuse = \"cors\"\nallow_origins = [\"https://a.example\"]\nmax_age = \"soon\"\n",
+    );
+    let text = single(&e, ProblemKind::InvalidValue, "max_age", 4);
+    assert!(text.contains("invalid duration"), "{text}");
+
+    let e = err("[[plugin]]\nuse = \"cors\"\nallow_origins = [\"https://a.example\",\n  \"*\"]\n");
+    single(&e, ProblemKind::InvalidValue, "allow_origins[1]", 4);
+}

@@ -71,7 +71,7 @@ pub struct CorsConfig {
     pub allow_origins: OneOrMany,
     /// Regexes matched against the whole origin.
     pub allow_origin_regex: Vec<String>,
-    /// Methods a preflight may ask for, or `["*"]`. Default `GET, HEAD, POST`.
+    /// Methods a preflight may ask for, `["*"]`, or `"mirror"`. Default `GET, HEAD, POST`.
     pub allow_methods: OneOrMany,
     /// Request headers a preflight may ask for, `"*"`, or `"mirror"`.
     pub allow_headers: OneOrMany,
@@ -156,6 +156,8 @@ impl TryFrom<CorsConfig> for CorsLayer {
 
         if is_star(&c.allow_methods) {
             layer = layer.allow_any_method();
+        } else if c.allow_methods == OneOrMany::One("mirror".to_owned()) {
+            layer = layer.mirror_request_method();
         } else {
             let mut methods = Vec::new();
             for (i, m) in list(&c.allow_methods).iter().enumerate() {

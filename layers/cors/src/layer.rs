@@ -28,6 +28,8 @@ pub(crate) enum AllowHeaders {
 pub(crate) enum AllowMethods {
     List(Vec<Method>, Option<HeaderValue>),
     Any,
+    /// Any method, answered by echoing the one the preflight asked for.
+    Mirror,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +140,27 @@ impl CorsLayer {
         Self::default()
     }
 
+    /// Public, credential-less access for everyone: any origin (`*`), any method, any request
+    /// header, every response header exposed (as tower-http's `CorsLayer::permissive`).
+    pub fn permissive() -> Self {
+        Self::new()
+            .allow_origin(AllowOrigin::any())
+            .allow_any_method()
+            .allow_any_header()
+            .expose_any_header()
+    }
+
+    /// Everything, with credentials, for every origin: the origin, method and headers of each
+    /// request are echoed back (as tower-http's `CorsLayer::very_permissive`). Any site can
+    /// then read any credentialed response: for development only.
+    pub fn very_permissive() -> Self {
+        Self::new()
+            .allow_origin(AllowOrigin::mirror())
+            .mirror_request_method()
+            .mirror_request_headers()
+            .allow_credentials(true)
+    }
+
     fn map(mut self, f: impl FnOnce(&mut Shared)) -> Self {
         let s = Arc::make_mut(&mut self.shared);
         f(s);
@@ -186,6 +209,12 @@ impl CorsLayer {
     /// Any method (`Access-Control-Allow-Methods: *`; refused together with credentials).
     pub fn allow_any_method(self) -> Self {
         self.map(|s| s.methods = AllowMethods::Any)
+    }
+
+    /// Any method, answered by echoing the one the preflight asked for (works with
+    /// credentials).
+    pub fn mirror_request_method(self) -> Self {
+        self.map(|s| s.methods = AllowMethods::Mirror)
     }
 
     /// The request headers a preflight may ask for. Default: none beyond the CORS-safelisted
@@ -326,6 +355,7 @@ impl CorsLayer {
         let s = &self.shared;
         let methods = match &s.methods {
             AllowMethods::Any => "*".to_owned(),
+            AllowMethods::Mirror => "mirror".to_owned(),
             AllowMethods::List(_, v) => v
                 .as_ref()
                 .and_then(|v| v.to_str().ok())

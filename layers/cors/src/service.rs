@@ -284,7 +284,7 @@ fn preflight(s: &Shared, sc: &Scan<'_>, acao: Option<HeaderValue>) -> Answer {
         Ok(m) => {
             is_safelisted_method(method_bytes)
                 || match &s.methods {
-                    AllowMethods::Any => true,
+                    AllowMethods::Any | AllowMethods::Mirror => true,
                     AllowMethods::List(list, _) => list.contains(&m),
                 }
         }
@@ -360,8 +360,9 @@ fn preflight(s: &Shared, sc: &Scan<'_>, acao: Option<HeaderValue>) -> Answer {
     let h = res.headers_mut();
     let credentials = s.credentials && acao != STAR;
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao);
-    if credentials && s.methods == AllowMethods::Any {
-        // `*` means a method named "*" with credentials: name the one asked for.
+    if s.methods == AllowMethods::Mirror || (credentials && s.methods == AllowMethods::Any) {
+        // Mirrored, or `*`, which means a method named "*" with credentials: name the one
+        // asked for.
         h.insert(ACCESS_CONTROL_ALLOW_METHODS, method.clone());
     }
     match &s.headers {
@@ -404,7 +405,7 @@ pub(crate) fn preflight_template(s: &Shared) -> HeaderMap {
         AllowMethods::Any if !credentials => {
             h.insert(ACCESS_CONTROL_ALLOW_METHODS, STAR);
         }
-        AllowMethods::Any | AllowMethods::List(_, None) => {}
+        AllowMethods::Any | AllowMethods::Mirror | AllowMethods::List(_, None) => {}
         AllowMethods::List(_, Some(v)) => {
             h.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
         }

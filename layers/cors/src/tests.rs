@@ -86,6 +86,56 @@ async fn conformance_table() {
         handler: bool,
         acao: Option<&'static str>,
     }
+    /// Rows checked against a layer that allows credentials, with what the browser needs to
+    /// see: (what, method, headers, ACAO, ACAC, exposed headers).
+    type CredRow = (
+        &'static str,
+        Method,
+        Vec<(&'static str, &'static str)>,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+    let credential_rows: [CredRow; 4] = [
+        (
+            "credentialed GET: the origin echoed, never *, and credentials allowed",
+            Method::GET,
+            vec![("origin", APP)],
+            Some(APP),
+            Some("true"),
+            Some("x-total"),
+        ),
+        (
+            "credentialed preflight",
+            Method::OPTIONS,
+            preflight_headers(APP, "PUT"),
+            Some(APP),
+            Some("true"),
+            None,
+        ),
+        (
+            "credentials are not granted to an origin not allowed",
+            Method::GET,
+            vec![("origin", "https://evil.example")],
+            None,
+            None,
+            None,
+        ),
+        (
+            "exposed headers only on actual responses, not on preflights",
+            Method::OPTIONS,
+            preflight_headers("https://x.example.org", "GET"),
+            Some("https://x.example.org"),
+            Some("true"),
+            None,
+        ),
+    ];
+    for (what, method, headers, acao, acac, expose) in credential_rows {
+        let res = send(base().allow_credentials(true), method, &headers).await;
+        assert_eq!(h(&res, "access-control-allow-origin"), acao, "{what}");
+        assert_eq!(h(&res, "access-control-allow-credentials"), acac, "{what}");
+        assert_eq!(h(&res, "access-control-expose-headers"), expose, "{what}");
+    }
     let rows = [
         Row {
             what: "simple GET from an allowed origin",
@@ -510,6 +560,44 @@ async fn hostile_headers_are_refused_not_fatal() {
         let res = send(base().strict(true), Method::OPTIONS, &headers).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
     }
+}
+
+#[tokio::test]
+async fn presets_match_tower_http() {
+    let res = send(
+        CorsLayer::permissive(),
+        Method::OPTIONS,
+        &[
+            ("origin", "https://anyone.test"),
+            ("access-control-request-method", "PATCH"),
+            ("access-control-request-headers", "x-anything"),
+        ],
+    )
+    .await;
+    assert_eq!(h(&res, "access-control-allow-origin"), Some("*"));
+    assert_eq!(h(&res, "access-control-allow-methods"), Some("*"));
+    assert_eq!(h(&res, "access-control-allow-headers"), Some("*"));
+    CorsLayer::permissive().check().unwrap();
+
+    let very = CorsLayer::very_permissive();
+    very.check().unwrap();
+    let res = send(
+        very,
+        Method::OPTIONS,
+        &[
+            ("origin", "https://anyone.test"),
+            ("access-control-request-method", "PATCH"),
+            ("access-control-request-headers", "X-Anything"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        h(&res, "access-control-allow-origin"),
+        Some("https://anyone.test")
+    );
+    assert_eq!(h(&res, "access-control-allow-methods"), Some("PATCH"));
+    assert_eq!(h(&res, "access-control-allow-headers"), Some("x-anything"));
+    assert_eq!(h(&res, "access-control-allow-credentials"), Some("true"));
 }
 
 #[tokio::test]
