@@ -136,7 +136,7 @@ where
         if let Some(sc) = scan.filter(|sc| sc.methods > 0) {
             return ResponseFuture {
                 kind: Kind::Preflight {
-                    res: Some(preflight(s, &sc, acao)),
+                    res: Some(Box::new(preflight(s, &sc, acao))),
                 },
             };
         }
@@ -444,7 +444,9 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         Actual { #[pin] fut: F, allow: Option<Allow>, vary: bool },
-        Preflight { res: Option<Answer> },
+        // Boxed: an answer is a whole response head, and inline it would make every CORS
+        // future (and every plugin-stack slot holding one) that large.
+        Preflight { res: Option<Box<Answer>> },
     }
 }
 
@@ -464,7 +466,7 @@ where
         match self.project().kind.project() {
             KindProj::Preflight { res } => {
                 // Polled after completion: an empty answer rather than a panic.
-                let res = res.take().unwrap_or_default();
+                let res = res.take().map(|r| *r).unwrap_or_default();
                 Poll::Ready(Ok(res.map(|body| match body {
                     Some(text) => PluginBody::full(text),
                     None => PluginBody::empty(),
