@@ -102,6 +102,18 @@ where
     }
 }
 
+impl<F> Off<F> {
+    /// The disabled plugin's `poll_with`: never called, as no `Off` value exists.
+    #[allow(dead_code)]
+    fn poll_with<T, B>(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: impl FnOnce(Off<B>) -> T,
+    ) -> Poll<Result<Response<T>, Infallible>> {
+        match self.0 {}
+    }
+}
+
 impl<B> http_body::Body for Off<B> {
     type Data = Bytes;
     type Error = Infallible;
@@ -283,11 +295,12 @@ where
             SlotFutureProj::Pass { fut } => {
                 ready!(fut.poll(cx))?.map(|body| wrap(SlotBody::Pass { body }))
             }
+            // The plugins' own futures build the response around the slot's wrapping: one move.
             SlotFutureProj::Timer { fut } => {
-                ready!(fut.poll(cx))?.map(|body| wrap(SlotBody::Timer { body }))
+                ready!(fut.poll_with(cx, |body| wrap(SlotBody::Timer { body })))?
             }
             SlotFutureProj::Cors { fut } => {
-                ready!(fut.poll(cx))?.map(|body| wrap(SlotBody::Cors { body }))
+                ready!(fut.poll_with(cx, |body| wrap(SlotBody::Cors { body })))?
             }
             SlotFutureProj::Dyn { fut } => {
                 ready!(fut.as_mut().poll(cx))?.map(|body| wrap(SlotBody::Dyn { body }))
@@ -640,4 +653,49 @@ where
     }
 }
 
-enum_body!(ChainBody, ChainBodyProj, [D0, D1, D2, D4, D8]);
+// Written out rather than with `enum_body!`: only `D0` holds the service's own body; the
+// others already produce boxed errors, and converting those again would copy every frame.
+impl<B> http_body::Body for ChainBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project() {
+            ChainBodyProj::D0 { body } => body.poll_frame(cx).map_err(Into::into),
+            ChainBodyProj::D1 { body } => body.poll_frame(cx),
+            ChainBodyProj::D2 { body } => body.poll_frame(cx),
+            ChainBodyProj::D4 { body } => body.poll_frame(cx),
+            ChainBodyProj::D8 { body } => body.poll_frame(cx),
+        }
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ChainBody::D0 { body } => body.is_end_stream(),
+            ChainBody::D1 { body } => body.is_end_stream(),
+            ChainBody::D2 { body } => body.is_end_stream(),
+            ChainBody::D4 { body } => body.is_end_stream(),
+            ChainBody::D8 { body } => body.is_end_stream(),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ChainBody::D0 { body } => body.size_hint(),
+            ChainBody::D1 { body } => body.size_hint(),
+            ChainBody::D2 { body } => body.size_hint(),
+            ChainBody::D4 { body } => body.size_hint(),
+            ChainBody::D8 { body } => body.size_hint(),
+        }
+    }
+}

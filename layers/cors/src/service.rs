@@ -456,20 +456,26 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E> ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<PluginBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// Polls like [`Future::poll`], and builds the response around `wrap(body)`: a layer that
+    /// nests this future (the plugin stack does) then moves the response once, not twice.
+    pub fn poll_with<T>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        wrap: impl FnOnce(PluginBody<B>) -> T,
+    ) -> Poll<Result<Response<T>, E>> {
         match self.project().kind.project() {
             KindProj::Preflight { res } => {
                 // Polled after completion: an empty answer rather than a panic.
                 let res = res.take().map(|r| *r).unwrap_or_default();
-                Poll::Ready(Ok(res.map(|body| match body {
-                    Some(text) => PluginBody::full(text),
-                    None => PluginBody::empty(),
+                Poll::Ready(Ok(res.map(|body| {
+                    wrap(match body {
+                        Some(text) => PluginBody::full(text),
+                        None => PluginBody::empty(),
+                    })
                 })))
             }
             KindProj::Actual { fut, allow, vary } => {
@@ -481,9 +487,24 @@ where
                 if *vary {
                     append_vary(&mut parts.headers, "origin");
                 }
-                Poll::Ready(Ok(Response::from_parts(parts, PluginBody::inner(body))))
+                Poll::Ready(Ok(Response::from_parts(
+                    parts,
+                    wrap(PluginBody::inner(body)),
+                )))
             }
         }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<PluginBody<B>>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_with(cx, |body| body)
     }
 }
 

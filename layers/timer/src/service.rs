@@ -109,14 +109,19 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E> ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// Polls like [`Future::poll`], and builds the response around `wrap(body)` instead of the
+    /// timed body itself: a layer that nests this future (the plugin stack does) then moves the
+    /// response once instead of twice.
+    pub fn poll_with<T>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        wrap: impl FnOnce(ResponseBody<B>) -> T,
+    ) -> Poll<Result<Response<T>, E>> {
         let this = self.project();
         let res = ready!(this.inner.poll(cx))?;
         let head = this.start.elapsed();
@@ -145,12 +150,23 @@ where
             head,
             on_complete: shared.on_complete.is_some().then(|| this.shared.clone()),
         };
-        Poll::Ready(Ok(Response::from_parts(
-            parts,
-            ResponseBody {
-                inner: GuardedBody::new(body, end),
-            },
-        )))
+        let body = ResponseBody {
+            inner: GuardedBody::new(body, end),
+        };
+        Poll::Ready(Ok(Response::from_parts(parts, wrap(body))))
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_with(cx, |body| body)
     }
 }
 
