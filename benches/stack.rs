@@ -1,6 +1,8 @@
 //! The PluginStack's own cost: the bare service, the timer layer composed by hand, and a
 //! PluginStack with the same timer built from TOML, side by side in one run.
 //!
+//! A second pair does the same with two plugins (cors outside the timer).
+//!
 //! ```not_rust
 //! cargo bench --bench stack
 //! python3 scripts/bench-ratios.py stack
@@ -51,6 +53,23 @@ where
     black_box(body.collect().await.unwrap().to_bytes());
 }
 
+/// `drive`, with an `Origin` header.
+async fn drive_from<S, B>(svc: &S, origin: &'static str)
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let req = Request::get("/api/items")
+        .header("origin", origin)
+        .body(Body::empty())
+        .unwrap();
+    let res = svc.clone().oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    black_box(parts.headers.len());
+    black_box(body.collect().await.unwrap().to_bytes());
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -73,6 +92,28 @@ fn bench(c: &mut Criterion) {
     let from_toml = stack.layer().layer(inner());
     g.bench_function(BenchmarkId::new("timer", "plugin_stack"), |b| {
         b.to_async(&rt).iter(|| drive(&from_toml));
+    });
+
+    // Two plugins: cors outside the timer, by hand and from TOML, on a cross-origin GET.
+    let origin = "https://app.example.com";
+    let cors = tower_plugins::cors::CorsLayer::new()
+        .allow_origin(tower_plugins::cors::AllowOrigin::list([origin]).unwrap());
+    let two_by_hand = tower::ServiceBuilder::new()
+        .layer(cors)
+        .layer(TimerLayer::new())
+        .service(inner());
+    g.bench_function(BenchmarkId::new("cors_timer", "by_hand"), |b| {
+        b.to_async(&rt).iter(|| drive_from(&two_by_hand, origin));
+    });
+    let two = PluginStack::from_toml_str(&format!(
+        "[[plugin]]\nuse = \"cors\"\nallow_origins = [\"{origin}\"]\n\
+         [[plugin]]\nuse = \"timer\"\n"
+    ))
+    .unwrap()
+    .layer()
+    .layer(inner());
+    g.bench_function(BenchmarkId::new("cors_timer", "plugin_stack"), |b| {
+        b.to_async(&rt).iter(|| drive_from(&two, origin));
     });
 
     let empty = PluginStack::from_toml_str("")
