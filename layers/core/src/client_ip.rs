@@ -406,3 +406,50 @@ mod tests {
         assert_eq!(ClientIpResolver::new().resolve(&q), Some(ip("192.0.2.1")));
     }
 }
+
+#[cfg(test)]
+mod random_input {
+    use super::*;
+
+    #[test]
+    fn random_forwarding_headers_never_panic_and_stay_with_trusted_hops() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"0123456789abcdef.:[],; \t\"=forFOR_unknown/";
+        for header in [ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded] {
+            let r = ClientIpResolver::new()
+                .trust(["10.0.0.0/8"])
+                .unwrap()
+                .header(header);
+            for _ in 0..5000 {
+                let len = (next() % 120) as usize;
+                let v: Vec<u8> = (0..len)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect();
+                let mut headers = HeaderMap::new();
+                if let Ok(v) = http::HeaderValue::from_bytes(&v) {
+                    headers.insert(header.name(), v);
+                }
+                let peer: IpAddr = "10.1.2.3".parse().unwrap();
+                let got = r.resolve_from(peer, &headers);
+                // Either the peer, or an address the header named.
+                let text = headers
+                    .get(header.name())
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).to_string())
+                    .unwrap_or_default();
+                assert!(
+                    got == peer || text.contains(&got.to_string()) || got.is_ipv6(),
+                    "{got} from {text:?}"
+                );
+                // An untrusted peer is never moved by any header.
+                let outsider: IpAddr = "198.51.100.1".parse().unwrap();
+                assert_eq!(r.resolve_from(outsider, &headers), outsider);
+            }
+        }
+    }
+}

@@ -732,3 +732,76 @@ mod config {
         assert_eq!(e.problems()[0].location.key, "allow_origin_regex[1]");
     }
 }
+
+/// A small deterministic generator, so the hostile-input test needs no extra crate and fails
+/// the same way every time.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Bytes a header value may hold (visible ASCII, tab, and obs-text), biased towards the
+    /// characters that matter to the parsers.
+    fn value(&mut self, max: usize) -> Vec<u8> {
+        const INTERESTING: &[u8] = b",;:/*.- \t\"[]=null";
+        let len = (self.next() % max as u64) as usize;
+        (0..len)
+            .map(|_| match self.next() % 4 {
+                0 => INTERESTING[(self.next() % INTERESTING.len() as u64) as usize],
+                1 => 0x80 + (self.next() % 0x80) as u8,
+                _ => 0x21 + (self.next() % 0x5e) as u8,
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn random_hostile_headers_never_panic_and_never_grant_unlisted_origins() {
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let layers = [
+        base(),
+        base().strict(true),
+        base().mirror_request_headers(),
+        CorsLayer::permissive(),
+    ];
+    for i in 0..3000 {
+        let layer = layers[i % layers.len()].clone();
+        let mut req = Request::builder()
+            .method(if i % 2 == 0 {
+                Method::OPTIONS
+            } else {
+                Method::GET
+            })
+            .uri("/x")
+            .body(())
+            .unwrap();
+        for name in [
+            "origin",
+            "access-control-request-method",
+            "access-control-request-headers",
+            "access-control-request-private-network",
+        ] {
+            for _ in 0..(rng.next() % 3) {
+                if let Ok(v) = HeaderValue::from_bytes(&rng.value(200)) {
+                    req.headers_mut().append(name, v);
+                }
+            }
+        }
+        let origin = req.headers().get("origin").cloned();
+        let permissive = i % layers.len() == 3;
+        let res = layer.layer(service_fn(handler)).oneshot(req).await.unwrap();
+        if let Some(acao) = res.headers().get("access-control-allow-origin") {
+            // Only the listed origins (or `*` for the permissive layer) are ever granted.
+            let granted = acao.to_str().unwrap();
+            assert!(
+                permissive && granted == "*" || granted == APP || granted.ends_with(".example.org"),
+                "granted {granted:?} to {origin:?}"
+            );
+        }
+    }
+}
