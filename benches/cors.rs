@@ -9,34 +9,20 @@
 //! Overhead is each case minus the bare service (which answers the same requests with no
 //! layer); the target is ours at most 0.5x tower-http's on both.
 
-use std::convert::Infallible;
-use std::hint::black_box;
+#[path = "support.rs"]
+mod support;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use http::{HeaderValue, Method, Request, Response};
-use http_body_util::{BodyExt, Full};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use http::{HeaderValue, Method, Request};
+use http_body_util::Full;
+use support::{drive, inner};
+use tower::{Layer, ServiceExt};
 use tower_plugins::cors::{AllowOrigin, CorsLayer};
 
 const APP: &str = "https://app.example.com";
-
-fn inner() -> impl Service<
-    Request<Full<Bytes>>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future = impl Send + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
-    service_fn(|_req: Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-            b"hello, world",
-        ))))
-    })
-}
 
 fn ours() -> CorsLayer {
     let l = CorsLayer::new()
@@ -89,18 +75,6 @@ fn preflight() -> Request<Full<Bytes>> {
         .unwrap()
 }
 
-async fn drive<S, B>(svc: &S, req: Request<Full<Bytes>>)
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible> + Clone,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let res = svc.clone().oneshot(req).await.unwrap();
-    let (parts, body) = res.into_parts();
-    black_box(parts.headers.len());
-    black_box(body.collect().await.unwrap().to_bytes());
-}
-
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -109,7 +83,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("cors");
     g.throughput(Throughput::Elements(1));
 
-    let bare = inner();
+    let bare = inner::<Full<Bytes>>();
     let ours = ours().layer(inner());
     let peer = peer().layer(inner());
 

@@ -13,61 +13,25 @@
 //! `ServerTiming` extension and the body wrapper (the timer), plus, for the stack, request body
 //! normalisation and the pass-through slots.
 
-use std::convert::Infallible;
-use std::hint::black_box;
+#[path = "support.rs"]
+mod support;
 
-use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use http::Request;
+use support::{drive, inner};
+use tower::Layer;
 use tower_plugins::timer::TimerLayer;
 use tower_plugins::{Body, PluginStack};
 
-fn inner() -> impl Service<
-    Request<Body>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future = impl Send + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
-    service_fn(|_req: Request<Body>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-            b"hello, world",
-        ))))
-    })
+fn get() -> Request<Body> {
+    Request::get("/api/items").body(Body::empty()).unwrap()
 }
 
-async fn drive<S, B>(svc: &S)
-where
-    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let req = Request::get("/api/items").body(Body::empty()).unwrap();
-    let res = svc.clone().oneshot(req).await.unwrap();
-    let (parts, body) = res.into_parts();
-    black_box(parts.headers.len());
-    black_box(body.collect().await.unwrap().to_bytes());
-}
-
-/// `drive`, with an `Origin` header.
-async fn drive_from<S, B>(svc: &S, origin: &'static str)
-where
-    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let req = Request::get("/api/items")
+fn get_from(origin: &'static str) -> Request<Body> {
+    Request::get("/api/items")
         .header("origin", origin)
         .body(Body::empty())
-        .unwrap();
-    let res = svc.clone().oneshot(req).await.unwrap();
-    let (parts, body) = res.into_parts();
-    black_box(parts.headers.len());
-    black_box(body.collect().await.unwrap().to_bytes());
+        .unwrap()
 }
 
 fn bench(c: &mut Criterion) {
@@ -78,20 +42,20 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("stack");
     g.throughput(Throughput::Elements(1));
 
-    let bare = inner();
+    let bare = inner::<Body>();
     g.bench_function(BenchmarkId::new("bare", "service"), |b| {
-        b.to_async(&rt).iter(|| drive(&bare));
+        b.to_async(&rt).iter(|| drive(&bare, get()));
     });
 
     let by_hand = TimerLayer::new().layer(inner());
     g.bench_function(BenchmarkId::new("timer", "by_hand"), |b| {
-        b.to_async(&rt).iter(|| drive(&by_hand));
+        b.to_async(&rt).iter(|| drive(&by_hand, get()));
     });
 
     let stack = PluginStack::from_toml_str("[[plugin]]\nuse = \"timer\"\n").unwrap();
     let from_toml = stack.layer().layer(inner());
     g.bench_function(BenchmarkId::new("timer", "plugin_stack"), |b| {
-        b.to_async(&rt).iter(|| drive(&from_toml));
+        b.to_async(&rt).iter(|| drive(&from_toml, get()));
     });
 
     // Two plugins: cors outside the timer, by hand and from TOML, on a cross-origin GET.
@@ -103,7 +67,8 @@ fn bench(c: &mut Criterion) {
         .layer(TimerLayer::new())
         .service(inner());
     g.bench_function(BenchmarkId::new("cors_timer", "by_hand"), |b| {
-        b.to_async(&rt).iter(|| drive_from(&two_by_hand, origin));
+        b.to_async(&rt)
+            .iter(|| drive(&two_by_hand, get_from(origin)));
     });
     let two = PluginStack::from_toml_str(&format!(
         "[[plugin]]\nuse = \"cors\"\nallow_origins = [\"{origin}\"]\n\
@@ -113,7 +78,7 @@ fn bench(c: &mut Criterion) {
     .layer()
     .layer(inner());
     g.bench_function(BenchmarkId::new("cors_timer", "plugin_stack"), |b| {
-        b.to_async(&rt).iter(|| drive_from(&two, origin));
+        b.to_async(&rt).iter(|| drive(&two, get_from(origin)));
     });
 
     let empty = PluginStack::from_toml_str("")
@@ -121,7 +86,7 @@ fn bench(c: &mut Criterion) {
         .layer()
         .layer(inner());
     g.bench_function(BenchmarkId::new("empty", "plugin_stack"), |b| {
-        b.to_async(&rt).iter(|| drive(&empty));
+        b.to_async(&rt).iter(|| drive(&empty, get()));
     });
     g.finish();
 }

@@ -35,5 +35,42 @@ pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use pattern::{PathPattern, PathSet};
 pub use timing::RequestStart;
 
+/// Writes `get_ref`, `get_mut` and `into_inner` for a service struct whose wrapped service is
+/// the field `inner` (the accessors every tower-plugins service offers, as tower-http's do).
+///
+/// ```
+/// pub struct Wrapper<S> {
+///     inner: S,
+/// }
+///
+/// impl<S> Wrapper<S> {
+///     tower_plugins_core::inner_service_accessors!();
+/// }
+///
+/// let mut w = Wrapper { inner: 5 };
+/// *w.get_mut() += 1;
+/// assert_eq!(*w.get_ref(), 6);
+/// assert_eq!(w.into_inner(), 6);
+/// ```
+#[macro_export]
+macro_rules! inner_service_accessors {
+    () => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Consumes the service, returning the inner one.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+
 /// A boxed error, as used by body and service errors across the tower ecosystem.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

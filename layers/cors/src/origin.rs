@@ -442,6 +442,16 @@ impl AllowOrigin {
 mod tests {
     use super::*;
 
+    /// Whether `list` allows a GET from `origin`.
+    fn allows(list: &AllowOrigin, origin: &str) -> bool {
+        list.allows(&OriginRequest {
+            origin,
+            method: &Method::GET,
+            uri: &Uri::from_static("/"),
+            headers: &HeaderMap::new(),
+        })
+    }
+
     fn req(origin: &str) -> bool {
         let list = AllowOrigin::list([
             "https://app.example.com",
@@ -450,13 +460,7 @@ mod tests {
             "https://api.example.net:8443",
         ])
         .unwrap();
-        let h = HeaderMap::new();
-        list.allows(&OriginRequest {
-            origin,
-            method: &Method::GET,
-            uri: &Uri::from_static("/"),
-            headers: &h,
-        })
+        allows(&list, origin)
     }
 
     #[test]
@@ -474,15 +478,7 @@ mod tests {
             .map(|i| format!("https://app{i}.example.com"))
             .collect();
         let l = AllowOrigin::list(&many).unwrap();
-        let h = HeaderMap::new();
-        let ok = |o: &str| {
-            l.allows(&OriginRequest {
-                origin: o,
-                method: &Method::GET,
-                uri: &Uri::from_static("/"),
-                headers: &h,
-            })
-        };
+        let ok = |o: &str| allows(&l, o);
         assert!(ok("https://app0.example.com"));
         assert!(ok("https://APP19.example.com"));
         assert!(!ok("https://app20.example.com"));
@@ -517,13 +513,7 @@ mod tests {
         assert!(!req("https://"));
         assert!(!req("javascript:alert(1)"));
         let l = AllowOrigin::list(["null"]).unwrap();
-        let h = HeaderMap::new();
-        assert!(l.allows(&OriginRequest {
-            origin: "null",
-            method: &Method::GET,
-            uri: &Uri::from_static("/"),
-            headers: &h,
-        }));
+        assert!(allows(&l, "null"));
     }
 
     #[test]
@@ -531,15 +521,7 @@ mod tests {
         let l = AllowOrigin::default()
             .regexes([r"https://pr-\d+\.preview\.example\.com"])
             .unwrap();
-        let h = HeaderMap::new();
-        let ok = |o: &str| {
-            l.allows(&OriginRequest {
-                origin: o,
-                method: &Method::GET,
-                uri: &Uri::from_static("/"),
-                headers: &h,
-            })
-        };
+        let ok = |o: &str| allows(&l, o);
         assert!(ok("https://pr-42.preview.example.com"));
         assert!(!ok("https://pr-42.preview.example.com.evil.net"));
         assert!(!ok("https://evil.net/https://pr-42.preview.example.com"));

@@ -54,20 +54,7 @@ impl<S> Cors<S> {
         crate::CorsLayer::new()
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the service, returning the inner one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tower_plugins_core::inner_service_accessors!();
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Cors<S> {

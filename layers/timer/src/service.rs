@@ -38,20 +38,7 @@ impl<S> Timer<S> {
         crate::TimerLayer::new()
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the timer, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tower_plugins_core::inner_service_accessors!();
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Timer<S> {

@@ -1,0 +1,40 @@
+//! What the benches share: the bare service and one request driven to the end of its body.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::hint::black_box;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use tower::{Service, ServiceExt, service_fn};
+
+/// The bare service: answers every request with a short fixed body.
+pub fn inner<B: Send + 'static>() -> impl Service<
+    Request<B>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    service_fn(|_req: Request<B>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+            b"hello, world",
+        ))))
+    })
+}
+
+/// Sends `req` through a clone of `svc` (as axum does per request) and reads the whole body.
+pub async fn drive<S, ReqBody, B>(svc: &S, req: Request<ReqBody>)
+where
+    S: Service<Request<ReqBody>, Response = Response<B>, Error = Infallible> + Clone,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let res = svc.clone().oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    black_box(parts.headers.len());
+    black_box(body.collect().await.unwrap().to_bytes());
+}
