@@ -259,3 +259,36 @@ async fn demo_cors_over_a_real_socket() {
     assert!(!parts.headers.contains_key("access-control-allow-origin"));
     assert_eq!(parts.headers["vary"], "origin");
 }
+
+/// The stack around the whole router (before routing) rather than `Router::layer` (per route):
+/// requests that match no route are measured and answered with CORS too.
+#[cfg(feature = "cors")]
+#[tokio::test]
+async fn stack_around_the_whole_router() {
+    use std::net::SocketAddr;
+    // `axum::serve` wants axum's own response body: box the stack's once.
+    let app = tower::ServiceExt::<axum::extract::Request>::map_response(
+        demo_stack().layer().layer(app::router()),
+        |res: Response<tower_plugins::ResponseBody<Body>>| res.map(Body::new),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        SocketAddr,
+    >(app);
+    let server = tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+
+    let (parts, _) = get(
+        addr,
+        "/no/such/route",
+        &[("origin", "http://localhost:8080")],
+    )
+    .await;
+    assert_eq!(parts.status, 404);
+    assert!(parts.headers.contains_key("x-response-time"));
+    assert_eq!(
+        parts.headers["access-control-allow-origin"],
+        "http://localhost:8080"
+    );
+    server.abort();
+}
