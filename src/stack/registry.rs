@@ -178,17 +178,7 @@ impl Registry {
     }
 }
 
-/// The candidate closest to `word` (Jaro-Winkler similarity of at least 0.8), if any.
-pub(crate) fn nearest<'a>(
-    word: &str,
-    candidates: impl Iterator<Item = &'a str>,
-) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
+pub(crate) use tower_plugins_core::nearest;
 
 /// Deserializes a plugin table, turning serde's error into a located problem.
 pub(crate) fn deserialize<C: DeserializeOwned>(table: toml::Table) -> Result<C, ConfigError> {

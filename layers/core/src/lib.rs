@@ -33,7 +33,7 @@ pub use error::{ConfigError, ConfigProblem, Location, PluginRef, ProblemKind, Pr
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use pattern::{PathPattern, PathSet};
-pub use timing::RequestStart;
+pub use timing::{AuthUser, RequestStart};
 
 /// Writes `get_ref`, `get_mut` and `into_inner` for a service struct whose wrapped service is
 /// the field `inner` (the accessors every tower-plugins service offers, as tower-http's do).
@@ -70,6 +70,21 @@ macro_rules! inner_service_accessors {
             self.inner
         }
     };
+}
+
+/// The candidate closest to `word` (Jaro-Winkler similarity of at least 0.8), for "did you
+/// mean" hints in configuration errors.
+///
+/// ```
+/// assert_eq!(tower_plugins_core::nearest("timr", ["timer", "cors"].into_iter()), Some("timer"));
+/// assert_eq!(tower_plugins_core::nearest("zzz", ["timer", "cors"].into_iter()), None);
+/// ```
+pub fn nearest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 /// A boxed error, as used by body and service errors across the tower ecosystem.

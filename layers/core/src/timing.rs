@@ -40,3 +40,10 @@ impl RequestStart {
         req.extensions().get::<RequestStart>().map(|s| s.0)
     }
 }
+
+/// The authenticated user of a request, for plugins that log or limit by user.
+///
+/// The auth plugin inserts it into the request extensions (for plugins further in) and the
+/// response extensions (for plugins further out, such as the request log).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AuthUser(pub std::sync::Arc<str>);

@@ -1,0 +1,510 @@
+//! Log line formats: `common`, `combined`, `json` and custom templates, with escaping.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderName, HeaderValue, Method, Uri, Version};
+use tower_plugins_core::{ConfigError, ProblemKind};
+
+/// What one access-log line is made of.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// When the request arrived.
+    pub time: SystemTime,
+    /// The request method.
+    pub method: Method,
+    /// The request target (path and query).
+    pub uri: Uri,
+    /// The query with redacted parameters masked, when there is a query.
+    pub query: Option<String>,
+    /// The route template (axum's `MatchedPath`), when known.
+    pub route: Option<String>,
+    /// The HTTP version.
+    pub version: Version,
+    /// The response status.
+    pub status: u16,
+    /// Body bytes sent.
+    pub bytes: u64,
+    /// From arrival to the end of the body (or to the abort).
+    pub duration: Duration,
+    /// The client's address (through trusted proxies).
+    pub client_ip: Option<IpAddr>,
+    /// The authenticated user, when a plugin set one.
+    pub user: Option<String>,
+    /// The request id.
+    pub request_id: Option<HeaderValue>,
+    /// `User-Agent`.
+    pub user_agent: Option<HeaderValue>,
+    /// `Referer`.
+    pub referer: Option<HeaderValue>,
+    /// Whether the client went away before the body ended.
+    pub aborted: bool,
+    /// Request headers a custom template names (redacted ones masked).
+    pub request_headers: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// Response headers a custom template names (redacted ones masked).
+    pub response_headers: Vec<(HeaderName, Option<HeaderValue>)>,
+}
+
+/// The mask written instead of a redacted value.
+pub const REDACTED: &str = "[redacted]";
+
+/// A named token of a custom format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Token {
+    Literal(String),
+    Timestamp,
+    TimeClf,
+    Method,
+    Path,
+    Query,
+    Target,
+    Route,
+    Status,
+    Bytes,
+    DurationMs,
+    DurationUs,
+    ClientIp,
+    User,
+    RequestId,
+    UserAgent,
+    Referer,
+    Protocol,
+    Outcome,
+    RequestHeader(usize),
+    ResponseHeader(usize),
+}
+
+/// Every token name, as the docs table lists it.
+pub(crate) const TOKENS: &[&str] = &[
+    "timestamp",
+    "time_clf",
+    "method",
+    "path",
+    "query",
+    "target",
+    "route",
+    "status",
+    "bytes",
+    "duration_ms",
+    "duration_us",
+    "client_ip",
+    "user",
+    "request_id",
+    "user_agent",
+    "referer",
+    "protocol",
+    "outcome",
+    "req.<header>",
+    "res.<header>",
+];
+
+/// A parsed custom format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    tokens: Vec<Token>,
+    pub(crate) request_headers: Vec<HeaderName>,
+    pub(crate) response_headers: Vec<HeaderName>,
+}
+
+impl Template {
+    /// Parses a format such as `{client_ip} "{method} {path}" {status} {req.x-tenant}`.
+    /// `{{` and `}}` are literal braces.
+    ///
+    /// # Errors
+    /// An unknown token (with the nearest known one), an unclosed `{`, a lone `}`, or a header
+    /// token that does not name a valid header.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let mut t = Template {
+            tokens: Vec::new(),
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+        };
+        let mut lit = String::new();
+        let mut rest = s;
+        while let Some(c) = rest.chars().next() {
+            if let Some(after) = rest.strip_prefix("{{") {
+                lit.push('{');
+                rest = after;
+                continue;
+            }
+            if let Some(after) = rest.strip_prefix("}}") {
+                lit.push('}');
+                rest = after;
+                continue;
+            }
+            if c == '}' {
+                return Err(bad(s, "a lone `}` (write `}}` for a literal brace)"));
+            }
+            if c != '{' {
+                lit.push(c);
+                rest = &rest[c.len_utf8()..];
+                continue;
+            }
+            let Some(end) = rest.find('}') else {
+                return Err(bad(s, "an unclosed `{`"));
+            };
+            let name = rest[1..end].trim();
+            rest = &rest[end + 1..];
+            if !lit.is_empty() {
+                t.tokens.push(Token::Literal(std::mem::take(&mut lit)));
+            }
+            let token = match name {
+                "timestamp" => Token::Timestamp,
+                "time_clf" => Token::TimeClf,
+                "method" => Token::Method,
+                "path" => Token::Path,
+                "query" => Token::Query,
+                "target" => Token::Target,
+                "route" => Token::Route,
+                "status" => Token::Status,
+                "bytes" => Token::Bytes,
+                "duration_ms" => Token::DurationMs,
+                "duration_us" => Token::DurationUs,
+                "client_ip" => Token::ClientIp,
+                "user" => Token::User,
+                "request_id" => Token::RequestId,
+                "user_agent" => Token::UserAgent,
+                "referer" => Token::Referer,
+                "protocol" => Token::Protocol,
+                "outcome" => Token::Outcome,
+                other => {
+                    if let Some(h) = other.strip_prefix("req.") {
+                        let h = header(s, h)?;
+                        t.request_headers.push(h);
+                        Token::RequestHeader(t.request_headers.len() - 1)
+                    } else if let Some(h) = other.strip_prefix("res.") {
+                        let h = header(s, h)?;
+                        t.response_headers.push(h);
+                        Token::ResponseHeader(t.response_headers.len() - 1)
+                    } else {
+                        let mut e = format!("unknown token `{{{other}}}`");
+                        if let Some(near) = nearest(other) {
+                            e.push_str(&format!("; did you mean `{{{near}}}`?"));
+                        }
+                        return Err(bad(s, &e));
+                    }
+                }
+            };
+            t.tokens.push(token);
+        }
+        if !lit.is_empty() {
+            t.tokens.push(Token::Literal(lit));
+        }
+        Ok(t)
+    }
+}
+
+fn nearest(word: &str) -> Option<&'static str> {
+    tower_plugins_core::nearest(word, TOKENS.iter().copied().filter(|t| !t.contains('<')))
+}
+
+fn header(format: &str, name: &str) -> Result<HeaderName, ConfigError> {
+    HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| bad(format, &format!("`{name}` is not a valid header name")))
+}
+
+fn bad(format: &str, why: &str) -> ConfigError {
+    ConfigError::new(
+        ProblemKind::InvalidValue,
+        "",
+        format!("invalid log format {format:?}: {why}"),
+    )
+    .with_hint("tokens are written {name}: see the token table in the request-log README")
+}
+
+/// How each request becomes a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// The Common Log Format: `host ident user [time] "request" status bytes`.
+    Common,
+    /// The Combined Log Format: common plus `"referer" "user-agent"`.
+    Combined,
+    /// One JSON object per line.
+    Json,
+    /// A custom template.
+    Custom(Template),
+}
+
+impl LogFormat {
+    /// Parses `"common"`, `"combined"`, `"json"`, or a custom template.
+    ///
+    /// # Errors
+    /// A malformed template.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "common" => Ok(LogFormat::Common),
+            "combined" => Ok(LogFormat::Combined),
+            "json" => Ok(LogFormat::Json),
+            t => Template::parse(t).map(LogFormat::Custom),
+        }
+    }
+
+    pub(crate) fn template(&self) -> Option<&Template> {
+        match self {
+            LogFormat::Custom(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Writes the line for `r` (without the trailing newline) into `out`.
+    pub fn write(&self, r: &Record, include_query: bool, out: &mut String) {
+        match self {
+            LogFormat::Common => write_clf(r, out, false),
+            LogFormat::Combined => write_clf(r, out, true),
+            LogFormat::Json => write_json(r, include_query, out),
+            LogFormat::Custom(t) => write_template(t, r, out),
+        }
+    }
+}
+
+/// Escapes `bytes` for a text log the way nginx does: `"`, `\`, control characters and
+/// non-ASCII bytes become `\xHH`, so no value can end a field or forge a line.
+pub(crate) fn escape_text(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(out, "\\x{b:02X}");
+        } else {
+            out.push(char::from(b));
+        }
+    }
+}
+
+/// Like [`escape_text`], for fields that are not quoted: spaces are escaped too.
+fn escape_bare(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        if b == b' ' {
+            out.push_str("\\x20");
+        } else {
+            escape_text(out, &[b]);
+        }
+    }
+}
+
+fn opt_text(out: &mut String, v: Option<&[u8]>) {
+    match v {
+        Some(v) if !v.is_empty() => escape_text(out, v),
+        _ => out.push('-'),
+    }
+}
+
+fn target(r: &Record) -> (&str, Option<&str>) {
+    let path = r.uri.path();
+    let query = r.query.as_deref().or(r.uri.query());
+    (path, query)
+}
+
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `10/Oct/2000:13:55:36 +0000` (UTC).
+fn write_clf_time(out: &mut String, t: SystemTime) {
+    // humantime gives `2000-10-10T13:55:36Z`; reorder its fields.
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        out.push('-');
+        return;
+    }
+    let month = usize::from((b[5] - b'0') * 10 + (b[6] - b'0')).clamp(1, 12);
+    let _ = write!(
+        out,
+        "{}/{}/{}:{} +0000",
+        &s[8..10],
+        MONTHS[month - 1],
+        &s[0..4],
+        &s[11..19]
+    );
+}
+
+fn write_clf(r: &Record, out: &mut String, combined: bool) {
+    match r.client_ip {
+        Some(ip) => {
+            let _ = write!(out, "{ip}");
+        }
+        None => out.push('-'),
+    }
+    out.push_str(" - ");
+    match &r.user {
+        Some(u) if !u.is_empty() => escape_bare(out, u.as_bytes()),
+        _ => out.push('-'),
+    }
+    out.push_str(" [");
+    write_clf_time(out, r.time);
+    out.push_str("] \"");
+    escape_text(out, r.method.as_str().as_bytes());
+    out.push(' ');
+    let (path, query) = target(r);
+    escape_text(out, path.as_bytes());
+    if let Some(q) = query {
+        out.push('?');
+        escape_text(out, q.as_bytes());
+    }
+    out.push(' ');
+    out.push_str(protocol(r.version));
+    out.push_str("\" ");
+    let mut n = itoa::Buffer::new();
+    out.push_str(n.format(r.status));
+    out.push(' ');
+    if r.bytes == 0 {
+        out.push('-');
+    } else {
+        out.push_str(n.format(r.bytes));
+    }
+    if combined {
+        out.push_str(" \"");
+        opt_text(out, r.referer.as_ref().map(HeaderValue::as_bytes));
+        out.push_str("\" \"");
+        opt_text(out, r.user_agent.as_ref().map(HeaderValue::as_bytes));
+        out.push('"');
+    }
+}
+
+/// Writes a JSON string; invalid UTF-8 is replaced, control characters escaped.
+pub(crate) fn json_str(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    for c in String::from_utf8_lossy(bytes).chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_opt(out: &mut String, key: &str, v: Option<&[u8]>) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
+    match v {
+        Some(v) => json_str(out, v),
+        None => out.push_str("null"),
+    }
+}
+
+fn write_json(r: &Record, include_query: bool, out: &mut String) {
+    out.push_str("{\"timestamp\":\"");
+    let _ = write!(out, "{}", humantime::format_rfc3339_millis(r.time));
+    out.push_str("\",\"method\":");
+    json_str(out, r.method.as_str().as_bytes());
+    out.push_str(",\"path\":");
+    json_str(out, r.uri.path().as_bytes());
+    json_opt(out, "route", r.route.as_deref().map(str::as_bytes));
+    if include_query {
+        let (_, q) = target(r);
+        json_opt(out, "query", q.map(str::as_bytes));
+    }
+    let mut n = itoa::Buffer::new();
+    out.push_str(",\"status\":");
+    out.push_str(n.format(r.status));
+    out.push_str(",\"bytes\":");
+    out.push_str(n.format(r.bytes));
+    out.push_str(",\"duration_ms\":");
+    let us = r.duration.as_micros();
+    let _ = write!(out, "{}.{:03}", us / 1000, us % 1000);
+    out.push_str(",\"client_ip\":");
+    match r.client_ip {
+        Some(ip) => {
+            let _ = write!(out, "\"{ip}\"");
+        }
+        None => out.push_str("null"),
+    }
+    json_opt(out, "user", r.user.as_deref().map(str::as_bytes));
+    json_opt(
+        out,
+        "request_id",
+        r.request_id.as_ref().map(HeaderValue::as_bytes),
+    );
+    json_opt(
+        out,
+        "user_agent",
+        r.user_agent.as_ref().map(HeaderValue::as_bytes),
+    );
+    json_opt(
+        out,
+        "referer",
+        r.referer.as_ref().map(HeaderValue::as_bytes),
+    );
+    out.push_str(",\"protocol\":\"");
+    out.push_str(protocol(r.version));
+    out.push_str("\",\"outcome\":\"");
+    out.push_str(if r.aborted { "aborted" } else { "completed" });
+    out.push_str("\"}");
+}
+
+fn write_template(t: &Template, r: &Record, out: &mut String) {
+    let mut n = itoa::Buffer::new();
+    for token in &t.tokens {
+        match token {
+            Token::Literal(s) => out.push_str(s),
+            Token::Timestamp => {
+                let _ = write!(out, "{}", humantime::format_rfc3339_millis(r.time));
+            }
+            Token::TimeClf => write_clf_time(out, r.time),
+            Token::Method => escape_text(out, r.method.as_str().as_bytes()),
+            Token::Path => escape_text(out, r.uri.path().as_bytes()),
+            Token::Query => opt_text(out, target(r).1.map(str::as_bytes)),
+            Token::Target => {
+                let (path, query) = target(r);
+                escape_text(out, path.as_bytes());
+                if let Some(q) = query {
+                    out.push('?');
+                    escape_text(out, q.as_bytes());
+                }
+            }
+            Token::Route => opt_text(out, r.route.as_deref().map(str::as_bytes)),
+            Token::Status => out.push_str(n.format(r.status)),
+            Token::Bytes => out.push_str(n.format(r.bytes)),
+            Token::DurationMs => {
+                let us = r.duration.as_micros();
+                let _ = write!(out, "{}.{:03}", us / 1000, us % 1000);
+            }
+            Token::DurationUs => out.push_str(n.format(r.duration.as_micros())),
+            Token::ClientIp => match r.client_ip {
+                Some(ip) => {
+                    let _ = write!(out, "{ip}");
+                }
+                None => out.push('-'),
+            },
+            Token::User => opt_text(out, r.user.as_deref().map(str::as_bytes)),
+            Token::RequestId => opt_text(out, r.request_id.as_ref().map(HeaderValue::as_bytes)),
+            Token::UserAgent => opt_text(out, r.user_agent.as_ref().map(HeaderValue::as_bytes)),
+            Token::Referer => opt_text(out, r.referer.as_ref().map(HeaderValue::as_bytes)),
+            Token::Protocol => out.push_str(protocol(r.version)),
+            Token::Outcome => out.push_str(if r.aborted { "aborted" } else { "completed" }),
+            Token::RequestHeader(i) => opt_text(
+                out,
+                r.request_headers
+                    .get(*i)
+                    .and_then(|(_, v)| v.as_ref())
+                    .map(HeaderValue::as_bytes),
+            ),
+            Token::ResponseHeader(i) => opt_text(
+                out,
+                r.response_headers
+                    .get(*i)
+                    .and_then(|(_, v)| v.as_ref())
+                    .map(HeaderValue::as_bytes),
+            ),
+        }
+    }
+}

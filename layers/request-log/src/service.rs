@@ -1,0 +1,322 @@
+//! [`RequestLog`], its [`ResponseFuture`] and [`ResponseBody`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Instant, SystemTime};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower_plugins_core::{AuthUser, BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, RequestStart};
+use tower_service::Service;
+
+use crate::format::{REDACTED, Record};
+use crate::layer::{Shared, Sink, valid_request_id};
+
+/// The request id of a request, in its extensions (for handlers and other plugins) and in the
+/// response header.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    /// A new UUID v7 (time-ordered) id.
+    pub fn new_v7() -> Self {
+        let id = uuid::Uuid::now_v7();
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let s = id.hyphenated().encode_lower(&mut buf);
+        RequestId(HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("-")))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or("-")
+    }
+}
+
+/// The request-log service. See the [crate docs](crate) for an example.
+#[derive(Clone)]
+pub struct RequestLog<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S> RequestLog<S> {
+    tower_plugins_core::inner_service_accessors!();
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for RequestLog<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestLog")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+/// What is known of a request before its response: kept in one box per request.
+struct Pending {
+    shared: Arc<Shared>,
+    start: Instant,
+    record: Record,
+}
+
+fn capture(
+    headers: &HeaderMap,
+    names: &[HeaderName],
+    shared: &Shared,
+) -> Vec<(HeaderName, Option<HeaderValue>)> {
+    names
+        .iter()
+        .map(|n| {
+            let v = headers.get(n).map(|v| {
+                if shared.is_redacted(n) || v.is_sensitive() {
+                    HeaderValue::from_static(REDACTED)
+                } else {
+                    v.clone()
+                }
+            });
+            (n.clone(), v)
+        })
+        .collect()
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestLog<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let s = &*self.shared;
+        let request_id = s.request_id_header.as_ref().map(|h| {
+            let incoming = req
+                .headers()
+                .get(h)
+                .filter(|v| s.trust_request_id && valid_request_id(v));
+            let id = match incoming {
+                Some(v) => RequestId(v.clone()),
+                None => RequestId::new_v7(),
+            };
+            req.extensions_mut().insert(id.clone());
+            (h.clone(), id.0)
+        });
+        if s.skip.matches(req.uri().path()) {
+            return ResponseFuture {
+                inner: self.inner.call(req),
+                pending: None,
+                request_id,
+            };
+        }
+        let start = RequestStart::get_or_insert(&mut req);
+        let headers = req.headers();
+        let record = Record {
+            time: SystemTime::now() - start.elapsed(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            query: None,
+            route: route(&req),
+            version: req.version(),
+            status: 0,
+            bytes: 0,
+            duration: std::time::Duration::ZERO,
+            client_ip: s.client_ip.resolve(&req),
+            user: req.extensions().get::<AuthUser>().map(|u| u.0.to_string()),
+            request_id: request_id.as_ref().map(|(_, v)| v.clone()),
+            user_agent: headers.get(http::header::USER_AGENT).cloned(),
+            referer: headers.get(http::header::REFERER).cloned(),
+            aborted: false,
+            request_headers: s
+                .format
+                .template()
+                .map(|t| capture(headers, &t.request_headers, s))
+                .unwrap_or_default(),
+            response_headers: Vec::new(),
+        };
+        let pending = Box::new(Pending {
+            shared: self.shared.clone(),
+            start,
+            record,
+        });
+        ResponseFuture {
+            inner: self.inner.call(req),
+            pending: Some(pending),
+            request_id,
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+fn route<B>(req: &Request<B>) -> Option<String> {
+    req.extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+}
+
+#[cfg(not(feature = "axum"))]
+fn route<B>(_: &Request<B>) -> Option<String> {
+    None
+}
+
+pin_project! {
+    /// The response future of [`RequestLog`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        pending: Option<Box<Pending>>,
+        request_id: Option<(HeaderName, HeaderValue)>,
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = ready!(this.inner.poll(cx))?;
+        let (mut parts, body) = res.into_parts();
+        // Skipped paths carry their request id too; a handler's own value is kept.
+        if let Some((name, id)) = this.request_id.take() {
+            parts.headers.entry(name).or_insert(id);
+        }
+        let guard = this.pending.take().map(|mut p| {
+            p.record.status = parts.status.as_u16();
+            if p.record.user.is_none() {
+                p.record.user = parts.extensions.get::<AuthUser>().map(|u| u.0.to_string());
+            }
+            if let Some(t) = p.shared.format.template() {
+                p.record.response_headers = capture(&parts.headers, &t.response_headers, &p.shared);
+            }
+            p
+        });
+        let body = ResponseBody {
+            inner: GuardedBody::new(body, LogOnEnd(guard)),
+        };
+        Poll::Ready(Ok(Response::from_parts(parts, body)))
+    }
+}
+
+/// Writes the line when the body ends, fails, or is dropped.
+struct LogOnEnd(Option<Box<Pending>>);
+
+impl OnBodyEnd for LogOnEnd {
+    fn on_body_end(self, end: BodyEnd) {
+        let Some(mut p) = self.0 else {
+            return;
+        };
+        p.record.duration = p.start.elapsed();
+        p.record.bytes = end.bytes;
+        p.record.aborted = end.outcome == BodyOutcome::Aborted;
+        let shared = p.shared.clone();
+        if !shared.keeps(&p.record) {
+            return;
+        }
+        if !shared.redact_query.is_empty() {
+            p.record.query = p
+                .record
+                .uri
+                .query()
+                .map(|q| redact_query(q, &shared.redact_query));
+        }
+        emit(&shared, &p.record);
+    }
+}
+
+/// `a=1&token=secret` → `a=1&token=[redacted]` for the listed parameter names.
+pub(crate) fn redact_query(q: &str, params: &[String]) -> String {
+    q.split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if params.iter().any(|p| p == k) => format!("{k}={REDACTED}"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn emit(shared: &Shared, r: &Record) {
+    let mut line = String::with_capacity(256);
+    shared.format.write(r, shared.include_query, &mut line);
+    match &shared.sink {
+        Sink::Lines(w) => {
+            line.push('\n');
+            w.send(line.into_bytes());
+        }
+        Sink::Tracing => {
+            fn dash(v: Option<&HeaderValue>) -> &str {
+                v.and_then(|v| v.to_str().ok()).unwrap_or("-")
+            }
+            tracing::info!(
+                target: "tower_plugins::request_log",
+                method = r.method.as_str(),
+                path = r.uri.path(),
+                route = r.route.as_deref().unwrap_or("-"),
+                status = r.status,
+                bytes = r.bytes,
+                duration_ms = r.duration.as_secs_f64() * 1000.0,
+                client_ip = %r.client_ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+                user = r.user.as_deref().unwrap_or("-"),
+                request_id = dash(r.request_id.as_ref()),
+                user_agent = dash(r.user_agent.as_ref()),
+                referer = dash(r.referer.as_ref()),
+                outcome = if r.aborted { "aborted" } else { "completed" },
+                "{line}"
+            );
+        }
+    }
+}
+
+pin_project! {
+    /// The response body of [`RequestLog`]: the inner body, logged when it ends or is dropped.
+    /// `size_hint` and `is_end_stream` are forwarded.
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: GuardedBody<B, LogOnEnd>,
+    }
+}
+
+impl<B> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody").finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,301 @@
+//! Where lines go: `tracing`, stdout, stderr, a rotating file, or any writer; never blocking
+//! the async runtime.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tower_plugins_core::{ConfigError, ProblemKind};
+
+/// When a file sink starts a new file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rotate {
+    /// Never.
+    Never,
+    /// At midnight UTC: the finished file is renamed `NAME.YYYY-MM-DD`.
+    Daily,
+    /// When the file would grow past this many bytes: `NAME` becomes `NAME.1`, `NAME.1`
+    /// becomes `NAME.2`, ..., keeping 9.
+    Size(u64),
+}
+
+impl Rotate {
+    /// Parses `"never"`, `"daily"`, or a size such as `"100MB"`, `"512KB"`, `"1GB"`.
+    ///
+    /// # Errors
+    /// Anything else.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let t = s.trim();
+        match t.to_ascii_lowercase().as_str() {
+            "never" => return Ok(Rotate::Never),
+            "daily" => return Ok(Rotate::Daily),
+            _ => {}
+        }
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        let (n, unit) = t.split_at(digits);
+        let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+            "B" => 1,
+            "KB" | "K" | "KIB" => 1 << 10,
+            "MB" | "M" | "MIB" => 1 << 20,
+            "GB" | "G" | "GIB" => 1 << 30,
+            _ => 0,
+        };
+        match n.parse::<u64>() {
+            Ok(n) if n > 0 && mult > 0 => Ok(Rotate::Size(n.saturating_mul(mult))),
+            _ => Err(ConfigError::new(
+                ProblemKind::InvalidValue,
+                "",
+                format!("invalid rotation {s:?}"),
+            )
+            .with_hint("write \"daily\", \"never\", or a size such as \"100MB\"")),
+        }
+    }
+}
+
+/// Where the writer thread writes.
+pub(crate) enum Target {
+    Stdout,
+    Stderr,
+    File(RotatingFile),
+    Writer(Box<dyn Write + Send>),
+}
+
+/// A file that rotates by day or size.
+pub(crate) struct RotatingFile {
+    path: PathBuf,
+    file: BufWriter<File>,
+    rotate: Rotate,
+    size: u64,
+    day: u64,
+}
+
+fn today() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400)
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl RotatingFile {
+    /// Opens (or creates) the file for appending: an unwritable path fails here, at load.
+    pub(crate) fn open(path: PathBuf, rotate: Rotate) -> io::Result<Self> {
+        let file = open_append(&path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(RotatingFile {
+            path,
+            file: BufWriter::with_capacity(64 * 1024, file),
+            rotate,
+            size,
+            day: today(),
+        })
+    }
+
+    fn rotate_if_needed(&mut self, next: u64) -> io::Result<()> {
+        let to = match self.rotate {
+            Rotate::Never => return Ok(()),
+            Rotate::Daily => {
+                let now = today();
+                if now == self.day {
+                    return Ok(());
+                }
+                let name = humantime::format_rfc3339(
+                    UNIX_EPOCH + std::time::Duration::from_secs(self.day * 86_400),
+                )
+                .to_string();
+                self.day = now;
+                self.path.with_extension(format!(
+                    "{}{}",
+                    self.path
+                        .extension()
+                        .map(|e| format!("{}.", e.to_string_lossy()))
+                        .unwrap_or_default(),
+                    &name[..10]
+                ))
+            }
+            Rotate::Size(max) => {
+                if self.size == 0 || self.size + next <= max {
+                    return Ok(());
+                }
+                for i in (1..9).rev() {
+                    let from = numbered(&self.path, i);
+                    if from.exists() {
+                        std::fs::rename(&from, numbered(&self.path, i + 1))?;
+                    }
+                }
+                numbered(&self.path, 1)
+            }
+        };
+        self.file.flush()?;
+        std::fs::rename(&self.path, &to)?;
+        self.file = BufWriter::with_capacity(64 * 1024, open_append(&self.path)?);
+        self.size = 0;
+        Ok(())
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.rotate_if_needed(line.len() as u64)?;
+        self.file.write_all(line)?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+}
+
+/// `access.log` → `access.log.3`.
+pub(crate) fn numbered(path: &Path, i: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{i}"));
+    PathBuf::from(s)
+}
+
+impl Target {
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        match self {
+            Target::Stdout => io::stdout().lock().write_all(line),
+            Target::Stderr => io::stderr().lock().write_all(line),
+            Target::File(f) => f.write_line(line),
+            Target::Writer(w) => w.write_all(line),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Target::Stdout => io::stdout().flush(),
+            Target::Stderr => io::stderr().flush(),
+            Target::File(f) => f.file.flush(),
+            Target::Writer(w) => w.flush(),
+        }
+    }
+}
+
+/// The sending side of a writer thread: lines go through a bounded channel; when it is full
+/// they are dropped and counted, and the count is written to the log as soon as there is room.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: SyncSender<Vec<u8>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread. It ends when every `Writer` clone is gone, after writing
+    /// what was queued.
+    pub(crate) fn spawn(target: Target, capacity: usize) -> io::Result<Self> {
+        let (tx, rx) = sync_channel::<Vec<u8>>(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let d = dropped.clone();
+        std::thread::Builder::new()
+            .name("request-log-writer".to_owned())
+            .spawn(move || run(target, rx, d))?;
+        Ok(Writer { tx, dropped })
+    }
+
+    /// Queues a line (with its newline); never blocks.
+    pub(crate) fn send(&self, line: Vec<u8>) {
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Lines dropped so far because the writer could not keep up (and not yet reported).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn run(mut target: Target, rx: Receiver<Vec<u8>>, dropped: Arc<AtomicU64>) {
+    let mut failed = false;
+    while let Ok(first) = rx.recv() {
+        let mut write = |line: &[u8], target: &mut Target| {
+            if let Err(e) = target.write_line(line) {
+                if !failed {
+                    eprintln!("request_log: cannot write the access log: {e}");
+                    failed = true;
+                }
+            } else {
+                failed = false;
+            }
+        };
+        write(&first, &mut target);
+        // Drain what is queued, then flush once.
+        while let Ok(line) = rx.try_recv() {
+            write(&line, &mut target);
+        }
+        let n = dropped.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            let note =
+                format!("request_log: {n} lines dropped: the log writer could not keep up\n");
+            write(note.as_bytes(), &mut target);
+        }
+        let _ = target.flush();
+    }
+    let n = dropped.swap(0, Ordering::Relaxed);
+    if n > 0 {
+        let _ = target.write_line(
+            format!("request_log: {n} lines dropped: the log writer could not keep up\n")
+                .as_bytes(),
+        );
+    }
+    let _ = target.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_sizes_parse() {
+        assert_eq!(Rotate::parse("daily").unwrap(), Rotate::Daily);
+        assert_eq!(Rotate::parse("never").unwrap(), Rotate::Never);
+        assert_eq!(Rotate::parse("100MB").unwrap(), Rotate::Size(100 << 20));
+        assert_eq!(Rotate::parse("512 KB").unwrap(), Rotate::Size(512 << 10));
+        for bad in ["", "weekly", "0MB", "10 parsecs", "MB"] {
+            assert!(Rotate::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn size_rotation_keeps_numbered_files() {
+        let dir = std::env::temp_dir().join(format!("rl-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let mut f = RotatingFile::open(path.clone(), Rotate::Size(100)).unwrap();
+        for i in 0..25 {
+            f.write_line(format!("line {i:02} ................ 30b\n").as_bytes())
+                .unwrap();
+        }
+        f.file.flush().unwrap();
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        // 30-byte lines, at most 100 bytes per file: 3 lines each.
+        assert_eq!(read(&path).lines().count(), 1);
+        assert!(read(&path).starts_with("line 24"));
+        assert_eq!(read(&numbered(&path, 1)).lines().count(), 3);
+        assert!(read(&numbered(&path, 1)).starts_with("line 21"));
+        assert!(numbered(&path, 8).exists());
+        assert!(!numbered(&path, 9).exists() || read(&numbered(&path, 9)).starts_with("line 00"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unwritable_paths_fail_at_open() {
+        assert!(RotatingFile::open("/nonexistent-dir/x/access.log".into(), Rotate::Never).is_err());
+    }
+}
