@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `timer` | [`tower-plugins-timer`](timer) | `timer` |
 //! | `cors` | [`tower-plugins-cors`](cors) | `cors` |
+//! | `request_log` | [`tower-plugins-request-log`](request_log) | `request-log` |
 //!
 //! # Example
 //!
@@ -30,6 +31,7 @@
 //! # Features
 //! - `timer` (default): the timer plugin and its re-export as [`timer`].
 //! - `cors` (default): the CORS plugin and its re-export as [`cors`].
+//! - `request-log` (default): the request-log plugin and its re-export as [`request_log`].
 //! - `axum` (default): read the client's peer address from axum's `ConnectInfo` too.
 //! - `full`: everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -55,6 +57,10 @@ pub use tower_plugins_timer as timer;
 /// The CORS plugin: Fetch-standard CORS with validated rules.
 #[cfg(feature = "cors")]
 pub use tower_plugins_cors as cors;
+
+/// The request-log plugin: access logs with request ids, redaction and non-blocking sinks.
+#[cfg(feature = "request-log")]
+pub use tower_plugins_request_log as request_log;
 
 /// A boxed error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

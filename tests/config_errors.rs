@@ -97,7 +97,10 @@ fn unknown_plugin_lists_known_names_and_nearest() {
     let e = err("[[plugin]]\nuse = \"timr\"\n");
     let text = single(&e, ProblemKind::UnknownPlugin, "use", 2);
     assert!(text.contains("did you mean `timer`?"), "{text}");
-    assert!(text.contains("known plugins: cors, timer"), "{text}");
+    assert!(
+        text.contains("known plugins: cors, request_log, timer"),
+        "{text}"
+    );
 }
 
 #[test]

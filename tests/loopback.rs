@@ -292,3 +292,46 @@ async fn stack_around_the_whole_router() {
     );
     server.abort();
 }
+
+/// The request log over a real socket: the client's address, the bytes actually sent, and
+/// the request id handed back.
+#[cfg(feature = "request-log")]
+#[tokio::test]
+async fn request_log_writes_combined_lines_for_real_connections() {
+    let dir = std::env::temp_dir().join(format!("tp-loopback-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("access.log");
+    let stack = PluginStack::from_toml_str(&format!(
+        "[[plugin]]\nuse = \"request_log\"\nformat = \"combined\"\nsink = {{ file = {:?} }}\n\
+         [[plugin]]\nuse = \"timer\"\n",
+        path.display().to_string()
+    ))
+    .unwrap();
+    let server = spawn_axum(app::router().layer(stack.layer())).await;
+    let (parts, body) = get(
+        server.addr,
+        "/large",
+        &[("user-agent", "loopback-test/1.0")],
+    )
+    .await;
+    assert!(parts.headers.contains_key("x-request-id"));
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let line = text.lines().next().expect("a line");
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(
+        line.contains(&format!(
+            "\"GET /large HTTP/1.1\" 200 {} \"-\" \"loopback-test/1.0\"",
+            body.len()
+        )),
+        "{line}"
+    );
+}

@@ -51,6 +51,8 @@ pub(crate) enum Step {
     Timer(tower_plugins_timer::TimerLayer),
     #[cfg(feature = "cors")]
     Cors(tower_plugins_cors::CorsLayer),
+    #[cfg(feature = "request-log")]
+    RequestLog(tower_plugins_request_log::RequestLogLayer),
     Dyn(DynLayer),
 }
 
@@ -108,7 +110,11 @@ impl fmt::Debug for Registry {
 }
 
 /// Built-in plugin names, whether or not their feature is compiled in, with the feature.
-pub(crate) const BUILT_IN: &[(&str, &str)] = &[("timer", "timer"), ("cors", "cors")];
+pub(crate) const BUILT_IN: &[(&str, &str)] = &[
+    ("timer", "timer"),
+    ("cors", "cors"),
+    ("request_log", "request-log"),
+];
 
 impl Registry {
     pub(crate) fn with_built_ins() -> Self {
@@ -135,6 +141,18 @@ impl Registry {
                 Ok(Built {
                     summary: layer.describe(),
                     step: Step::Cors(layer),
+                })
+            }),
+        );
+        #[cfg(feature = "request-log")]
+        r.kinds.insert(
+            "request_log".to_owned(),
+            Arc::new(|table, ctx| {
+                let cfg: tower_plugins_request_log::RequestLogConfig = deserialize(table)?;
+                let layer = cfg.build(ctx.client_ip().clone())?;
+                Ok(Built {
+                    summary: layer.describe(),
+                    step: Step::RequestLog(layer),
                 })
             }),
         );

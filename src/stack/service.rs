@@ -84,6 +84,14 @@ type CorsBody<B> = tower_plugins_core::PluginBody<B>;
 type CorsFuture<F> = Off<F>;
 #[cfg(not(feature = "cors"))]
 type CorsBody<B> = Off<B>;
+#[cfg(feature = "request-log")]
+type LogFuture<F> = tower_plugins_request_log::ResponseFuture<F>;
+#[cfg(feature = "request-log")]
+type LogBody<B> = tower_plugins_request_log::ResponseBody<B>;
+#[cfg(not(feature = "request-log"))]
+type LogFuture<F> = Off<F>;
+#[cfg(not(feature = "request-log"))]
+type LogBody<B> = Off<B>;
 
 /// The future and body of a plugin whose feature is off: a type with no value, so its slot
 /// variants exist (pin-project-lite cannot `cfg` them away) but are never built.
@@ -136,6 +144,8 @@ enum SlotKind<N> {
     Timer(tower_plugins_timer::Timer<N>),
     #[cfg(feature = "cors")]
     Cors(tower_plugins_cors::Cors<N>),
+    #[cfg(feature = "request-log")]
+    RequestLog(tower_plugins_request_log::RequestLog<N>),
     Dyn(Next),
 }
 
@@ -148,6 +158,8 @@ impl<N: Clone> Clone for Slot<N> {
                 SlotKind::Timer(t) => SlotKind::Timer(t.clone()),
                 #[cfg(feature = "cors")]
                 SlotKind::Cors(c) => SlotKind::Cors(c.clone()),
+                #[cfg(feature = "request-log")]
+                SlotKind::RequestLog(l) => SlotKind::RequestLog(l.clone()),
                 SlotKind::Dyn(d) => SlotKind::Dyn(d.clone()),
             },
         }
@@ -162,6 +174,8 @@ impl<N> fmt::Debug for Slot<N> {
             SlotKind::Timer(_) => "timer",
             #[cfg(feature = "cors")]
             SlotKind::Cors(_) => "cors",
+            #[cfg(feature = "request-log")]
+            SlotKind::RequestLog(_) => "request_log",
             SlotKind::Dyn(_) => "dyn",
         };
         f.debug_tuple("Slot").field(&k).finish()
@@ -189,6 +203,8 @@ fn apply_dyn(step: &Step, next: Next) -> Next {
         Step::Timer(l) => erase(l.layer(next)),
         #[cfg(feature = "cors")]
         Step::Cors(l) => erase(l.layer(next)),
+        #[cfg(feature = "request-log")]
+        Step::RequestLog(l) => erase(l.layer(next)),
         Step::Dyn(DynLayer(f)) => f(next),
     }
 }
@@ -212,6 +228,8 @@ where
             Some(Step::Timer(l)) => SlotKind::Timer(l.layer(inner)),
             #[cfg(feature = "cors")]
             Some(Step::Cors(l)) => SlotKind::Cors(l.layer(inner)),
+            #[cfg(feature = "request-log")]
+            Some(Step::RequestLog(l)) => SlotKind::RequestLog(l.layer(inner)),
             Some(Step::Dyn(DynLayer(f))) => SlotKind::Dyn(f(erase(inner))),
         };
         Slot { kind }
@@ -249,6 +267,8 @@ where
             SlotKind::Timer(t) => t.poll_ready(cx),
             #[cfg(feature = "cors")]
             SlotKind::Cors(c) => c.poll_ready(cx),
+            #[cfg(feature = "request-log")]
+            SlotKind::RequestLog(l) => l.poll_ready(cx),
             SlotKind::Dyn(d) => d.poll_ready(cx),
         }
     }
@@ -261,6 +281,8 @@ where
             SlotKind::Timer(t) => SlotFuture::Timer { fut: t.call(req) },
             #[cfg(feature = "cors")]
             SlotKind::Cors(c) => SlotFuture::Cors { fut: c.call(req) },
+            #[cfg(feature = "request-log")]
+            SlotKind::RequestLog(l) => SlotFuture::RequestLog { fut: l.call(req) },
             SlotKind::Dyn(d) => SlotFuture::Dyn { fut: d.call(req) },
         }
     }
@@ -274,6 +296,7 @@ pin_project! {
         Pass { #[pin] fut: F },
         Timer { #[pin] fut: TimerFuture<F> },
         Cors { #[pin] fut: CorsFuture<F> },
+        RequestLog { #[pin] fut: LogFuture<F> },
         Dyn { fut: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> },
     }
 }
@@ -301,6 +324,9 @@ where
             }
             SlotFutureProj::Cors { fut } => {
                 ready!(fut.poll_with(cx, |body| wrap(SlotBody::Cors { body })))?
+            }
+            SlotFutureProj::RequestLog { fut } => {
+                ready!(fut.poll_with(cx, |body| wrap(SlotBody::RequestLog { body })))?
             }
             SlotFutureProj::Dyn { fut } => {
                 ready!(fut.as_mut().poll(cx))?.map(|body| wrap(SlotBody::Dyn { body }))
@@ -331,11 +357,12 @@ pin_project! {
         Pass { #[pin] body: B },
         Timer { #[pin] body: TimerBody<B> },
         Cors { #[pin] body: CorsBody<B> },
+        RequestLog { #[pin] body: LogBody<B> },
         Dyn { #[pin] body: Body },
     }
 }
 
-enum_body!(SlotBody, SlotBodyProj, [Pass, Timer, Cors, Dyn]);
+enum_body!(SlotBody, SlotBodyProj, [Pass, Timer, Cors, RequestLog, Dyn]);
 
 type C2<S> = Slot<Slot<S>>;
 type C4<S> = C2<C2<S>>;

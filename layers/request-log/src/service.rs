@@ -182,14 +182,18 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E> ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// Polls like [`Future::poll`], and builds the response around `wrap(body)`: a layer that
+    /// nests this future (the plugin stack does) then moves the response once, not twice.
+    pub fn poll_with<T>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        wrap: impl FnOnce(ResponseBody<B>) -> T,
+    ) -> Poll<Result<Response<T>, E>> {
         let this = self.project();
         let res = ready!(this.inner.poll(cx))?;
         let (mut parts, body) = res.into_parts();
@@ -210,7 +214,20 @@ where
         let body = ResponseBody {
             inner: GuardedBody::new(body, LogOnEnd(guard)),
         };
-        Poll::Ready(Ok(Response::from_parts(parts, body)))
+        Poll::Ready(Ok(Response::from_parts(parts, wrap(body))))
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_with(cx, |body| body)
     }
 }
 
