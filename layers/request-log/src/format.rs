@@ -1,6 +1,7 @@
 //! Log line formats: `common`, `combined`, `json` and custom templates, with escaping.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
@@ -248,8 +249,9 @@ impl LogFormat {
         }
     }
 
-    /// Writes the line for `r` (without the trailing newline) into `out`.
-    pub fn write(&self, r: &Record, include_query: bool, out: &mut String) {
+    /// Writes the line for `r` (without the trailing newline) into `out`. The line is always
+    /// valid UTF-8 (text formats are printable ASCII; JSON replaces invalid bytes).
+    pub fn write(&self, r: &Record, include_query: bool, out: &mut Vec<u8>) {
         match self {
             LogFormat::Common => write_clf(r, out, false),
             LogFormat::Combined => write_clf(r, out, true),
@@ -259,33 +261,54 @@ impl LogFormat {
     }
 }
 
+/// Appends text or bytes.
+#[inline]
+fn put(out: &mut Vec<u8>, s: impl AsRef<[u8]>) {
+    out.extend_from_slice(s.as_ref());
+}
+
+/// Bytes written as they are in a text log: printable ASCII except `"` and `\`.
+const SAFE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    t
+};
+
 /// Escapes `bytes` for a text log the way nginx does: `"`, `\`, control characters and
-/// non-ASCII bytes become `\xHH`, so no value can end a field or forge a line.
-pub(crate) fn escape_text(out: &mut String, bytes: &[u8]) {
-    for &b in bytes {
-        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
-            let _ = write!(out, "\\x{b:02X}");
-        } else {
-            out.push(char::from(b));
+/// non-ASCII bytes become `\xHH`, so no value can end a field or forge a line. Runs of safe
+/// bytes are copied at once.
+pub(crate) fn escape_text(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !SAFE[usize::from(b)] {
+            put(out, &bytes[start..i]);
+            put(out, &[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+            start = i + 1;
         }
     }
+    put(out, &bytes[start..]);
 }
 
 /// Like [`escape_text`], for fields that are not quoted: spaces are escaped too.
-fn escape_bare(out: &mut String, bytes: &[u8]) {
+fn escape_bare(out: &mut Vec<u8>, bytes: &[u8]) {
     for &b in bytes {
         if b == b' ' {
-            out.push_str("\\x20");
+            put(out, b"\\x20");
         } else {
             escape_text(out, &[b]);
         }
     }
 }
 
-fn opt_text(out: &mut String, v: Option<&[u8]>) {
+fn opt_text(out: &mut Vec<u8>, v: Option<&[u8]>) {
     match v {
         Some(v) if !v.is_empty() => escape_text(out, v),
-        _ => out.push('-'),
+        _ => out.push(b'-'),
     }
 }
 
@@ -309,104 +332,142 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// `10/Oct/2000:13:55:36 +0000` (UTC).
-fn write_clf_time(out: &mut String, t: SystemTime) {
-    // humantime gives `2000-10-10T13:55:36Z`; reorder its fields.
-    let s = humantime::format_rfc3339_seconds(t).to_string();
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        out.push('-');
-        return;
-    }
-    let month = usize::from((b[5] - b'0') * 10 + (b[6] - b'0')).clamp(1, 12);
-    let _ = write!(
-        out,
-        "{}/{}/{}:{} +0000",
-        &s[8..10],
-        MONTHS[month - 1],
-        &s[0..4],
-        &s[11..19]
-    );
+thread_local! {
+    /// The last second formatted on this thread, and its text: a busy server formats each
+    /// second once per thread instead of once per line.
+    static CLF_TIME: std::cell::RefCell<(u64, String)> = const {
+        std::cell::RefCell::new((u64::MAX, String::new()))
+    };
 }
 
-fn write_clf(r: &Record, out: &mut String, combined: bool) {
-    match r.client_ip {
-        Some(ip) => {
-            let _ = write!(out, "{ip}");
+/// `10/Oct/2000:13:55:36 +0000` (UTC).
+fn write_clf_time(out: &mut Vec<u8>, t: SystemTime) {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CLF_TIME.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != secs {
+            // humantime gives `2000-10-10T13:55:36Z`; reorder its fields.
+            let s = humantime::format_rfc3339_seconds(t).to_string();
+            let b = s.as_bytes();
+            cache.1.clear();
+            if b.len() < 19 {
+                cache.1.push('-');
+            } else {
+                let month = usize::from((b[5] - b'0') * 10 + (b[6] - b'0')).clamp(1, 12);
+                let _ = write!(
+                    cache.1,
+                    "{}/{}/{}:{} +0000",
+                    &s[8..10],
+                    MONTHS[month - 1],
+                    &s[0..4],
+                    &s[11..19]
+                );
+            }
+            cache.0 = secs;
         }
-        None => out.push('-'),
+        put(out, &cache.1);
+    });
+}
+
+/// An IP address, IPv4 without the formatting machinery.
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut n = itoa::Buffer::new();
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                put(out, n.format(*octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
-    out.push_str(" - ");
+}
+
+fn write_clf(r: &Record, out: &mut Vec<u8>, combined: bool) {
+    match r.client_ip {
+        Some(ip) => write_ip(out, ip),
+        None => out.push(b'-'),
+    }
+    put(out, " - ");
     match &r.user {
         Some(u) if !u.is_empty() => escape_bare(out, u.as_bytes()),
-        _ => out.push('-'),
+        _ => out.push(b'-'),
     }
-    out.push_str(" [");
+    put(out, " [");
     write_clf_time(out, r.time);
-    out.push_str("] \"");
+    put(out, "] \"");
     escape_text(out, r.method.as_str().as_bytes());
-    out.push(' ');
+    out.push(b' ');
     let (path, query) = target(r);
     escape_text(out, path.as_bytes());
     if let Some(q) = query {
-        out.push('?');
+        out.push(b'?');
         escape_text(out, q.as_bytes());
     }
-    out.push(' ');
-    out.push_str(protocol(r.version));
-    out.push_str("\" ");
+    out.push(b' ');
+    put(out, protocol(r.version));
+    put(out, "\" ");
     let mut n = itoa::Buffer::new();
-    out.push_str(n.format(r.status));
-    out.push(' ');
+    put(out, n.format(r.status));
+    out.push(b' ');
     if r.bytes == 0 {
-        out.push('-');
+        out.push(b'-');
     } else {
-        out.push_str(n.format(r.bytes));
+        put(out, n.format(r.bytes));
     }
     if combined {
-        out.push_str(" \"");
+        put(out, " \"");
         opt_text(out, r.referer.as_ref().map(HeaderValue::as_bytes));
-        out.push_str("\" \"");
+        put(out, "\" \"");
         opt_text(out, r.user_agent.as_ref().map(HeaderValue::as_bytes));
-        out.push('"');
+        out.push(b'"');
     }
 }
 
 /// Writes a JSON string; invalid UTF-8 is replaced, control characters escaped.
-pub(crate) fn json_str(out: &mut String, bytes: &[u8]) {
-    out.push('"');
+pub(crate) fn json_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
     for c in String::from_utf8_lossy(bytes).chars() {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+            '"' => put(out, "\\\""),
+            '\\' => put(out, "\\\\"),
+            '\n' => put(out, "\\n"),
+            '\r' => put(out, "\\r"),
+            '\t' => put(out, "\\t"),
             c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
+            c => {
+                let mut buf = [0u8; 4];
+                put(out, c.encode_utf8(&mut buf));
+            }
         }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
-fn json_opt(out: &mut String, key: &str, v: Option<&[u8]>) {
-    out.push_str(",\"");
-    out.push_str(key);
-    out.push_str("\":");
+fn json_opt(out: &mut Vec<u8>, key: &str, v: Option<&[u8]>) {
+    put(out, ",\"");
+    put(out, key);
+    put(out, "\":");
     match v {
         Some(v) => json_str(out, v),
-        None => out.push_str("null"),
+        None => put(out, "null"),
     }
 }
 
-fn write_json(r: &Record, include_query: bool, out: &mut String) {
-    out.push_str("{\"timestamp\":\"");
+fn write_json(r: &Record, include_query: bool, out: &mut Vec<u8>) {
+    put(out, "{\"timestamp\":\"");
     let _ = write!(out, "{}", humantime::format_rfc3339_millis(r.time));
-    out.push_str("\",\"method\":");
+    put(out, "\",\"method\":");
     json_str(out, r.method.as_str().as_bytes());
-    out.push_str(",\"path\":");
+    put(out, ",\"path\":");
     json_str(out, r.uri.path().as_bytes());
     json_opt(out, "route", r.route.as_deref().map(str::as_bytes));
     if include_query {
@@ -414,19 +475,21 @@ fn write_json(r: &Record, include_query: bool, out: &mut String) {
         json_opt(out, "query", q.map(str::as_bytes));
     }
     let mut n = itoa::Buffer::new();
-    out.push_str(",\"status\":");
-    out.push_str(n.format(r.status));
-    out.push_str(",\"bytes\":");
-    out.push_str(n.format(r.bytes));
-    out.push_str(",\"duration_ms\":");
+    put(out, ",\"status\":");
+    put(out, n.format(r.status));
+    put(out, ",\"bytes\":");
+    put(out, n.format(r.bytes));
+    put(out, ",\"duration_ms\":");
     let us = r.duration.as_micros();
     let _ = write!(out, "{}.{:03}", us / 1000, us % 1000);
-    out.push_str(",\"client_ip\":");
+    put(out, ",\"client_ip\":");
     match r.client_ip {
         Some(ip) => {
-            let _ = write!(out, "\"{ip}\"");
+            out.push(b'"');
+            write_ip(out, ip);
+            out.push(b'"');
         }
-        None => out.push_str("null"),
+        None => put(out, "null"),
     }
     json_opt(out, "user", r.user.as_deref().map(str::as_bytes));
     json_opt(
@@ -444,18 +507,18 @@ fn write_json(r: &Record, include_query: bool, out: &mut String) {
         "referer",
         r.referer.as_ref().map(HeaderValue::as_bytes),
     );
-    out.push_str(",\"protocol\":\"");
-    out.push_str(protocol(r.version));
-    out.push_str("\",\"outcome\":\"");
-    out.push_str(if r.aborted { "aborted" } else { "completed" });
-    out.push_str("\"}");
+    put(out, ",\"protocol\":\"");
+    put(out, protocol(r.version));
+    put(out, "\",\"outcome\":\"");
+    put(out, if r.aborted { "aborted" } else { "completed" });
+    put(out, "\"}");
 }
 
-fn write_template(t: &Template, r: &Record, out: &mut String) {
+fn write_template(t: &Template, r: &Record, out: &mut Vec<u8>) {
     let mut n = itoa::Buffer::new();
     for token in &t.tokens {
         match token {
-            Token::Literal(s) => out.push_str(s),
+            Token::Literal(s) => put(out, s),
             Token::Timestamp => {
                 let _ = write!(out, "{}", humantime::format_rfc3339_millis(r.time));
             }
@@ -467,30 +530,28 @@ fn write_template(t: &Template, r: &Record, out: &mut String) {
                 let (path, query) = target(r);
                 escape_text(out, path.as_bytes());
                 if let Some(q) = query {
-                    out.push('?');
+                    out.push(b'?');
                     escape_text(out, q.as_bytes());
                 }
             }
             Token::Route => opt_text(out, r.route.as_deref().map(str::as_bytes)),
-            Token::Status => out.push_str(n.format(r.status)),
-            Token::Bytes => out.push_str(n.format(r.bytes)),
+            Token::Status => put(out, n.format(r.status)),
+            Token::Bytes => put(out, n.format(r.bytes)),
             Token::DurationMs => {
                 let us = r.duration.as_micros();
                 let _ = write!(out, "{}.{:03}", us / 1000, us % 1000);
             }
-            Token::DurationUs => out.push_str(n.format(r.duration.as_micros())),
+            Token::DurationUs => put(out, n.format(r.duration.as_micros())),
             Token::ClientIp => match r.client_ip {
-                Some(ip) => {
-                    let _ = write!(out, "{ip}");
-                }
-                None => out.push('-'),
+                Some(ip) => write_ip(out, ip),
+                None => out.push(b'-'),
             },
             Token::User => opt_text(out, r.user.as_deref().map(str::as_bytes)),
             Token::RequestId => opt_text(out, r.request_id.as_ref().map(HeaderValue::as_bytes)),
             Token::UserAgent => opt_text(out, r.user_agent.as_ref().map(HeaderValue::as_bytes)),
             Token::Referer => opt_text(out, r.referer.as_ref().map(HeaderValue::as_bytes)),
-            Token::Protocol => out.push_str(protocol(r.version)),
-            Token::Outcome => out.push_str(if r.aborted { "aborted" } else { "completed" }),
+            Token::Protocol => put(out, protocol(r.version)),
+            Token::Outcome => put(out, if r.aborted { "aborted" } else { "completed" }),
             Token::RequestHeader(i) => opt_text(
                 out,
                 r.request_headers

@@ -20,10 +20,41 @@ use crate::layer::{Shared, Sink, valid_request_id};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(pub HeaderValue);
 
+thread_local! {
+    /// A per-thread wyrand generator, seeded from a fresh UUID v4 (the operating system's
+    /// randomness) once per thread: request ids need uniqueness, not secrecy, and asking the
+    /// operating system per request costs more than the rest of the log line.
+    static RNG: std::cell::Cell<u64> = std::cell::Cell::new({
+        let seed = uuid::Uuid::new_v4().as_u64_pair();
+        seed.0 ^ seed.1.rotate_left(32) | 1
+    });
+}
+
+fn random_bytes() -> [u8; 10] {
+    RNG.with(|s| {
+        let next = || {
+            let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+            s.set(x);
+            let m = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+            ((m >> 64) as u64) ^ (m as u64)
+        };
+        let (a, b) = (next().to_le_bytes(), next().to_le_bytes());
+        [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[0], b[1]]
+    })
+}
+
 impl RequestId {
     /// A new UUID v7 (time-ordered) id.
     pub fn new_v7() -> Self {
-        let id = uuid::Uuid::now_v7();
+        Self::v7_at(SystemTime::now())
+    }
+
+    /// A UUID v7 for the given time.
+    pub(crate) fn v7_at(t: SystemTime) -> Self {
+        let ms = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let id = uuid::Builder::from_unix_timestamp_millis(ms, &random_bytes()).into_uuid();
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
         let s = id.hyphenated().encode_lower(&mut buf);
         RequestId(HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("-")))
@@ -269,12 +300,12 @@ pub(crate) fn redact_query(q: &str, params: &[String]) -> String {
 }
 
 fn emit(shared: &Shared, r: &Record) {
-    let mut line = String::with_capacity(256);
+    let mut line = Vec::with_capacity(256);
     shared.format.write(r, shared.include_query, &mut line);
     match &shared.sink {
         Sink::Lines(w) => {
-            line.push('\n');
-            w.send(line.into_bytes());
+            line.push(b'\n');
+            w.send(line);
         }
         Sink::Tracing => {
             fn dash(v: Option<&HeaderValue>) -> &str {
@@ -294,7 +325,8 @@ fn emit(shared: &Shared, r: &Record) {
                 user_agent = dash(r.user_agent.as_ref()),
                 referer = dash(r.referer.as_ref()),
                 outcome = if r.aborted { "aborted" } else { "completed" },
-                "{line}"
+                "{}",
+                String::from_utf8_lossy(&line)
             );
         }
     }

@@ -220,40 +220,48 @@ impl Writer {
     }
 }
 
+/// How often the writer thread wakes to drain the queue. Senders never wake it (that would
+/// cost a system call per line); a line waits at most this long before it is written.
+pub(crate) const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
 fn run(mut target: Target, rx: Receiver<Vec<u8>>, dropped: Arc<AtomicU64>) {
     let mut failed = false;
-    while let Ok(first) = rx.recv() {
-        let mut write = |line: &[u8], target: &mut Target| {
-            if let Err(e) = target.write_line(line) {
-                if !failed {
-                    eprintln!("request_log: cannot write the access log: {e}");
-                    failed = true;
+    let mut write = |line: &[u8], target: &mut Target| {
+        if let Err(e) = target.write_line(line) {
+            if !failed {
+                eprintln!("request_log: cannot write the access log: {e}");
+                failed = true;
+            }
+        } else {
+            failed = false;
+        }
+    };
+    loop {
+        let mut wrote = false;
+        let disconnected = loop {
+            match rx.try_recv() {
+                Ok(line) => {
+                    write(&line, &mut target);
+                    wrote = true;
                 }
-            } else {
-                failed = false;
+                Err(std::sync::mpsc::TryRecvError::Empty) => break false,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break true,
             }
         };
-        write(&first, &mut target);
-        // Drain what is queued, then flush once.
-        while let Ok(line) = rx.try_recv() {
-            write(&line, &mut target);
-        }
         let n = dropped.swap(0, Ordering::Relaxed);
         if n > 0 {
-            let note =
-                format!("request_log: {n} lines dropped: the log writer could not keep up\n");
+            let note = format!("request_log: {n} lines dropped: the log writer could not keep up\n");
             write(note.as_bytes(), &mut target);
+            wrote = true;
         }
-        let _ = target.flush();
+        if wrote {
+            let _ = target.flush();
+        }
+        if disconnected {
+            return;
+        }
+        std::thread::sleep(DRAIN_EVERY);
     }
-    let n = dropped.swap(0, Ordering::Relaxed);
-    if n > 0 {
-        let _ = target.write_line(
-            format!("request_log: {n} lines dropped: the log writer could not keep up\n")
-                .as_bytes(),
-        );
-    }
-    let _ = target.flush();
 }
 
 #[cfg(test)]
