@@ -283,15 +283,19 @@ const SAFE: [bool; 256] = {
 /// bytes are copied at once.
 pub(crate) fn escape_text(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !SAFE[usize::from(b)] {
-            put(out, &bytes[start..i]);
-            put(out, &[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
-            start = i + 1;
-        }
+    let mut rest = bytes;
+    while let Some(i) = rest.iter().position(|&b| !SAFE[usize::from(b)]) {
+        let b = rest[i];
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(&[
+            b'\\',
+            b'x',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 0xf)],
+        ]);
+        rest = &rest[i + 1..];
     }
-    put(out, &bytes[start..]);
+    out.extend_from_slice(rest);
 }
 
 /// Like [`escape_text`], for fields that are not quoted: spaces are escaped too.
@@ -387,6 +391,81 @@ fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
             let _ = write!(out, "{v6}");
         }
     }
+}
+
+/// The request's part of an Apache line, written when the request arrives so that nothing of
+/// the request needs to be kept: `ip - ` then ` [time] "request line" ` then, for combined,
+/// ` "referer" "user-agent"`. Returns where the user and the status go.
+pub(crate) struct ClfParts<'a> {
+    pub(crate) client_ip: Option<IpAddr>,
+    pub(crate) time: SystemTime,
+    pub(crate) method: &'a Method,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+    pub(crate) version: Version,
+    pub(crate) referer: Option<&'a HeaderValue>,
+    pub(crate) user_agent: Option<&'a HeaderValue>,
+}
+
+pub(crate) fn clf_request_part(
+    p: &ClfParts<'_>,
+    combined: bool,
+    out: &mut Vec<u8>,
+) -> (usize, usize) {
+    match p.client_ip {
+        Some(ip) => write_ip(out, ip),
+        None => out.push(b'-'),
+    }
+    put(out, " - ");
+    let user_at = out.len();
+    put(out, " [");
+    write_clf_time(out, p.time);
+    put(out, "] \"");
+    escape_text(out, p.method.as_str().as_bytes());
+    out.push(b' ');
+    escape_text(out, p.path.as_bytes());
+    if let Some(q) = p.query {
+        out.push(b'?');
+        escape_text(out, q.as_bytes());
+    }
+    out.push(b' ');
+    put(out, protocol(p.version));
+    put(out, "\" ");
+    let status_at = out.len();
+    if combined {
+        put(out, " \"");
+        opt_text(out, p.referer.map(HeaderValue::as_bytes));
+        put(out, "\" \"");
+        opt_text(out, p.user_agent.map(HeaderValue::as_bytes));
+        out.push(b'"');
+    }
+    (user_at, status_at)
+}
+
+/// Completes a line from [`clf_request_part`] with the user, status and bytes.
+pub(crate) fn clf_finish(
+    part: &[u8],
+    (user_at, status_at): (usize, usize),
+    user: Option<&str>,
+    status: u16,
+    bytes: u64,
+    out: &mut Vec<u8>,
+) {
+    put(out, &part[..user_at]);
+    match user {
+        Some(u) if !u.is_empty() => escape_bare(out, u.as_bytes()),
+        _ => out.push(b'-'),
+    }
+    put(out, &part[user_at..status_at]);
+    let mut n = itoa::Buffer::new();
+    put(out, n.format(status));
+    out.push(b' ');
+    if bytes == 0 {
+        out.push(b'-');
+    } else {
+        put(out, n.format(bytes));
+    }
+    put(out, &part[status_at..]);
 }
 
 fn write_clf(r: &Record, out: &mut Vec<u8>, combined: bool) {

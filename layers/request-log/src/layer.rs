@@ -11,7 +11,7 @@ use http::{HeaderName, HeaderValue};
 use tower_layer::Layer;
 use tower_plugins_core::{ClientIpResolver, ConfigError, PathSet, ProblemKind};
 
-use crate::format::{LogFormat, Record};
+use crate::format::LogFormat;
 use crate::service::RequestLog;
 use crate::sink::{Rotate, RotatingFile, Target, Writer};
 
@@ -63,11 +63,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Whether a finished request is written, by status and duration, then sampling.
-    pub(crate) fn keeps(&self, r: &Record) -> bool {
-        if !self.only_status.is_empty() && !self.only_status.iter().any(|s| s.contains(&r.status)) {
+    pub(crate) fn keeps(&self, status: u16, duration: Duration) -> bool {
+        if !self.only_status.is_empty() && !self.only_status.iter().any(|s| s.contains(&status)) {
             return false;
         }
-        if self.slower_than.is_some_and(|t| r.duration < t) {
+        if self.slower_than.is_some_and(|t| duration < t) {
             return false;
         }
         self.sample.as_ref().is_none_or(Sampler::keep)

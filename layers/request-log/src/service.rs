@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tower_plugins_core::{AuthUser, BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, RequestStart};
 use tower_service::Service;
 
-use crate::format::{REDACTED, Record};
+use crate::format::{ClfParts, LogFormat, REDACTED, Record, clf_finish, clf_request_part};
 use crate::layer::{Shared, Sink, valid_request_id};
 
 /// The request id of a request, in its extensions (for handlers and other plugins) and in the
@@ -89,7 +89,21 @@ impl<S: std::fmt::Debug> std::fmt::Debug for RequestLog<S> {
 struct Pending {
     shared: Arc<Shared>,
     start: Instant,
-    record: Record,
+    capture: Capture,
+}
+
+/// What is kept of the request until its line is written.
+enum Capture {
+    /// Every field, for JSON, custom templates and the tracing sink.
+    Record(Record),
+    /// Apache text formats to a line sink: the request's part of the line, already written,
+    /// so nothing of the request is cloned and kept.
+    Clf {
+        part: Vec<u8>,
+        at: (usize, usize),
+        user: Option<String>,
+        status: u16,
+    },
 }
 
 fn capture(
@@ -148,34 +162,73 @@ where
             };
         }
         let start = RequestStart::get_or_insert(&mut req);
+        let time = SystemTime::now() - start.elapsed();
         let headers = req.headers();
-        let record = Record {
-            time: SystemTime::now() - start.elapsed(),
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            query: None,
-            route: route(&req),
-            version: req.version(),
-            status: 0,
-            bytes: 0,
-            duration: std::time::Duration::ZERO,
-            client_ip: s.client_ip.resolve(&req),
-            user: req.extensions().get::<AuthUser>().map(|u| u.0.to_string()),
-            request_id: request_id.as_ref().map(|(_, v)| v.clone()),
-            user_agent: headers.get(http::header::USER_AGENT).cloned(),
-            referer: headers.get(http::header::REFERER).cloned(),
-            aborted: false,
-            request_headers: s
-                .format
-                .template()
-                .map(|t| capture(headers, &t.request_headers, s))
-                .unwrap_or_default(),
-            response_headers: Vec::new(),
+        let user = req.extensions().get::<AuthUser>().map(|u| u.0.to_string());
+        let clf = match (&s.format, &s.sink) {
+            (LogFormat::Common, Sink::Lines(_)) => Some(false),
+            (LogFormat::Combined, Sink::Lines(_)) => Some(true),
+            _ => None,
+        };
+        let capture = if let Some(combined) = clf {
+            let redacted;
+            let query = match req.uri().query() {
+                Some(q) if !s.redact_query.is_empty() => {
+                    redacted = redact_query(q, &s.redact_query);
+                    Some(redacted.as_str())
+                }
+                q => q,
+            };
+            let mut part = Vec::with_capacity(192);
+            let at = clf_request_part(
+                &ClfParts {
+                    client_ip: s.client_ip.resolve(&req),
+                    time,
+                    method: req.method(),
+                    path: req.uri().path(),
+                    query,
+                    version: req.version(),
+                    referer: headers.get(http::header::REFERER),
+                    user_agent: headers.get(http::header::USER_AGENT),
+                },
+                combined,
+                &mut part,
+            );
+            Capture::Clf {
+                part,
+                at,
+                user,
+                status: 0,
+            }
+        } else {
+            Capture::Record(Record {
+                time,
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                query: None,
+                route: route(&req),
+                version: req.version(),
+                status: 0,
+                bytes: 0,
+                duration: std::time::Duration::ZERO,
+                client_ip: s.client_ip.resolve(&req),
+                user,
+                request_id: request_id.as_ref().map(|(_, v)| v.clone()),
+                user_agent: headers.get(http::header::USER_AGENT).cloned(),
+                referer: headers.get(http::header::REFERER).cloned(),
+                aborted: false,
+                request_headers: s
+                    .format
+                    .template()
+                    .map(|t| capture(headers, &t.request_headers, s))
+                    .unwrap_or_default(),
+                response_headers: Vec::new(),
+            })
         };
         let pending = Box::new(Pending {
             shared: self.shared.clone(),
             start,
-            record,
+            capture,
         });
         ResponseFuture {
             inner: self.inner.call(req),
@@ -233,12 +286,24 @@ where
             parts.headers.entry(name).or_insert(id);
         }
         let guard = this.pending.take().map(|mut p| {
-            p.record.status = parts.status.as_u16();
-            if p.record.user.is_none() {
-                p.record.user = parts.extensions.get::<AuthUser>().map(|u| u.0.to_string());
-            }
-            if let Some(t) = p.shared.format.template() {
-                p.record.response_headers = capture(&parts.headers, &t.response_headers, &p.shared);
+            let from_response = || parts.extensions.get::<AuthUser>().map(|u| u.0.to_string());
+            match &mut p.capture {
+                Capture::Record(r) => {
+                    r.status = parts.status.as_u16();
+                    if r.user.is_none() {
+                        r.user = from_response();
+                    }
+                    if let Some(t) = p.shared.format.template() {
+                        r.response_headers =
+                            capture(&parts.headers, &t.response_headers, &p.shared);
+                    }
+                }
+                Capture::Clf { user, status, .. } => {
+                    *status = parts.status.as_u16();
+                    if user.is_none() {
+                        *user = from_response();
+                    }
+                }
             }
             p
         });
@@ -267,24 +332,46 @@ struct LogOnEnd(Option<Box<Pending>>);
 
 impl OnBodyEnd for LogOnEnd {
     fn on_body_end(self, end: BodyEnd) {
-        let Some(mut p) = self.0 else {
+        let Some(p) = self.0 else {
             return;
         };
-        p.record.duration = p.start.elapsed();
-        p.record.bytes = end.bytes;
-        p.record.aborted = end.outcome == BodyOutcome::Aborted;
-        let shared = p.shared.clone();
-        if !shared.keeps(&p.record) {
-            return;
+        let duration = p.start.elapsed();
+        let aborted = end.outcome == BodyOutcome::Aborted;
+        let shared = &*p.shared;
+        match p.capture {
+            Capture::Clf {
+                part,
+                at,
+                user,
+                status,
+            } => {
+                if !shared.keeps(status, duration) {
+                    return;
+                }
+                let Sink::Lines(w) = &shared.sink else {
+                    return;
+                };
+                LINE.with(|cell| {
+                    let mut line = cell.borrow_mut();
+                    line.clear();
+                    clf_finish(&part, at, user.as_deref(), status, end.bytes, &mut line);
+                    line.push(b'\n');
+                    w.send(&line);
+                });
+            }
+            Capture::Record(mut r) => {
+                r.duration = duration;
+                r.bytes = end.bytes;
+                r.aborted = aborted;
+                if !shared.keeps(r.status, duration) {
+                    return;
+                }
+                if !shared.redact_query.is_empty() {
+                    r.query = r.uri.query().map(|q| redact_query(q, &shared.redact_query));
+                }
+                emit(shared, &r);
+            }
         }
-        if !shared.redact_query.is_empty() {
-            p.record.query = p
-                .record
-                .uri
-                .query()
-                .map(|q| redact_query(q, &shared.redact_query));
-        }
-        emit(&shared, &p.record);
     }
 }
 
@@ -300,8 +387,20 @@ pub(crate) fn redact_query(q: &str, params: &[String]) -> String {
 }
 
 fn emit(shared: &Shared, r: &Record) {
-    let mut line = Vec::with_capacity(256);
-    shared.format.write(r, shared.include_query, &mut line);
+    LINE.with(|cell| {
+        let mut line = cell.borrow_mut();
+        line.clear();
+        shared.format.write(r, shared.include_query, &mut line);
+        send(shared, r, &mut line);
+    });
+}
+
+thread_local! {
+    /// The line being formatted: reused, so formatting allocates nothing once warm.
+    static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
+}
+
+fn send(shared: &Shared, r: &Record, line: &mut Vec<u8>) {
     match &shared.sink {
         Sink::Lines(w) => {
             line.push(b'\n');
@@ -326,7 +425,7 @@ fn emit(shared: &Shared, r: &Record) {
                 referer = dash(r.referer.as_ref()),
                 outcome = if r.aborted { "aborted" } else { "completed" },
                 "{}",
-                String::from_utf8_lossy(&line)
+                String::from_utf8_lossy(line)
             );
         }
     }

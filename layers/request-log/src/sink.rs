@@ -5,8 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tower_plugins_core::{ConfigError, ProblemKind};
@@ -175,89 +175,117 @@ impl Target {
     }
 }
 
-/// The sending side of a writer thread: lines go through a bounded channel; when it is full
-/// they are dropped and counted, and the count is written to the log as soon as there is room.
+/// The sending side of the writer thread.
+///
+/// Lines are appended to one shared buffer under a short lock (no allocation and no channel
+/// node per line, no memory freed on another thread); the writer thread swaps the buffer out
+/// every [`DRAIN_EVERY`] and writes it. When the buffer holds `capacity` lines, new lines are
+/// dropped and counted, and the count is written to the log at the next drain.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    tx: SyncSender<Vec<u8>>,
-    dropped: Arc<AtomicU64>,
+    shared: Arc<Queue>,
+}
+
+struct Queue {
+    pending: Mutex<Pending>,
+    capacity: usize,
+    dropped: AtomicU64,
+}
+
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    lines: usize,
 }
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
-            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .field("dropped", &self.shared.dropped.load(Ordering::Relaxed))
             .finish()
     }
 }
+
+/// How often the writer thread drains the buffer. Senders never wake it (that would cost a
+/// system call per line); a line waits at most this long before it is written.
+pub(crate) const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl Writer {
     /// Starts the writer thread. It ends when every `Writer` clone is gone, after writing
     /// what was queued.
     pub(crate) fn spawn(target: Target, capacity: usize) -> io::Result<Self> {
-        let (tx, rx) = sync_channel::<Vec<u8>>(capacity.max(1));
-        let dropped = Arc::new(AtomicU64::new(0));
-        let d = dropped.clone();
+        let shared = Arc::new(Queue {
+            pending: Mutex::new(Pending::default()),
+            capacity: capacity.max(1),
+            dropped: AtomicU64::new(0),
+        });
+        let q = shared.clone();
         std::thread::Builder::new()
             .name("request-log-writer".to_owned())
-            .spawn(move || run(target, rx, d))?;
-        Ok(Writer { tx, dropped })
+            .spawn(move || run(target, q))?;
+        Ok(Writer { shared })
     }
 
-    /// Queues a line (with its newline); never blocks.
-    pub(crate) fn send(&self, line: Vec<u8>) {
-        match self.tx.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+    /// Queues a line (with its newline); never blocks on I/O.
+    pub(crate) fn send(&self, line: &[u8]) {
+        let mut p = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if p.lines >= self.shared.capacity {
+            drop(p);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        p.bytes.extend_from_slice(line);
+        p.lines += 1;
     }
 
     /// Lines dropped so far because the writer could not keep up (and not yet reported).
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 
-/// How often the writer thread wakes to drain the queue. Senders never wake it (that would
-/// cost a system call per line); a line waits at most this long before it is written.
-pub(crate) const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
-
-fn run(mut target: Target, rx: Receiver<Vec<u8>>, dropped: Arc<AtomicU64>) {
+fn run(mut target: Target, q: Arc<Queue>) {
     let mut failed = false;
-    let mut write = |line: &[u8], target: &mut Target| {
-        if let Err(e) = target.write_line(line) {
-            if !failed {
-                eprintln!("request_log: cannot write the access log: {e}");
-                failed = true;
-            }
-        } else {
-            failed = false;
-        }
-    };
+    let mut spare = Pending::default();
     loop {
+        // The last handle besides ours gone: drain once more and stop.
+        let last = Arc::strong_count(&q) == 1;
+        {
+            let mut p = q
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::mem::swap(&mut *p, &mut spare);
+        }
         let mut wrote = false;
-        let disconnected = loop {
-            match rx.try_recv() {
-                Ok(line) => {
-                    write(&line, &mut target);
-                    wrote = true;
+        for line in spare.bytes.split_inclusive(|b| *b == b'\n') {
+            wrote = true;
+            if let Err(e) = target.write_line(line) {
+                if !failed {
+                    eprintln!("request_log: cannot write the access log: {e}");
+                    failed = true;
                 }
-                Err(std::sync::mpsc::TryRecvError::Empty) => break false,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => break true,
+            } else {
+                failed = false;
             }
-        };
-        let n = dropped.swap(0, Ordering::Relaxed);
+        }
+        spare.bytes.clear();
+        spare.lines = 0;
+        let n = q.dropped.swap(0, Ordering::Relaxed);
         if n > 0 {
-            let note = format!("request_log: {n} lines dropped: the log writer could not keep up\n");
-            write(note.as_bytes(), &mut target);
+            let note =
+                format!("request_log: {n} lines dropped: the log writer could not keep up\n");
+            let _ = target.write_line(note.as_bytes());
             wrote = true;
         }
         if wrote {
             let _ = target.flush();
         }
-        if disconnected {
+        if last {
             return;
         }
         std::thread::sleep(DRAIN_EVERY);
