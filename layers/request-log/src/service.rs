@@ -142,6 +142,8 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let s = &*self.shared;
+        // One wall-clock reading serves the log line's time and the request id.
+        let time = SystemTime::now();
         let request_id = s.request_id_header.as_ref().map(|h| {
             let incoming = req
                 .headers()
@@ -149,7 +151,7 @@ where
                 .filter(|v| s.trust_request_id && valid_request_id(v));
             let id = match incoming {
                 Some(v) => RequestId(v.clone()),
-                None => RequestId::new_v7(),
+                None => RequestId::v7_at(time),
             };
             req.extensions_mut().insert(id.clone());
             (h.clone(), id.0)
@@ -162,7 +164,6 @@ where
             };
         }
         let start = RequestStart::get_or_insert(&mut req);
-        let time = SystemTime::now() - start.elapsed();
         let headers = req.headers();
         let user = req.extensions().get::<AuthUser>().map(|u| u.0.to_string());
         let clf = match (&s.format, &s.sink) {

@@ -383,32 +383,30 @@ async fn file_sink_loses_nothing_under_concurrency_and_counts_drops_when_overloa
     for i in 0..300 {
         run_to_end(&layer, Request::get(format!("/{i}")).body(()).unwrap()).await;
     }
-    let dropped_before_report = layer.dropped_lines();
-    let text = {
-        let mut text = String::new();
-        for _ in 0..400 {
-            text = String::from_utf8_lossy(&slow.0.0.lock().unwrap()).to_string();
-            if text.contains("lines dropped") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        text
+    // Every line is either written or counted as dropped; wait (bounded) for the queued ones.
+    let count = |text: &str| {
+        let written = text.lines().filter(|l| l.starts_with('/')).count() as u64;
+        let reported: u64 = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("request_log: "))
+            .filter_map(|l| l.split(' ').next()?.parse::<u64>().ok())
+            .sum();
+        (written, reported)
     };
-    let written = text.lines().filter(|l| l.starts_with('/')).count();
-    let reported: u64 = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("request_log: "))
-        .filter_map(|l| l.split(' ').next()?.parse::<u64>().ok())
-        .sum();
-    assert!(reported > 0 || dropped_before_report > 0, "{text}");
+    let mut last = (0, 0, String::new());
+    for _ in 0..600 {
+        let text = String::from_utf8_lossy(&slow.0.0.lock().unwrap()).to_string();
+        let (written, reported) = count(&text);
+        last = (written, reported, text);
+        if written + reported + layer.dropped_lines() == 300 && reported > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (written, reported, text) = last;
+    assert!(reported > 0, "drops are reported in the log: {text}");
     assert!(written < 300, "some lines were dropped");
-    // Every line is either written or counted (the last count may still be pending).
-    assert_eq!(
-        written as u64 + reported + layer.dropped_lines(),
-        300,
-        "{text}"
-    );
+    assert_eq!(written + reported + layer.dropped_lines(), 300, "{text}");
 }
 
 #[tokio::test]
