@@ -326,7 +326,8 @@ fn chunk_safe(x: u64) -> bool {
     const L: u64 = 0x0101_0101_0101_0101;
     const H: u64 = 0x8080_8080_8080_8080;
     let below = x.wrapping_sub(L * 0x20) & !x & H;
-    let above = (x.wrapping_add(L * (127 - 0x7e)) | x) & H;
+    // `x + L * (127 - 0x7e)`: a byte above 0x7e carries into its high bit.
+    let above = (x.wrapping_add(L) | x) & H;
     let q = x ^ (L * u64::from(b'"'));
     let b = x ^ (L * u64::from(b'\\'));
     let quote = q.wrapping_sub(L) & !q & H;

@@ -95,7 +95,7 @@ struct Pending {
 /// What is kept of the request until its line is written.
 enum Capture {
     /// Every field, for JSON, custom templates and the tracing sink.
-    Record(Record),
+    Record(Box<Record>),
     /// Apache text formats to a line sink: the request's part of the line, already written,
     /// so nothing of the request is cloned and kept.
     Clf {
@@ -202,7 +202,7 @@ where
                 status: 0,
             }
         } else {
-            Capture::Record(Record {
+            Capture::Record(Box::new(Record {
                 time,
                 method: req.method().clone(),
                 uri: req.uri().clone(),
@@ -224,16 +224,16 @@ where
                     .map(|t| capture(headers, &t.request_headers, s))
                     .unwrap_or_default(),
                 response_headers: Vec::new(),
-            })
+            }))
         };
-        let pending = Box::new(Pending {
+        let pending = Some(Pending {
             shared: self.shared.clone(),
             start,
             capture,
         });
         ResponseFuture {
             inner: self.inner.call(req),
-            pending: Some(pending),
+            pending,
             request_id,
         }
     }
@@ -256,7 +256,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        pending: Option<Box<Pending>>,
+        pending: Option<Pending>,
         request_id: Option<(HeaderName, HeaderValue)>,
     }
 }
@@ -329,7 +329,7 @@ where
 }
 
 /// Writes the line when the body ends, fails, or is dropped.
-struct LogOnEnd(Option<Box<Pending>>);
+struct LogOnEnd(Option<Pending>);
 
 impl OnBodyEnd for LogOnEnd {
     fn on_body_end(self, end: BodyEnd) {
