@@ -268,3 +268,23 @@ fn cors_rules_are_checked_at_load_with_locations() {
     let e = err("[[plugin]]\nuse = \"cors\"\nallow_origins = [\"https://a.example\",\n  \"*\"]\n");
     single(&e, ProblemKind::InvalidValue, "allow_origins[1]", 4);
 }
+
+#[cfg(feature = "request-log")]
+#[test]
+fn request_log_settings_are_checked_at_load_with_locations() {
+    let e = err("[[plugin]]\nuse = \"request_log\"\nformat = \"{method} {stauts}\"\n");
+    let text = single(&e, ProblemKind::InvalidValue, "format", 3);
+    assert!(text.contains("did you mean `{status}`?"), "{text}");
+
+    let e = err("[[plugin]]\nuse = \"request_log\"\n\nskip = [\"/ok\", \"no-slash\"]\n");
+    single(&e, ProblemKind::InvalidValue, "skip[1]", 4);
+
+    let e = err(
+        "[[plugin]]\nuse = \"request_log\"\nsink = { file = \"/nonexistent-dir/a/access.log\" }\n",
+    );
+    let text = single(&e, ProblemKind::InvalidValue, "sink.file", 3);
+    assert!(
+        text.contains("cannot write to /nonexistent-dir/a/access.log"),
+        "{text}"
+    );
+}
