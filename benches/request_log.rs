@@ -68,6 +68,19 @@ fn bench(c: &mut Criterion) {
     // A comparison that dropped lines would flatter us: there must be none.
     assert_eq!(lines.dropped_lines(), 0, "the writer thread fell behind");
 
+    // The same line without request ids: what generating the id, putting it in the request
+    // extensions and in the response header costs (TraceLayer does none of it).
+    let no_ids = RequestLogLayer::new()
+        .format(LogFormat::Combined)
+        .request_id_header(None)
+        .to_writer(std::io::sink(), 1 << 16)
+        .unwrap();
+    let ours_no_ids = no_ids.clone().layer(inner());
+    g.bench_function(BenchmarkId::new("ours", "combined_without_ids"), |b| {
+        b.to_async(&rt).iter(|| drive(&ours_no_ids, req()));
+    });
+    assert_eq!(no_ids.dropped_lines(), 0, "the writer thread fell behind");
+
     let traced = RequestLogLayer::new().layer(inner());
     g.bench_function(BenchmarkId::new("ours", "tracing"), |b| {
         b.to_async(&rt).iter(|| drive(&traced, req()));

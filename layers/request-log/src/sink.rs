@@ -98,11 +98,10 @@ impl RotatingFile {
         })
     }
 
-    fn rotate_if_needed(&mut self, next: u64) -> io::Result<()> {
+    fn rotate_if_needed(&mut self, next: u64, now: u64) -> io::Result<()> {
         let to = match self.rotate {
             Rotate::Never => return Ok(()),
             Rotate::Daily => {
-                let now = today();
                 if now == self.day {
                     return Ok(());
                 }
@@ -111,14 +110,7 @@ impl RotatingFile {
                 )
                 .to_string();
                 self.day = now;
-                self.path.with_extension(format!(
-                    "{}{}",
-                    self.path
-                        .extension()
-                        .map(|e| format!("{}.", e.to_string_lossy()))
-                        .unwrap_or_default(),
-                    &name[..10]
-                ))
+                suffixed(&self.path, &name[..10])
             }
             Rotate::Size(max) => {
                 if self.size == 0 || self.size + next <= max {
@@ -141,7 +133,12 @@ impl RotatingFile {
     }
 
     fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.rotate_if_needed(line.len() as u64)?;
+        self.write_line_on(line, today())
+    }
+
+    /// Writes `line` as if the UTC day number were `now` (tests drive the calendar).
+    fn write_line_on(&mut self, line: &[u8], now: u64) -> io::Result<()> {
+        self.rotate_if_needed(line.len() as u64, now)?;
         self.file.write_all(line)?;
         self.size += line.len() as u64;
         Ok(())
@@ -150,8 +147,14 @@ impl RotatingFile {
 
 /// `access.log` → `access.log.3`.
 pub(crate) fn numbered(path: &Path, i: u32) -> PathBuf {
+    suffixed(path, &i.to_string())
+}
+
+/// `access.log` → `access.log.<suffix>`.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{i}"));
+    s.push(".");
+    s.push(suffix);
     PathBuf::from(s)
 }
 
@@ -327,6 +330,30 @@ mod tests {
         assert!(read(&numbered(&path, 1)).starts_with("line 21"));
         assert!(numbered(&path, 8).exists());
         assert!(!numbered(&path, 9).exists() || read(&numbered(&path, 9)).starts_with("line 00"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn daily_rotation_names_the_finished_day() {
+        let dir = std::env::temp_dir().join(format!("rl-daily-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let mut f = RotatingFile::open(path.clone(), Rotate::Daily).unwrap();
+        // 2025-11-20 is day 20412 since the epoch.
+        f.day = 20_412;
+        f.write_line_on(b"first day\n", 20_412).unwrap();
+        f.write_line_on(b"second day\n", 20_413).unwrap();
+        f.write_line_on(b"second day again\n", 20_413).unwrap();
+        f.write_line_on(b"third day\n", 20_414).unwrap();
+        f.file.flush().unwrap();
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(read("access.log.2025-11-20"), "first day\n");
+        assert_eq!(
+            read("access.log.2025-11-21"),
+            "second day\nsecond day again\n"
+        );
+        assert_eq!(read("access.log"), "third day\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
