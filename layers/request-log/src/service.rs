@@ -56,8 +56,12 @@ impl RequestId {
             .map_or(0, |d| d.as_millis() as u64);
         let id = uuid::Builder::from_unix_timestamp_millis(ms, &random_bytes()).into_uuid();
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let s = id.hyphenated().encode_lower(&mut buf);
-        RequestId(HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("-")))
+        id.hyphenated().encode_lower(&mut buf);
+        // Shared from the start: the id is cloned into the extensions, the response header
+        // and the log line, and a `Bytes` made from a `Vec` would allocate again on its first
+        // clone.
+        let bytes = bytes::Bytes::from_owner(buf);
+        RequestId(HeaderValue::from_maybe_shared(bytes).unwrap_or(HeaderValue::from_static("-")))
     }
 
     /// The id as text.
