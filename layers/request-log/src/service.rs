@@ -423,7 +423,7 @@ fn send(shared: &Shared, r: &Record, line: &mut Vec<u8>) {
                 status = r.status,
                 bytes = r.bytes,
                 duration_ms = r.duration.as_secs_f64() * 1000.0,
-                client_ip = %r.client_ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+                client_ip = %OrDash(r.client_ip),
                 user = r.user.as_deref().unwrap_or("-"),
                 request_id = dash(r.request_id.as_ref()),
                 user_agent = dash(r.user_agent.as_ref()),
@@ -432,6 +432,18 @@ fn send(shared: &Shared, r: &Record, line: &mut Vec<u8>) {
                 "{}",
                 String::from_utf8_lossy(line)
             );
+        }
+    }
+}
+
+/// Displays the value, or `-` when there is none (without building a string).
+struct OrDash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
         }
     }
 }
