@@ -121,42 +121,50 @@ impl Registry {
         #[allow(unused_mut)]
         let mut r = Registry::default();
         #[cfg(feature = "timer")]
-        r.kinds.insert(
-            "timer".to_owned(),
-            Arc::new(|table, _ctx| {
-                let cfg: tower_plugins_timer::TimerConfig = deserialize(table)?;
-                let layer = tower_plugins_timer::TimerLayer::try_from(cfg)?;
-                Ok(Built {
-                    summary: layer.describe(),
-                    step: Step::Timer(layer),
-                })
-            }),
+        r.built_in(
+            "timer",
+            |c: tower_plugins_timer::TimerConfig, _| c.try_into(),
+            tower_plugins_timer::TimerLayer::describe,
+            Step::Timer,
         );
         #[cfg(feature = "cors")]
-        r.kinds.insert(
-            "cors".to_owned(),
-            Arc::new(|table, _ctx| {
-                let cfg: tower_plugins_cors::CorsConfig = deserialize(table)?;
-                let layer = tower_plugins_cors::CorsLayer::try_from(cfg)?;
-                Ok(Built {
-                    summary: layer.describe(),
-                    step: Step::Cors(layer),
-                })
-            }),
+        r.built_in(
+            "cors",
+            |c: tower_plugins_cors::CorsConfig, _| c.try_into(),
+            tower_plugins_cors::CorsLayer::describe,
+            Step::Cors,
         );
         #[cfg(feature = "request-log")]
-        r.kinds.insert(
-            "request_log".to_owned(),
-            Arc::new(|table, ctx| {
-                let cfg: tower_plugins_request_log::RequestLogConfig = deserialize(table)?;
-                let layer = cfg.build(ctx.client_ip().clone())?;
-                Ok(Built {
-                    summary: layer.describe(),
-                    step: Step::RequestLog(layer),
-                })
-            }),
+        r.built_in(
+            "request_log",
+            |c: tower_plugins_request_log::RequestLogConfig, ctx| c.build(ctx.client_ip().clone()),
+            tower_plugins_request_log::RequestLogLayer::describe,
+            Step::RequestLog,
         );
         r
+    }
+
+    /// Registers a built-in kind: its table deserializes as `C`, `build` validates it into a
+    /// layer, which becomes a slot step.
+    #[allow(dead_code)] // unused when every plugin feature is off
+    fn built_in<C, L>(
+        &mut self,
+        name: &str,
+        build: impl Fn(C, &PluginContext) -> Result<L, ConfigError> + Send + Sync + 'static,
+        describe: fn(&L) -> String,
+        step: fn(L) -> Step,
+    ) where
+        C: DeserializeOwned,
+        L: 'static,
+    {
+        let factory: Factory = Arc::new(move |table, ctx| {
+            let layer = build(deserialize(table)?, ctx)?;
+            Ok(Built {
+                summary: describe(&layer),
+                step: step(layer),
+            })
+        });
+        self.kinds.insert(name.to_owned(), factory);
     }
 
     pub(crate) fn is_built_in(name: &str) -> bool {

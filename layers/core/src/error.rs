@@ -206,7 +206,7 @@ impl ConfigError {
         self.problems
     }
 
-    /// Adds a hint to every problem (the last one if `only_last`) that has none.
+    /// Adds a hint to every problem that has none.
     #[must_use]
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         let hint = hint.into();

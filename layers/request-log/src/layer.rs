@@ -46,6 +46,17 @@ impl Sampler {
     }
 }
 
+/// A copy samples from the start again.
+impl Clone for Sampler {
+    fn clone(&self) -> Self {
+        Sampler {
+            step: self.step,
+            acc: AtomicU64::new(0),
+        }
+    }
+}
+
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) format: LogFormat,
     pub(crate) sink: Sink,
@@ -126,32 +137,8 @@ impl RequestLogLayer {
     }
 
     fn map(mut self, f: impl FnOnce(&mut Shared)) -> Self {
-        match Arc::get_mut(&mut self.shared) {
-            Some(s) => f(s),
-            None => {
-                // Shared with a clone: copy the settings (the writer thread is shared).
-                let s = &*self.shared;
-                let mut copy = Shared {
-                    format: s.format.clone(),
-                    sink: s.sink.clone(),
-                    skip: s.skip.clone(),
-                    only_status: s.only_status.clone(),
-                    slower_than: s.slower_than,
-                    sample: s.sample.as_ref().map(|x| Sampler {
-                        step: x.step,
-                        acc: AtomicU64::new(0),
-                    }),
-                    redact_headers: s.redact_headers.clone(),
-                    redact_query: s.redact_query.clone(),
-                    include_query: s.include_query,
-                    request_id_header: s.request_id_header.clone(),
-                    trust_request_id: s.trust_request_id,
-                    client_ip: s.client_ip.clone(),
-                };
-                f(&mut copy);
-                self.shared = Arc::new(copy);
-            }
-        }
+        // A clone of a layer keeps its settings (and shares the writer thread) until changed.
+        f(Arc::make_mut(&mut self.shared));
         self
     }
 

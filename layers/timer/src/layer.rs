@@ -29,6 +29,7 @@ pub struct Timings {
 
 pub(crate) type OnComplete = Arc<dyn Fn(&Timings) + Send + Sync>;
 
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) response_time: Option<HeaderName>,
     pub(crate) unit: TimeUnit,
@@ -39,22 +40,6 @@ pub(crate) struct Shared {
     pub(crate) description: Option<String>,
     pub(crate) handler_entries: bool,
     pub(crate) on_complete: Option<OnComplete>,
-}
-
-impl Clone for Shared {
-    fn clone(&self) -> Self {
-        Shared {
-            response_time: self.response_time.clone(),
-            unit: self.unit,
-            digits: self.digits,
-            suffix: self.suffix,
-            server_timing: self.server_timing,
-            metric: self.metric.clone(),
-            description: self.description.clone(),
-            handler_entries: self.handler_entries,
-            on_complete: self.on_complete.clone(),
-        }
-    }
 }
 
 /// Measures each request and writes `X-Response-Time` and `Server-Timing` on the response.
