@@ -113,86 +113,51 @@ impl PathPattern {
         let Some(rest) = path.strip_prefix('/') else {
             return false;
         };
-        let segs: SmallSegs<'_> = rest.split('/').collect();
-        match_segments(&self.segments, segs.as_slice())
+        match_segments(&self.segments, rest.split('/'))
     }
 }
 
-/// Path segments, kept on the stack for typical depths.
-struct SmallSegs<'a> {
-    inline: [&'a str; 16],
-    len: usize,
-    spill: Vec<&'a str>,
-}
-
-impl<'a> FromIterator<&'a str> for SmallSegs<'a> {
-    fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
-        let mut s = SmallSegs {
-            inline: [""; 16],
-            len: 0,
-            spill: Vec::new(),
+/// Glob matching with single-star backtracking over the path's segments, without collecting
+/// them: a backtrack point is a copy of the segment iterator (at most O(pattern * path), since
+/// consecutive `**` are collapsed at compile time). Never allocates.
+fn match_segments<'a>(pattern: &[Segment], mut path: std::str::Split<'a, char>) -> bool {
+    let mut p = 0;
+    // Where the last `**` was, and the path from the segment it should swallow next.
+    let mut backtrack: Option<(usize, std::str::Split<'a, char>)> = None;
+    loop {
+        let before = path.clone();
+        let Some(seg) = path.next() else {
+            // The path is consumed: what is left of the pattern must be `**` only (so
+            // `/admin/**` matches `/admin`).
+            return pattern[p..].iter().all(|s| *s == Segment::Any);
         };
-        for part in iter {
-            if s.len < 16 {
-                s.inline[s.len] = part;
-            } else {
-                if s.spill.is_empty() {
-                    s.spill.extend_from_slice(&s.inline);
-                }
-                s.spill.push(part);
-            }
-            s.len += 1;
-        }
-        s
-    }
-}
-
-impl<'a> SmallSegs<'a> {
-    fn as_slice(&self) -> &[&'a str] {
-        if self.len <= 16 {
-            &self.inline[..self.len]
-        } else {
-            &self.spill
-        }
-    }
-}
-
-fn match_segments(pattern: &[Segment], path: &[&str]) -> bool {
-    // Iterative glob matching with single-star backtracking (linear in practice, and at most
-    // O(pattern * path) since consecutive `**` are collapsed at compile time).
-    let (mut p, mut s) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while s < path.len() {
         match pattern.get(p) {
             Some(Segment::Any) => {
-                backtrack = Some((p, s));
+                backtrack = Some((p, before.clone()));
+                p += 1;
+                path = before;
+                continue;
+            }
+            Some(Segment::One) if !seg.is_empty() => {
                 p += 1;
                 continue;
             }
-            Some(Segment::One) if !path[s].is_empty() => {
+            Some(Segment::Literal(l)) if **l == *seg => {
                 p += 1;
-                s += 1;
-                continue;
-            }
-            Some(Segment::Literal(l)) if **l == *path[s] => {
-                p += 1;
-                s += 1;
                 continue;
             }
             _ => {}
         }
-        match backtrack {
-            Some((bp, bs)) => {
-                p = bp + 1;
-                s = bs + 1;
-                backtrack = Some((bp, bs + 1));
+        match backtrack.as_mut() {
+            // Let the `**` swallow one more segment and retry after it.
+            Some((bp, from)) => {
+                from.next();
+                p = *bp + 1;
+                path = from.clone();
             }
             None => return false,
         }
     }
-    // The path is consumed: what is left of the pattern must be `**` only (so `/admin/**`
-    // matches `/admin`).
-    pattern[p..].iter().all(|s| *s == Segment::Any)
 }
 
 impl FromStr for PathPattern {
@@ -320,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn deep_paths_spill_past_inline_storage() {
+    fn deep_paths_match() {
         let deep = format!("/d{}", "/x".repeat(40));
         assert!(m("/d/**", &deep));
         assert!(!m("/e/**", &deep));
