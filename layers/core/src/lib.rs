@@ -87,5 +87,25 @@ pub fn nearest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
         .map(|(_, c)| c)
 }
 
+/// Parses a header name from configuration (surrounding spaces trimmed).
+///
+/// # Errors
+/// A [`ConfigError`] ([`ProblemKind::InvalidValue`]) naming the text, with no key (nest it).
+///
+/// ```
+/// assert_eq!(tower_plugins_core::header_name(" X-Request-Id ").unwrap(), "x-request-id");
+/// assert!(tower_plugins_core::header_name("bad header").is_err());
+/// ```
+pub fn header_name(s: &str) -> Result<http::HeaderName, ConfigError> {
+    http::HeaderName::from_bytes(s.trim().as_bytes()).map_err(|_| {
+        ConfigError::new(
+            ProblemKind::InvalidValue,
+            "",
+            format!("{s:?} is not a valid header name"),
+        )
+        .with_hint("header names are letters, digits and !#$%&'*+-.^_`|~, such as \"x-request-id\"")
+    })
+}
+
 /// A boxed error, as used by body and service errors across the tower ecosystem.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

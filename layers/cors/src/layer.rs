@@ -117,17 +117,10 @@ where
             );
             continue;
         }
-        match HeaderName::from_bytes(n.as_bytes()) {
-            Ok(h) => {
-                if !out.contains(&h) {
-                    out.push(h);
-                }
+        if let Some(h) = problems.check(&format!("[{i}]"), tower_plugins_core::header_name(n)) {
+            if !out.contains(&h) {
+                out.push(h);
             }
-            Err(_) => problems.push(
-                ProblemKind::InvalidValue,
-                format!("[{i}]"),
-                format!("{n:?} is not a valid header name"),
-            ),
         }
     }
     problems.finish(out)

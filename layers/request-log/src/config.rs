@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use http::HeaderName;
 use serde::Deserialize;
 use tower_plugins_core::{
-    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems,
+    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, header_name,
 };
 
 use crate::{LogFormat, RequestLogLayer, Rotate};
@@ -150,29 +149,12 @@ impl RequestLogConfig {
         }
         let mut redact = Vec::new();
         for (i, h) in self.redact_headers.iter().enumerate() {
-            match HeaderName::from_bytes(h.trim().as_bytes()) {
-                Ok(n) => redact.push(n),
-                Err(_) => p.push(
-                    ProblemKind::InvalidValue,
-                    format!("redact_headers[{i}]"),
-                    format!("{h:?} is not a valid header name"),
-                ),
-            }
+            redact.extend(p.check(&format!("redact_headers[{i}]"), header_name(h)));
         }
         let id_header = if self.request_id_header.is_empty() {
             None
         } else {
-            match HeaderName::from_bytes(self.request_id_header.as_bytes()) {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    p.push(
-                        ProblemKind::InvalidValue,
-                        "request_id_header",
-                        format!("{:?} is not a valid header name", self.request_id_header),
-                    );
-                    None
-                }
-            }
+            p.check("request_id_header", header_name(&self.request_id_header))
         };
         if self.buffer == 0 {
             p.push(

@@ -201,7 +201,7 @@ fn nearest(word: &str) -> Option<&'static str> {
 }
 
 fn header(format: &str, name: &str) -> Result<HeaderName, ConfigError> {
-    HeaderName::from_bytes(name.trim().as_bytes())
+    tower_plugins_core::header_name(name)
         .map_err(|_| bad(format, &format!("`{name}` is not a valid header name")))
 }
 

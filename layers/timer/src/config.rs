@@ -1,6 +1,5 @@
 //! [`TimerConfig`]: the `use = "timer"` table of a plugin stack.
 
-use http::HeaderName;
 use serde::Deserialize;
 use tower_plugins_core::{ConfigError, ProblemKind, Problems};
 
@@ -64,17 +63,7 @@ impl TryFrom<TimerConfig> for TimerLayer {
         let header = if c.header.is_empty() {
             None
         } else {
-            match HeaderName::from_bytes(c.header.as_bytes()) {
-                Ok(h) => Some(h),
-                Err(_) => {
-                    problems.push(
-                        ProblemKind::InvalidValue,
-                        "header",
-                        format!("{:?} is not a valid header name", c.header),
-                    );
-                    None
-                }
-            }
+            problems.check("header", tower_plugins_core::header_name(&c.header))
         };
         if c.digits > 9 {
             problems.push(
