@@ -41,7 +41,7 @@ mod sink;
 pub use config::{RequestLogConfig, SinkConfig};
 pub use format::{LogFormat, REDACTED, Record, Template};
 pub use layer::RequestLogLayer;
-pub use service::{RequestId, RequestLog, ResponseBody, ResponseFuture};
+pub use service::{LogOnEnd, RequestId, RequestLog, ResponseBody, ResponseFuture};
 pub use sink::Rotate;
 
 #[cfg(test)]

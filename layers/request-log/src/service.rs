@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_plugins_core::{AuthUser, BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, RequestStart};
 use tower_service::Service;
@@ -312,9 +312,7 @@ where
             }
             p
         });
-        let body = ResponseBody {
-            inner: GuardedBody::new(body, LogOnEnd(guard)),
-        };
+        let body = GuardedBody::new(body, LogOnEnd(guard));
         Poll::Ready(Ok(Response::from_parts(parts, wrap(body))))
     }
 }
@@ -332,8 +330,15 @@ where
     }
 }
 
-/// Writes the line when the body ends, fails, or is dropped.
-struct LogOnEnd(Option<Pending>);
+/// The request log's end-of-body hook: writes the line when the body ends, fails, or is
+/// dropped.
+pub struct LogOnEnd(Option<Pending>);
+
+impl std::fmt::Debug for LogOnEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogOnEnd").finish_non_exhaustive()
+    }
+}
 
 impl OnBodyEnd for LogOnEnd {
     fn on_body_end(self, end: BodyEnd) {
@@ -448,40 +453,6 @@ impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
     }
 }
 
-pin_project! {
-    /// The response body of [`RequestLog`]: the inner body, logged when it ends or is dropped.
-    /// `size_hint` and `is_end_stream` are forwarded.
-    pub struct ResponseBody<B> {
-        #[pin]
-        inner: GuardedBody<B, LogOnEnd>,
-    }
-}
-
-impl<B> std::fmt::Debug for ResponseBody<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseBody").finish_non_exhaustive()
-    }
-}
-
-impl<B: Body> Body for ResponseBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    #[inline]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    #[inline]
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    #[inline]
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+/// The response body of [`RequestLog`]: the inner body, logged when it ends or is dropped by
+/// core's [`GuardedBody`] (`size_hint` and `is_end_stream` forwarded).
+pub type ResponseBody<B> = GuardedBody<B, LogOnEnd>;

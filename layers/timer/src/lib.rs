@@ -52,7 +52,7 @@ pub use config::TimerConfig;
 pub use format::TimeUnit;
 pub use layer::{TimerLayer, Timings};
 pub use server_timing::ServerTiming;
-pub use service::{ResponseBody, ResponseFuture, Timer};
+pub use service::{ResponseBody, ResponseFuture, Timer, TimerEnd};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue, Request, Response};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_plugins_core::{BodyEnd, GuardedBody, OnBodyEnd, RequestStart};
 use tower_service::Service;
@@ -132,14 +132,12 @@ where
                 parts.headers.append(SERVER_TIMING, v);
             }
         }
-        let end = EndOfBody {
+        let end = TimerEnd {
             start: *this.start,
             head,
             on_complete: shared.on_complete.is_some().then(|| this.shared.clone()),
         };
-        let body = ResponseBody {
-            inner: GuardedBody::new(body, end),
-        };
+        let body = GuardedBody::new(body, end);
         Poll::Ready(Ok(Response::from_parts(parts, wrap(body))))
     }
 }
@@ -198,14 +196,22 @@ fn server_timing_value(
 
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
-/// Reports the end-of-body timing to `on_complete`, when one is set.
-struct EndOfBody {
+/// The timer's end-of-body hook: reports the timings to `on_complete`, when one is set.
+pub struct TimerEnd {
     start: Instant,
     head: Duration,
     on_complete: Option<Arc<Shared>>,
 }
 
-impl OnBodyEnd for EndOfBody {
+impl std::fmt::Debug for TimerEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerEnd")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnBodyEnd for TimerEnd {
     #[inline]
     fn on_body_end(self, end: BodyEnd) {
         if let Some(shared) = self.on_complete {
@@ -222,42 +228,6 @@ impl OnBodyEnd for EndOfBody {
     }
 }
 
-pin_project! {
-    /// The response body of [`Timer`]: the inner body, measured to its end. `size_hint` and
-    /// `is_end_stream` are forwarded.
-    pub struct ResponseBody<B> {
-        #[pin]
-        inner: GuardedBody<B, EndOfBody>,
-    }
-}
-
-impl<B: std::fmt::Debug> std::fmt::Debug for ResponseBody<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseBody")
-            .field("inner", self.inner.get_ref())
-            .finish()
-    }
-}
-
-impl<B: Body> Body for ResponseBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    #[inline]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    #[inline]
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    #[inline]
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+/// The response body of [`Timer`]: the inner body, measured to its end by core's
+/// [`GuardedBody`] (`size_hint` and `is_end_stream` forwarded).
+pub type ResponseBody<B> = GuardedBody<B, TimerEnd>;
