@@ -68,30 +68,36 @@ macro_rules! enum_body {
 /// types erased inside the last slot.
 pub const DEPTH: usize = 8;
 
-#[cfg(feature = "timer")]
-type TimerFuture<F> = tower_plugins_timer::ResponseFuture<F>;
-#[cfg(feature = "timer")]
-type TimerBody<B> = tower_plugins_timer::ResponseBody<B>;
-#[cfg(not(feature = "timer"))]
-type TimerFuture<F> = Off<F>;
-#[cfg(not(feature = "timer"))]
-type TimerBody<B> = Off<B>;
-#[cfg(feature = "cors")]
-type CorsFuture<F> = tower_plugins_cors::ResponseFuture<F>;
-#[cfg(feature = "cors")]
-type CorsBody<B> = tower_plugins_core::PluginBody<B>;
-#[cfg(not(feature = "cors"))]
-type CorsFuture<F> = Off<F>;
-#[cfg(not(feature = "cors"))]
-type CorsBody<B> = Off<B>;
-#[cfg(feature = "request-log")]
-type LogFuture<F> = tower_plugins_request_log::ResponseFuture<F>;
-#[cfg(feature = "request-log")]
-type LogBody<B> = tower_plugins_request_log::ResponseBody<B>;
-#[cfg(not(feature = "request-log"))]
-type LogFuture<F> = Off<F>;
-#[cfg(not(feature = "request-log"))]
-type LogBody<B> = Off<B>;
+/// Names a built-in plugin's response future and body for the slot enums: the plugin's own
+/// types when its feature is on, [`Off`] otherwise.
+macro_rules! slot_types {
+    ($feature:literal, $future:ident = $f:ty, $body:ident = $b:ty) => {
+        #[cfg(feature = $feature)]
+        type $future<F> = $f;
+        #[cfg(feature = $feature)]
+        type $body<B> = $b;
+        #[cfg(not(feature = $feature))]
+        type $future<F> = Off<F>;
+        #[cfg(not(feature = $feature))]
+        type $body<B> = Off<B>;
+    };
+}
+
+slot_types!(
+    "timer",
+    TimerFuture = tower_plugins_timer::ResponseFuture<F>,
+    TimerBody = tower_plugins_timer::ResponseBody<B>
+);
+slot_types!(
+    "cors",
+    CorsFuture = tower_plugins_cors::ResponseFuture<F>,
+    CorsBody = tower_plugins_core::PluginBody<B>
+);
+slot_types!(
+    "request-log",
+    LogFuture = tower_plugins_request_log::ResponseFuture<F>,
+    LogBody = tower_plugins_request_log::ResponseBody<B>
+);
 
 /// The future and body of a plugin whose feature is off: a type with no value, so its slot
 /// variants exist (pin-project-lite cannot `cfg` them away) but are never built.
