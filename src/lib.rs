@@ -39,8 +39,9 @@
 mod stack;
 
 pub use stack::{
-    DEPTH, EntryInfo, Next, PluginContext, PluginEntry, PluginStack, PluginStackBuilder,
-    PluginStackLayer, PluginStackService, ResponseBody, ResponseFuture, Slot, SlotBody, SlotFuture,
+    CustomLayer, DEPTH, EntryInfo, Next, PluginContext, PluginEntry, PluginStack,
+    PluginStackBuilder, PluginStackLayer, PluginStackService, ResponseBody, ResponseFuture, Slot,
+    SlotBody, SlotFuture,
 };
 
 /// The request body inside a stack, and of the service it wraps: a boxed body (axum's own

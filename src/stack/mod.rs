@@ -5,22 +5,18 @@ mod service;
 mod source;
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_plugins_core::{
     ClientIpConfig, ClientIpResolver, ConfigError, ConfigProblem, Location, PluginRef, ProblemKind,
     join_key,
 };
-use tower_service::Service;
 
-pub use registry::{Next, PluginContext};
+pub use registry::{CustomLayer, Next, PluginContext};
 pub use service::{
     DEPTH, PluginStackLayer, PluginStackService, ResponseBody, ResponseFuture, Slot, SlotBody,
     SlotFuture,
@@ -28,8 +24,6 @@ pub use service::{
 
 use registry::{Registry, Step, custom_factory, nearest};
 use source::{Origin, Source, expand_env};
-
-use crate::{Body, BoxError};
 
 /// Plugins composed in a configured order.
 ///
@@ -406,19 +400,11 @@ impl PluginStackBuilder {
     ///     .unwrap();
     /// assert_eq!(stack.entries()[0].kind, "powered_by");
     /// ```
-    pub fn register<C, L, B, F>(mut self, name: &str, factory: F) -> Self
+    pub fn register<C, L, F>(mut self, name: &str, factory: F) -> Self
     where
         C: DeserializeOwned + 'static,
         F: Fn(C, &PluginContext) -> Result<L, ConfigError> + Send + Sync + 'static,
-        L: Layer<Next> + Send + Sync + 'static,
-        L::Service: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request<Body>>>::Future: Send + 'static,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
+        L: CustomLayer,
     {
         let mut loc = Location::default();
         Origin::Code.apply(&mut loc);
@@ -437,7 +423,7 @@ impl PluginStackBuilder {
             self.problems.push(p);
         } else {
             self.registry
-                .insert(name.to_owned(), custom_factory::<C, L, B, F>(factory));
+                .insert(name.to_owned(), custom_factory::<C, L, F>(factory));
         }
         self
     }

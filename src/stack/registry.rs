@@ -56,29 +56,37 @@ pub(crate) enum Step {
     Dyn(DynLayer),
 }
 
-/// A type-erased layer over [`Next`].
-#[derive(Clone)]
-pub(crate) struct DynLayer(pub(crate) Arc<dyn Fn(Next) -> Next + Send + Sync>);
+/// A layer a custom plugin may return: any tower layer over [`Next`] whose service takes
+/// `Request<Body>`, answers a `Response` with a `Bytes` body, and does not fail (implemented
+/// for every such layer).
+pub trait CustomLayer: Send + Sync + 'static {
+    /// Wraps `next` in this layer, with the result's types erased.
+    fn wrap(&self, next: Next) -> Next;
+}
 
-impl DynLayer {
-    pub(crate) fn new<L, B>(layer: L) -> Self
-    where
-        L: Layer<Next> + Send + Sync + 'static,
-        L::Service: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<Request<Body>>>::Future: Send + 'static,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        DynLayer(Arc::new(move |next| {
-            let svc = layer.layer(next);
-            BoxCloneSyncService::new(tower::util::MapResponse::new(svc, into_body_response))
-        }))
+impl<L, B> CustomLayer for L
+where
+    L: Layer<Next> + Send + Sync + 'static,
+    L::Service: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as Service<Request<Body>>>::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn wrap(&self, next: Next) -> Next {
+        BoxCloneSyncService::new(tower::util::MapResponse::new(
+            self.layer(next),
+            into_body_response,
+        ))
     }
 }
+
+/// A type-erased layer over [`Next`].
+#[derive(Clone)]
+pub(crate) struct DynLayer(pub(crate) Arc<dyn CustomLayer>);
 
 pub(crate) fn into_body_response<B>(res: Response<B>) -> Response<Body>
 where
@@ -293,26 +301,18 @@ fn classify(path: &str, message: &str) -> ConfigProblem {
 }
 
 /// Builds the factory of a custom plugin registered from code.
-pub(crate) fn custom_factory<C, L, B, F>(f: F) -> Factory
+pub(crate) fn custom_factory<C, L, F>(f: F) -> Factory
 where
     C: DeserializeOwned + 'static,
     F: Fn(C, &PluginContext) -> Result<L, ConfigError> + Send + Sync + 'static,
-    L: Layer<Next> + Send + Sync + 'static,
-    L::Service: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    <L::Service as Service<Request<Body>>>::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    L: CustomLayer,
 {
     Arc::new(move |table, ctx| {
         let summary = summarize(&table);
         let cfg: C = deserialize(table)?;
         let layer = f(cfg, ctx)?;
         Ok(Built {
-            step: Step::Dyn(DynLayer::new(layer)),
+            step: Step::Dyn(DynLayer(Arc::new(layer))),
             summary,
         })
     })

@@ -211,7 +211,7 @@ fn apply_dyn(step: &Step, next: Next) -> Next {
         Step::Cors(l) => erase(l.layer(next)),
         #[cfg(feature = "request-log")]
         Step::RequestLog(l) => erase(l.layer(next)),
-        Step::Dyn(DynLayer(f)) => f(next),
+        Step::Dyn(DynLayer(l)) => l.wrap(next),
     }
 }
 
@@ -236,7 +236,7 @@ where
             Some(Step::Cors(l)) => SlotKind::Cors(l.layer(inner)),
             #[cfg(feature = "request-log")]
             Some(Step::RequestLog(l)) => SlotKind::RequestLog(l.layer(inner)),
-            Some(Step::Dyn(DynLayer(f))) => SlotKind::Dyn(f(erase(inner))),
+            Some(Step::Dyn(DynLayer(l))) => SlotKind::Dyn(l.wrap(erase(inner))),
         };
         Slot { kind }
     }

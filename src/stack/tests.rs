@@ -9,6 +9,7 @@ use tower::{Layer, ServiceExt, service_fn};
 use tower_service::Service;
 
 use super::*;
+use crate::Body;
 
 /// A custom plugin that records the order in which requests and responses pass it.
 #[derive(Clone)]
