@@ -32,7 +32,7 @@ pub struct Record {
     /// The client's address (through trusted proxies).
     pub client_ip: Option<IpAddr>,
     /// The authenticated user, when a plugin set one.
-    pub user: Option<String>,
+    pub user: Option<std::sync::Arc<str>>,
     /// The request id.
     pub request_id: Option<HeaderValue>,
     /// `User-Agent`.

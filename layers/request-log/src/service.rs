@@ -105,7 +105,7 @@ enum Capture {
     Clf {
         part: Vec<u8>,
         at: (usize, usize),
-        user: Option<String>,
+        user: Option<std::sync::Arc<str>>,
         status: u16,
     },
 }
@@ -169,7 +169,7 @@ where
         }
         let start = RequestStart::get_or_insert(&mut req);
         let headers = req.headers();
-        let user = req.extensions().get::<AuthUser>().map(|u| u.0.to_string());
+        let user = req.extensions().get::<AuthUser>().map(|u| u.0.clone());
         let clf = match (&s.format, &s.sink) {
             (LogFormat::Common, Sink::Lines(_)) => Some(false),
             (LogFormat::Combined, Sink::Lines(_)) => Some(true),
@@ -291,7 +291,7 @@ where
             parts.headers.entry(name).or_insert(id);
         }
         let guard = this.pending.take().map(|mut p| {
-            let from_response = || parts.extensions.get::<AuthUser>().map(|u| u.0.to_string());
+            let from_response = || parts.extensions.get::<AuthUser>().map(|u| u.0.clone());
             match &mut p.capture {
                 Capture::Record(r) => {
                     r.status = parts.status.as_u16();
