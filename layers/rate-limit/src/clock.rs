@@ -1,0 +1,72 @@
+//! The limiter's time source: the system's monotonic clock, or a [`ManualClock`] for tests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::nanos::Nanos;
+
+/// A clock that only moves when told, for testing limits without waiting.
+///
+/// Clones share one time; give a clone to [`RateLimitLayer::clock`](crate::RateLimitLayer::clock)
+/// and keep another to advance it. It drives the memory backend only: the Redis backend
+/// reads the Redis server's clock, so that every instance agrees.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_plugins_rate_limit::ManualClock;
+///
+/// let clock = ManualClock::new();
+/// clock.advance(Duration::from_secs(3));
+/// assert_eq!(clock.now(), Duration::from_secs(3));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(ns, Ordering::SeqCst);
+    }
+
+    /// The time since the clock was made, as advanced.
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// The clock a limiter reads: nanoseconds since the limiter was built.
+#[derive(Debug, Clone)]
+pub(crate) enum RateClock {
+    System(Instant),
+    Manual(ManualClock),
+}
+
+impl RateClock {
+    pub(crate) fn system() -> Self {
+        RateClock::System(Instant::now())
+    }
+
+    #[inline]
+    pub(crate) fn nanos(&self) -> u64 {
+        match self {
+            RateClock::System(base) => u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            RateClock::Manual(m) => m.0.load(Ordering::SeqCst),
+        }
+    }
+}
+
+impl governor::clock::Clock for RateClock {
+    type Instant = Nanos;
+
+    #[inline]
+    fn now(&self) -> Nanos {
+        Nanos::from(self.nanos())
+    }
+}

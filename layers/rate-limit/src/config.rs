@@ -1,0 +1,522 @@
+//! [`RateLimitConfig`]: the `use = "rate_limit"` table of a plugin stack.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use serde::Deserialize;
+use tower_plugins_core::{
+    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, header_name,
+    nearest, parse_quota,
+};
+
+use crate::{Count, KeySource, OnBackendError, RateLimitLayer, Rule, UnknownKey};
+
+/// A key kind as written in TOML: `"client_ip"`, `"global"`, `"user"`, or
+/// `{ header = "x-api-key" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum KeyConfig {
+    /// `"client_ip"`, `"global"` or `"user"`.
+    Named(String),
+    /// A request header.
+    Header {
+        /// The header's name.
+        header: String,
+    },
+}
+
+/// The backend as written in TOML: `"memory"` or
+/// `{ redis = "redis://127.0.0.1:6379", timeout = "100ms", prefix = "myapp:rl:" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum BackendConfig {
+    /// `"memory"`.
+    Named(String),
+    /// Redis.
+    Redis {
+        /// The server's URL.
+        redis: String,
+        /// The most a request waits for Redis. Default: `"100ms"`.
+        #[serde(default)]
+        timeout: Option<HumanDuration>,
+        /// The key prefix. Default: `"tower-plugins:rl:"`.
+        #[serde(default)]
+        prefix: Option<String>,
+    },
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig::Named("memory".to_owned())
+    }
+}
+
+/// One `[[plugin.rules]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The policy name in the `RateLimit` headers (letters, digits, `_`, `-`, `.`, `:`).
+    pub name: Option<String>,
+    /// Path patterns; empty for all.
+    pub paths: Vec<String>,
+    /// Methods; empty for all.
+    pub methods: Vec<String>,
+    /// `"5/min"`: required.
+    pub quota: Option<String>,
+    /// Requests admitted at once; default: the quota's count.
+    pub burst: Option<i64>,
+    /// Default: the plugin's `key`.
+    pub key: Option<KeyConfig>,
+    /// `"all"` (default) or `"failures"`.
+    pub count: Option<String>,
+    /// Default: the plugin's `shadow`.
+    pub shadow: Option<bool>,
+}
+
+/// The rate limiter's configuration, as written in a plugin stack file.
+///
+/// ```toml
+/// [[plugin]]
+/// use = "rate_limit"
+/// quota = "100/min"              # the `default` rule; optional when [[plugin.rules]] are given
+/// burst = 20                     # default: the quota's count
+/// paths = ["/api/**"]            # where the `default` rule applies (default: everywhere)
+/// key = "client_ip"              # "global", "user", { header = "x-api-key" }
+/// unknown_key = "shared"         # "client_ip", "allow", "deny": requests without a usable key
+/// exempt_paths = ["/health"]
+/// exempt_ips = ["10.0.0.0/8"]
+/// headers = true                 # RateLimit-Policy and RateLimit
+/// legacy_headers = false         # X-RateLimit-Limit, -Remaining, -Reset
+/// max_keys = 100000              # per rule, memory backend
+/// backend = { redis = "redis://127.0.0.1:6379", timeout = "100ms" }   # default "memory"
+/// on_backend_error = "allow"     # or "deny" (503)
+///
+/// [[plugin.rules]]
+/// name = "login"
+/// paths = ["/login"]
+/// methods = ["POST"]
+/// quota = "5/min"
+/// count = "failures"             # only 4xx/5xx answers use up the quota
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// The `default` rule's quota.
+    pub quota: Option<String>,
+    /// The `default` rule's burst.
+    pub burst: Option<i64>,
+    /// Where the `default` rule applies.
+    pub paths: Vec<String>,
+    /// The methods the `default` rule applies to.
+    pub methods: Vec<String>,
+    /// The `default` rule's count mode.
+    pub count: Option<String>,
+    /// The key of rules without their own.
+    pub key: KeyConfig,
+    /// IPv4 grouping for `client_ip` keys.
+    pub ipv4_prefix: i64,
+    /// IPv6 grouping for `client_ip` keys.
+    pub ipv6_prefix: i64,
+    /// Requests without a usable key.
+    pub unknown_key: String,
+    /// Count and report, never refuse (rules may override).
+    pub shadow: bool,
+    /// Paths never limited.
+    pub exempt_paths: Vec<String>,
+    /// Client networks never limited.
+    pub exempt_ips: Vec<String>,
+    /// `RateLimit-Policy` and `RateLimit` headers.
+    pub headers: bool,
+    /// `X-RateLimit-*` headers.
+    pub legacy_headers: bool,
+    /// Keys kept per rule.
+    pub max_keys: i64,
+    /// How often full buckets are swept from memory.
+    pub sweep_interval: Option<HumanDuration>,
+    /// Where buckets live.
+    pub backend: BackendConfig,
+    /// `"allow"` or `"deny"`.
+    pub on_backend_error: String,
+    /// More rules.
+    pub rules: Vec<RuleConfig>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            quota: None,
+            burst: None,
+            paths: Vec::new(),
+            methods: Vec::new(),
+            count: None,
+            key: KeyConfig::Named("client_ip".to_owned()),
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+            unknown_key: "shared".to_owned(),
+            shadow: false,
+            exempt_paths: Vec::new(),
+            exempt_ips: Vec::new(),
+            headers: true,
+            legacy_headers: false,
+            max_keys: crate::DEFAULT_MAX_KEYS as i64,
+            sweep_interval: None,
+            backend: BackendConfig::default(),
+            on_backend_error: "allow".to_owned(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// Accepts `value` if it is one of `choices`, else records a problem naming the nearest.
+fn choice<'a>(p: &mut Problems, key: &str, value: &str, choices: &[&'a str]) -> Option<&'a str> {
+    if let Some(c) = choices.iter().find(|c| **c == value) {
+        return Some(c);
+    }
+    let mut msg = format!("{value:?} is not one of {}", choices.join(", "));
+    if let Some(n) = nearest(value, choices.iter().copied()) {
+        msg.push_str(&format!(" (did you mean {n:?}?)"));
+    }
+    p.push(ProblemKind::InvalidValue, key, msg);
+    None
+}
+
+fn burst(p: &mut Problems, key: &str, b: Option<i64>) -> Option<NonZeroU32> {
+    let b = b?;
+    match u32::try_from(b).ok().and_then(NonZeroU32::new) {
+        Some(n) => Some(n),
+        None => {
+            p.push(
+                ProblemKind::InvalidValue,
+                key,
+                format!(
+                    "burst must be a whole number from 1 to {}, not {b}",
+                    u32::MAX
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn key_source(p: &mut Problems, key: &str, k: &KeyConfig, v4: u8, v6: u8) -> Option<KeySource> {
+    match k {
+        KeyConfig::Named(n) => match choice(p, key, n, &["client_ip", "global", "user"])? {
+            "client_ip" => Some(KeySource::ClientIp {
+                v4_prefix: v4,
+                v6_prefix: v6,
+            }),
+            "global" => Some(KeySource::Global),
+            _ => Some(KeySource::User),
+        },
+        KeyConfig::Header { header } => p
+            .check(&format!("{key}.header"), header_name(header))
+            .map(KeySource::Header),
+    }
+}
+
+fn methods(p: &mut Problems, key: &str, list: &[String]) -> Vec<Method> {
+    let mut out = Vec::new();
+    for (i, m) in list.iter().enumerate() {
+        match Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
+            Ok(m) => out.push(m),
+            Err(_) => p.push(
+                ProblemKind::InvalidValue,
+                format!("{key}[{i}]"),
+                format!("{m:?} is not an HTTP method"),
+            ),
+        }
+    }
+    out
+}
+
+fn count(p: &mut Problems, key: &str, c: Option<&str>) -> Count {
+    match c.map(|c| choice(p, key, c, &["all", "failures"])) {
+        Some(Some("failures")) => Count::Failures,
+        _ => Count::All,
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    (1..=64).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+}
+
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+struct RuleParts<'a> {
+    key: &'a str,
+    quota: &'a Option<String>,
+    burst: Option<i64>,
+    paths: &'a [String],
+    methods: &'a [String],
+    count: Option<&'a str>,
+}
+
+fn rule(p: &mut Problems, name: String, parts: RuleParts<'_>) -> Option<Rule> {
+    let k = parts.key;
+    let join = |s: &str| tower_plugins_core::join_key(k, s);
+    let quota = match parts.quota {
+        Some(q) => p.check(&join("quota"), parse_quota(q)),
+        None => {
+            p.push(
+                ProblemKind::MissingKey,
+                join("quota"),
+                "a rule needs a quota, such as \"100/min\"",
+            );
+            None
+        }
+    };
+    let burst = burst(p, &join("burst"), parts.burst);
+    let paths = p.check(&join("paths"), PathSet::new(parts.paths));
+    let methods = methods(p, &join("methods"), parts.methods);
+    let count = count(p, &join("count"), parts.count);
+    let mut r = Rule::new(name, quota?)
+        .paths(paths?)
+        .methods(methods)
+        .count(count);
+    if let Some(b) = burst {
+        r = r.burst(b);
+    }
+    Some(r)
+}
+
+impl RateLimitConfig {
+    /// Builds the layer; the plugin stack passes its shared client-IP resolver.
+    ///
+    /// # Errors
+    /// Every invalid value at once: missing, zero, negative or malformed quotas and bursts,
+    /// unknown key kinds and policies, bad header names, path patterns, methods, CIDRs and
+    /// prefix lengths, duplicate or malformed rule names, a malformed Redis URL (or a Redis
+    /// backend without the `redis` feature), and a configuration with no rule at all.
+    pub fn build(self, client_ip: Arc<ClientIpResolver>) -> Result<RateLimitLayer, ConfigError> {
+        let mut p = Problems::new();
+        let prefix = |p: &mut Problems, key: &str, v: i64, max: u8| -> u8 {
+            match u8::try_from(v).ok().filter(|v| (1..=max).contains(v)) {
+                Some(v) => v,
+                None => {
+                    p.push(
+                        ProblemKind::InvalidValue,
+                        key,
+                        format!("a prefix length from 1 to {max}, not {v}"),
+                    );
+                    max
+                }
+            }
+        };
+        let v4 = prefix(&mut p, "ipv4_prefix", self.ipv4_prefix, 32);
+        let v6 = prefix(&mut p, "ipv6_prefix", self.ipv6_prefix, 128);
+        let key = key_source(&mut p, "key", &self.key, v4, v6);
+
+        let mut rules = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        if self.quota.is_some() {
+            names.push("default".to_owned());
+            rules.push(rule(
+                &mut p,
+                "default".to_owned(),
+                RuleParts {
+                    key: "",
+                    quota: &self.quota,
+                    burst: self.burst,
+                    paths: &self.paths,
+                    methods: &self.methods,
+                    count: self.count.as_deref(),
+                },
+            ));
+        } else {
+            for (k, set) in [
+                ("burst", self.burst.is_some()),
+                ("paths", !self.paths.is_empty()),
+                ("methods", !self.methods.is_empty()),
+                ("count", self.count.is_some()),
+            ] {
+                if set {
+                    p.push(
+                        ProblemKind::Conflict,
+                        k,
+                        format!("`{k}` belongs to the default rule, which needs a `quota`"),
+                    );
+                }
+            }
+            if self.rules.is_empty() {
+                p.push(
+                    ProblemKind::MissingKey,
+                    "quota",
+                    "a rate limiter needs a `quota` or at least one [[plugin.rules]] entry",
+                );
+            }
+        }
+        for (i, rc) in self.rules.iter().enumerate() {
+            let at = format!("rules[{i}]");
+            let name = rc.name.clone().unwrap_or_else(|| format!("rule{i}"));
+            if !valid_name(&name) {
+                p.push(
+                    ProblemKind::InvalidValue,
+                    format!("{at}.name"),
+                    format!(
+                        "{name:?}: a rule name is 1 to 64 letters, digits, `_`, `-`, `.` or `:`"
+                    ),
+                );
+            } else if names.contains(&name) {
+                p.push(
+                    ProblemKind::DuplicateName,
+                    format!("{at}.name"),
+                    format!("two rules are named {name:?}"),
+                );
+            }
+            names.push(name.clone());
+            let mut r = rule(
+                &mut p,
+                name,
+                RuleParts {
+                    key: &at,
+                    quota: &rc.quota,
+                    burst: rc.burst,
+                    paths: &rc.paths,
+                    methods: &rc.methods,
+                    count: rc.count.as_deref(),
+                },
+            );
+            if let Some(k) = &rc.key {
+                let src = key_source(&mut p, &format!("{at}.key"), k, v4, v6);
+                r = r.zip(src).map(|(r, k)| r.key(k));
+            }
+            if let Some(s) = rc.shadow {
+                r = r.map(|r| r.shadow(s));
+            }
+            rules.push(r);
+        }
+
+        let unknown = match choice(
+            &mut p,
+            "unknown_key",
+            &self.unknown_key,
+            &["shared", "client_ip", "allow", "deny"],
+        ) {
+            Some("client_ip") => UnknownKey::ClientIp,
+            Some("allow") => UnknownKey::Allow,
+            Some("deny") => UnknownKey::Deny,
+            _ => UnknownKey::Shared,
+        };
+        let on_error = match choice(
+            &mut p,
+            "on_backend_error",
+            &self.on_backend_error,
+            &["allow", "deny"],
+        ) {
+            Some("deny") => OnBackendError::Deny,
+            _ => OnBackendError::Allow,
+        };
+        let exempt_paths = p.check("exempt_paths", PathSet::new(&self.exempt_paths));
+        let mut exempt_ips = Vec::new();
+        for (i, s) in self.exempt_ips.iter().enumerate() {
+            match parse_net(s) {
+                Some(n) => exempt_ips.push(n),
+                None => p.push(
+                    ProblemKind::InvalidValue,
+                    format!("exempt_ips[{i}]"),
+                    format!("{s:?} is not an address or a network such as \"10.0.0.0/8\""),
+                ),
+            }
+        }
+        let max_keys = match usize::try_from(self.max_keys) {
+            Ok(n) if n > 0 => n,
+            _ => {
+                p.push(
+                    ProblemKind::InvalidValue,
+                    "max_keys",
+                    format!("max_keys must be at least 1, not {}", self.max_keys),
+                );
+                1
+            }
+        };
+        let sweep = self.sweep_interval.map(HumanDuration::get);
+        if sweep.is_some_and(|d| d < Duration::from_millis(1)) {
+            p.push(
+                ProblemKind::InvalidValue,
+                "sweep_interval",
+                "the sweep interval must be at least 1ms",
+            );
+        }
+        #[cfg(feature = "redis")]
+        let mut redis = None;
+        match &self.backend {
+            BackendConfig::Named(n) => {
+                choice(&mut p, "backend", n, &["memory"]);
+            }
+            #[cfg(feature = "redis")]
+            BackendConfig::Redis {
+                redis: url,
+                timeout,
+                prefix,
+            } => {
+                if let Some(mut r) = p.check("backend.redis", crate::RedisSettings::new(url)) {
+                    if let Some(t) = timeout {
+                        r = r.timeout(t.get());
+                    }
+                    if let Some(pre) = prefix {
+                        r = r.prefix(pre.clone());
+                    }
+                    redis = Some(r);
+                }
+            }
+            #[cfg(not(feature = "redis"))]
+            BackendConfig::Redis { .. } => p.push(
+                ProblemKind::InvalidValue,
+                "backend.redis",
+                "this build has no Redis backend: enable the `redis` feature of \
+                 tower-plugins-rate-limit (`rate-limit-redis` in tower-plugins)",
+            ),
+        }
+
+        let (Some(key), Some(exempt_paths)) = (key, exempt_paths) else {
+            return Err(p.finish(()).expect_err("a problem was recorded"));
+        };
+        let rules: Option<Vec<Rule>> = rules.into_iter().collect();
+        let layer = p.finish(rules)?.map(|rules| {
+            let mut l = RateLimitLayer::from_rules(rules)
+                .key(key)
+                .client_ip(client_ip)
+                .exempt_paths(exempt_paths)
+                .exempt_ips(exempt_ips)
+                .unknown_key(unknown)
+                .shadow(self.shadow)
+                .headers(self.headers)
+                .legacy_headers(self.legacy_headers)
+                .max_keys(max_keys)
+                .on_backend_error(on_error);
+            if let Some(s) = sweep {
+                l = l.sweep_interval(s);
+            }
+            #[cfg(feature = "redis")]
+            if let Some(r) = redis {
+                l = l.redis(r);
+            }
+            l
+        });
+        layer.ok_or_else(|| {
+            ConfigError::new(
+                ProblemKind::InvalidValue,
+                "",
+                "invalid rate limit configuration",
+            )
+        })
+    }
+}
+
+impl TryFrom<RateLimitConfig> for RateLimitLayer {
+    type Error = ConfigError;
+
+    /// Builds the layer with the peer address as the client's address (no trusted proxy).
+    fn try_from(c: RateLimitConfig) -> Result<Self, ConfigError> {
+        c.build(Arc::new(ClientIpResolver::new()))
+    }
+}

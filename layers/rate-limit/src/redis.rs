@@ -1,0 +1,327 @@
+//! The Redis backend: one atomic script call per request, shared by every instance.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tower_plugins_core::{ConfigError, ProblemKind};
+
+use crate::key::Key;
+use crate::layer::{Engine, OnBackendError, RejectReason};
+use crate::service::{Few, Matched, RemoteVerdict, Report, log_shadow, refusal};
+
+/// GCRA over every rule that applies to a request, atomically, on the Redis server's clock.
+///
+/// `ARGV[1]` is `check` or `refund`; then, per key, the interval `t`, the tolerance `tau`
+/// (microseconds) and whether the rule refuses (`1`) or only reports (`0`). A check charges
+/// nothing unless every refusing rule admits the request. It answers `{0, d1, d2, ...}` with,
+/// per key, the time until the bucket is full again (admitted) or its negation (a shadow rule
+/// over its limit), or `{i, d}` when rule `i` refuses and its bucket is full in `d`. A key
+/// lives exactly as long as its bucket is not full.
+const SCRIPT: &str = r"
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local n = #KEYS
+if ARGV[1] == 'refund' then
+  for i = 1, n do
+    local t = tonumber(ARGV[2 + (i - 1) * 3])
+    local tat = tonumber(redis.call('GET', KEYS[i]))
+    if tat then
+      local new = tat - t
+      if new > now then
+        redis.call('SET', KEYS[i], new, 'PX', math.ceil((new - now) / 1000))
+      else
+        redis.call('DEL', KEYS[i])
+      end
+    end
+  end
+  return {0}
+end
+local tats = {}
+for i = 1, n do
+  local b = 2 + (i - 1) * 3
+  local tau = tonumber(ARGV[b + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then tat = now end
+  tats[i] = tat
+  if ARGV[b + 2] == '1' and now < tat - tau then
+    return {i, tat - now}
+  end
+end
+local out = {0}
+for i = 1, n do
+  local b = 2 + (i - 1) * 3
+  local t = tonumber(ARGV[b])
+  local tau = tonumber(ARGV[b + 1])
+  if now >= tats[i] - tau then
+    local new = tats[i] + t
+    redis.call('SET', KEYS[i], new, 'PX', math.ceil((new - now) / 1000))
+    out[i + 1] = new - now
+  else
+    out[i + 1] = now - tats[i]
+  end
+end
+return out
+";
+
+/// Where and how to reach Redis.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_plugins_rate_limit::RedisSettings;
+///
+/// let redis = RedisSettings::new("redis://127.0.0.1:6379")?
+///     .timeout(Duration::from_millis(50))
+///     .prefix("myapp:rl:");
+/// assert!(RedisSettings::new("http://nope").is_err());
+/// # Ok::<(), tower_plugins_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    client: redis::Client,
+    timeout: Duration,
+    prefix: String,
+}
+
+impl RedisSettings {
+    /// Parses the URL (`redis://`, `rediss://` or `redis+unix://`); connects on first use.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] ([`ProblemKind::InvalidValue`]) when the URL is malformed.
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
+        let client = redis::Client::open(url).map_err(|e| {
+            ConfigError::new(
+                ProblemKind::InvalidValue,
+                "",
+                format!("{url:?} is not a Redis URL: {e}"),
+            )
+            .with_hint("write it as \"redis://host:port\" (or \"redis://:password@host:port/db\")")
+        })?;
+        Ok(RedisSettings {
+            client,
+            timeout: Duration::from_millis(100),
+            prefix: "tower-plugins:rl:".to_owned(),
+        })
+    }
+
+    /// The most a request waits for Redis (connecting included) before the
+    /// [`OnBackendError`] policy applies. Default: 100 ms.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The prefix of every key (then the rule's name, then the key). Default:
+    /// `tower-plugins:rl:`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+}
+
+pub(crate) struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: RedisSettings,
+    conn: OnceLock<Option<ConnectionManager>>,
+    script: redis::Script,
+    /// The last second a backend error was logged (one warning per second at most).
+    last_warning: AtomicU64,
+}
+
+impl RedisBackend {
+    pub(crate) fn new(settings: &RedisSettings) -> Self {
+        RedisBackend {
+            inner: Arc::new(Inner {
+                settings: settings.clone(),
+                conn: OnceLock::new(),
+                script: redis::Script::new(SCRIPT),
+                last_warning: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Asks Redis about every rule that applies, in one call.
+    pub(crate) fn check(
+        &self,
+        engine: Arc<Engine>,
+        rules: Few<Matched>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = RemoteVerdict> + Send>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let mut keys = Vec::new();
+            for m in rules.as_slice() {
+                match m {
+                    Matched::Key(i, key) => keys.push((*i, key.clone())),
+                    Matched::Deny(i) => {
+                        let rule = &engine.rules[*i];
+                        return RemoteVerdict::Refuse(refusal(
+                            &engine,
+                            Some(rule),
+                            RejectReason::NoKey,
+                            rule.t,
+                            0,
+                        ));
+                    }
+                }
+            }
+            let mut inv = inner.script.prepare_invoke();
+            inv.arg("check");
+            for (i, key) in &keys {
+                let rule = &engine.rules[*i];
+                inv.key(inner.key_bytes(&rule.name, key))
+                    .arg(micros(rule.t))
+                    .arg(micros_floor(rule.tau))
+                    .arg(if rule.shadow { 0 } else { 1 });
+            }
+            let reply: Vec<i64> = match inner.call(&engine, &inv).await {
+                Some(r) => r,
+                None => {
+                    return match engine.on_backend_error {
+                        OnBackendError::Allow => RemoteVerdict::Admit(Report::default()),
+                        OnBackendError::Deny => RemoteVerdict::Refuse(refusal(
+                            &engine,
+                            None,
+                            RejectReason::BackendUnavailable,
+                            0,
+                            0,
+                        )),
+                    };
+                }
+            };
+            verdict(&engine, keys, &reply)
+        })
+    }
+
+    /// Gives back one unit per key, without making the response wait.
+    pub(crate) fn refund(&self, engine: &Arc<Engine>, items: Few<(usize, Key)>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let engine = engine.clone();
+        rt.spawn(async move {
+            let mut inv = inner.script.prepare_invoke();
+            inv.arg("refund");
+            for (i, key) in items.as_slice() {
+                let rule = &engine.rules[*i];
+                inv.key(inner.key_bytes(&rule.name, key))
+                    .arg(micros(rule.t))
+                    .arg(0)
+                    .arg(0);
+            }
+            let _: Option<Vec<i64>> = inner.call(&engine, &inv).await;
+        });
+    }
+}
+
+/// Nanoseconds to microseconds, rounded up (an interval is never shortened).
+fn micros(ns: u64) -> u64 {
+    ns.div_ceil(1000).max(1)
+}
+
+/// Nanoseconds to microseconds, rounded down (a tolerance is never lengthened).
+fn micros_floor(ns: u64) -> u64 {
+    ns / 1000
+}
+
+fn verdict(engine: &Arc<Engine>, keys: Vec<(usize, Key)>, reply: &[i64]) -> RemoteVerdict {
+    let e = &**engine;
+    let (Some(&first), Some(&d)) = (reply.first(), reply.get(1)) else {
+        e.backend_errors.fetch_add(1, Ordering::Relaxed);
+        return RemoteVerdict::Admit(Report::default());
+    };
+    if first > 0 {
+        let Some((i, _)) = usize::try_from(first - 1).ok().and_then(|x| keys.get(x)) else {
+            return RemoteVerdict::Admit(Report::default());
+        };
+        let rule = &e.rules[*i];
+        let full_in = u64::try_from(d).unwrap_or(0) * 1000;
+        return RemoteVerdict::Refuse(refusal(
+            e,
+            Some(rule),
+            RejectReason::Limited,
+            full_in.saturating_sub(rule.tau),
+            full_in,
+        ));
+    }
+    let mut report = Report::default();
+    for ((i, key), &d) in keys.into_iter().zip(&reply[1..]) {
+        let rule = &e.rules[i];
+        if d > 0 {
+            let full_in = u64::try_from(d).unwrap_or(0) * 1000;
+            report.admit(e, rule, rule.remaining(full_in, 0), full_in);
+            if rule.count == crate::Count::Failures {
+                report.refund_later(engine, i, key);
+            }
+        } else {
+            e.shadow_limited.fetch_add(1, Ordering::Relaxed);
+            log_shadow(rule);
+        }
+    }
+    RemoteVerdict::Admit(report)
+}
+
+impl Inner {
+    fn key_bytes(&self, rule: &str, key: &Key) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.settings.prefix.len() + rule.len() + 24);
+        out.extend_from_slice(self.settings.prefix.as_bytes());
+        out.extend_from_slice(rule.as_bytes());
+        out.push(b':');
+        key.write_redis(&mut out);
+        out
+    }
+
+    fn connection(&self) -> Option<ConnectionManager> {
+        self.conn
+            .get_or_init(|| {
+                let t = self.settings.timeout;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(t))
+                    .set_response_timeout(Some(t))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(10))
+                    .set_max_delay(Duration::from_millis(500));
+                match ConnectionManager::new_lazy_with_config(self.settings.client.clone(), config)
+                {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::error!(error = %e, "rate_limit: cannot create the Redis connection");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+
+    /// Runs the script within the timeout; `None` (counted and logged) on any failure.
+    async fn call(&self, engine: &Engine, inv: &redis::ScriptInvocation<'_>) -> Option<Vec<i64>> {
+        let result = match self.connection() {
+            Some(mut conn) => {
+                match tokio::time::timeout(self.settings.timeout, inv.invoke_async(&mut conn)).await
+                {
+                    Ok(Ok(reply)) => return Some(reply),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {:?}", self.settings.timeout),
+                }
+            }
+            None => "no connection".to_owned(),
+        };
+        engine.backend_errors.fetch_add(1, Ordering::Relaxed);
+        let sec = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.last_warning.swap(sec, Ordering::Relaxed) != sec {
+            tracing::warn!(
+                target: "tower_plugins::rate_limit",
+                error = %result,
+                policy = ?engine.on_backend_error,
+                "rate_limit: Redis backend unavailable"
+            );
+        }
+        None
+    }
+}

@@ -1,0 +1,570 @@
+//! [`RateLimit`], its [`ResponseFuture`], and the headers and refusals it writes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_plugins_core::PluginBody;
+use tower_service::Service;
+
+use crate::key::{Key, KeyRequest, UnknownKey, ip_key};
+use crate::layer::{Compiled, Count, Engine, RejectReason, Rejection};
+use crate::store::Probe;
+
+pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub(crate) const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// The rate-limiting service. See the [crate docs](crate) for an example.
+pub struct RateLimit<S> {
+    pub(crate) inner: S,
+    pub(crate) engine: Arc<Engine>,
+}
+
+impl<S: Clone> Clone for RateLimit<S> {
+    fn clone(&self) -> Self {
+        RateLimit {
+            inner: self.inner.clone(),
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for RateLimit<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> RateLimit<S> {
+    /// Wraps `inner` with the rules (and the shared buckets) of `layer`.
+    pub fn new(inner: S, layer: &crate::RateLimitLayer) -> Self {
+        RateLimit {
+            inner,
+            engine: layer.engine.clone(),
+        }
+    }
+
+    tower_plugins_core::inner_service_accessors!();
+}
+
+/// Zero, one or many of something, without allocating for the first.
+#[derive(Debug, Default)]
+pub(crate) enum Few<T> {
+    #[default]
+    Zero,
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Few<T> {
+    pub(crate) fn push(&mut self, item: T) {
+        *self = match std::mem::take(self) {
+            Few::Zero => Few::One(item),
+            Few::One(first) => Few::Many(vec![first, item]),
+            Few::Many(mut v) => {
+                v.push(item);
+                Few::Many(v)
+            }
+        };
+    }
+
+    pub(crate) fn as_slice(&self) -> &[T] {
+        match self {
+            Few::Zero => &[],
+            Few::One(x) => std::slice::from_ref(x),
+            Few::Many(v) => v,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self, Few::Zero)
+    }
+}
+
+/// Units given back when a `count = "failures"` request succeeds.
+pub(crate) struct Refund {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) items: Few<(usize, Key)>,
+}
+
+impl Refund {
+    fn run(self) {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.engine.redis {
+            redis.refund(&self.engine, self.items);
+            return;
+        }
+        for (i, key) in self.items.as_slice() {
+            let rule = &self.engine.rules[*i];
+            if let Some((_, store)) = &rule.limiter {
+                store.refund(key, rule.t);
+            }
+        }
+    }
+}
+
+/// What an admitted request's response is given.
+#[derive(Default)]
+pub(crate) struct Report {
+    /// `RateLimit-Policy` and `RateLimit` for each rule that applied.
+    lines: Few<(HeaderValue, HeaderValue)>,
+    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` of the tightest rule.
+    legacy: Option<Box<[HeaderValue; 3]>>,
+    refund: Option<Box<Refund>>,
+}
+
+impl std::fmt::Debug for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Report")
+            .field("lines", &self.lines)
+            .finish_non_exhaustive()
+    }
+}
+
+fn int_value(n: u64) -> HeaderValue {
+    HeaderValue::from(n)
+}
+
+/// Whole seconds, rounded up.
+#[inline]
+pub(crate) fn ceil_secs(ns: u64) -> u64 {
+    ns.div_ceil(NANOS_PER_SEC)
+}
+
+/// `"name";r=R;t=T`.
+pub(crate) fn ratelimit_line(rule: &Compiled, remaining: u32, reset_secs: u64) -> HeaderValue {
+    let mut buf = Vec::with_capacity(rule.item.len() + 24);
+    buf.extend_from_slice(rule.item.as_bytes());
+    buf.extend_from_slice(b";r=");
+    buf.extend_from_slice(itoa::Buffer::new().format(remaining).as_bytes());
+    buf.extend_from_slice(b";t=");
+    buf.extend_from_slice(itoa::Buffer::new().format(reset_secs).as_bytes());
+    HeaderValue::from_maybe_shared(Bytes::from(buf))
+        .expect("an sf-string item with integer parameters is a valid header value")
+}
+
+impl Report {
+    /// Records that `rule` admitted the request, leaving `remaining` units and full again in
+    /// `reset_ns`.
+    pub(crate) fn admit(&mut self, e: &Engine, rule: &Compiled, remaining: u32, reset_ns: u64) {
+        let reset = ceil_secs(reset_ns);
+        if e.headers {
+            self.lines
+                .push((rule.policy.clone(), ratelimit_line(rule, remaining, reset)));
+        }
+        if e.legacy_headers {
+            let tighter = self.legacy.as_ref().is_none_or(|l| {
+                l[1].to_str().ok().and_then(|s| s.parse::<u32>().ok()) > Some(remaining)
+            });
+            if tighter {
+                self.legacy = Some(Box::new([
+                    int_value(u64::from(rule.burst)),
+                    int_value(u64::from(remaining)),
+                    int_value(reset),
+                ]));
+            }
+        }
+    }
+
+    pub(crate) fn refund_later(&mut self, engine: &Arc<Engine>, rule: usize, key: Key) {
+        match &mut self.refund {
+            Some(r) => r.items.push((rule, key)),
+            None => {
+                let mut items = Few::Zero;
+                items.push((rule, key));
+                self.refund = Some(Box::new(Refund {
+                    engine: engine.clone(),
+                    items,
+                }));
+            }
+        }
+    }
+
+    fn apply(&mut self, status: StatusCode, headers: &mut HeaderMap) {
+        for (policy, line) in self.lines.as_slice() {
+            headers.append(RATELIMIT_POLICY, policy.clone());
+            headers.append(RATELIMIT, line.clone());
+        }
+        if let Some(l) = self.legacy.take() {
+            let [limit, remaining, reset] = *l;
+            headers.entry(X_LIMIT).or_insert(limit);
+            headers.entry(X_REMAINING).or_insert(remaining);
+            headers.entry(X_RESET).or_insert(reset);
+        }
+        if let Some(refund) = self.refund.take() {
+            if !(status.is_client_error() || status.is_server_error()) {
+                refund.run();
+            }
+        }
+    }
+}
+
+/// A JSON string literal.
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The answer to a refused request.
+pub(crate) fn refusal(
+    e: &Engine,
+    rule: Option<&Compiled>,
+    reason: RejectReason,
+    wait_ns: u64,
+    reset_ns: u64,
+) -> Response<Bytes> {
+    let retry = ceil_secs(wait_ns).max(1);
+    let policy = rule.map_or("", |r| &r.name);
+    let limit = rule.map_or(0, |r| r.burst);
+    let mut res = match &e.on_reject {
+        Some(f) => f(&Rejection {
+            policy: policy.to_owned(),
+            reason,
+            retry_after: std::time::Duration::from_secs(retry),
+            limit,
+        }),
+        None => {
+            let status = match reason {
+                RejectReason::BackendUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                RejectReason::Limited | RejectReason::NoKey => StatusCode::TOO_MANY_REQUESTS,
+            };
+            let mut body = String::with_capacity(200);
+            body.push_str("{\"type\":\"about:blank\",\"title\":");
+            json_str(&mut body, status.canonical_reason().unwrap_or(""));
+            body.push_str(",\"status\":");
+            body.push_str(itoa::Buffer::new().format(status.as_u16()));
+            body.push_str(",\"detail\":");
+            let detail = match reason {
+                RejectReason::Limited => {
+                    format!("rate limit {policy:?} exceeded; retry in {retry} s")
+                }
+                RejectReason::NoKey => {
+                    format!("rate limit {policy:?} needs a key this request lacks")
+                }
+                RejectReason::BackendUnavailable => {
+                    "the rate limiter cannot decide now; retry shortly".to_owned()
+                }
+            };
+            json_str(&mut body, &detail);
+            if rule.is_some() {
+                body.push_str(",\"policy\":");
+                json_str(&mut body, policy);
+            }
+            body.push_str(",\"retry_after\":");
+            body.push_str(itoa::Buffer::new().format(retry));
+            body.push_str("}\n");
+            let mut res = Response::new(Bytes::from(body));
+            *res.status_mut() = status;
+            res.headers_mut().insert(CONTENT_TYPE, PROBLEM_JSON);
+            res
+        }
+    };
+    let h = res.headers_mut();
+    h.entry(RETRY_AFTER).or_insert_with(|| int_value(retry));
+    if let Some(rule) = rule.filter(|_| reason == RejectReason::Limited) {
+        if e.headers && !h.contains_key(RATELIMIT) {
+            h.insert(RATELIMIT_POLICY, rule.policy.clone());
+            h.insert(RATELIMIT, ratelimit_line(rule, 0, ceil_secs(reset_ns)));
+        }
+        if e.legacy_headers {
+            h.entry(X_LIMIT)
+                .or_insert_with(|| int_value(u64::from(rule.burst)));
+            h.entry(X_REMAINING).or_insert_with(|| int_value(0));
+            h.entry(X_RESET)
+                .or_insert_with(|| int_value(ceil_secs(reset_ns)));
+        }
+    }
+    e.limited.fetch_add(1, Ordering::Relaxed);
+    res
+}
+
+pub(crate) fn log_shadow(rule: &Compiled) {
+    tracing::info!(
+        target: "tower_plugins::rate_limit",
+        policy = &*rule.name,
+        "rate limit exceeded (shadow rule: request let through)"
+    );
+}
+
+/// A rule that applies to a request, with the key it found.
+pub(crate) enum Matched {
+    Key(usize, Key),
+    /// No usable key and the policy is to refuse.
+    Deny(usize),
+}
+
+/// The rules that apply to `req`, each with its key; empty when the request is exempt.
+fn matched<B>(e: &Engine, req: &Request<B>) -> Few<Matched> {
+    let mut out = Few::Zero;
+    let path = req.uri().path();
+    if e.rules.is_empty() || (!e.exempt_paths.is_empty() && e.exempt_paths.matches(path)) {
+        return out;
+    }
+    let ip = if e.needs_ip {
+        e.client_ip.resolve(req)
+    } else {
+        None
+    };
+    if e.is_exempt_ip(ip) {
+        return out;
+    }
+    let kreq = KeyRequest {
+        method: req.method(),
+        uri: req.uri(),
+        headers: req.headers(),
+        extensions: req.extensions(),
+        client_ip: ip,
+    };
+    for (i, rule) in e.rules.iter().enumerate() {
+        if !rule.applies(req.method(), path) {
+            continue;
+        }
+        let key = match rule.key.extract(&kreq) {
+            Some(k) => k,
+            None => match e.unknown_key {
+                UnknownKey::Shared => Key::Unknown,
+                UnknownKey::ClientIp => ip.map_or(Key::Unknown, |ip| ip_key(ip, 32, 64)),
+                UnknownKey::Allow => continue,
+                UnknownKey::Deny => {
+                    out.push(Matched::Deny(i));
+                    continue;
+                }
+            },
+        };
+        out.push(Matched::Key(i, key));
+    }
+    out
+}
+
+/// What the memory backend decided.
+enum Decision {
+    Admit(Report),
+    Refuse(Response<Bytes>),
+}
+
+/// Asks the memory limiters, rule by rule. A request refused by one rule is given back the
+/// units the rules before it took, so a refused request costs nothing.
+fn decide_memory(engine: &Arc<Engine>, rules: Few<Matched>) -> Decision {
+    let e = &**engine;
+    let mut report = Report::default();
+    let mut charged: Few<(usize, Key)> = Few::Zero;
+    let give_back = |charged: &Few<(usize, Key)>| {
+        for (i, key) in charged.as_slice() {
+            let rule = &e.rules[*i];
+            if let Some((_, store)) = &rule.limiter {
+                store.refund(key, rule.t);
+            }
+        }
+    };
+    let many = matches!(rules, Few::Many(_));
+    let items = match rules {
+        Few::Zero => Vec::new(),
+        Few::One(m) => vec![m],
+        Few::Many(v) => v,
+    };
+    for m in items {
+        let (i, key) = match m {
+            Matched::Key(i, key) => (i, key),
+            Matched::Deny(i) => {
+                give_back(&charged);
+                return Decision::Refuse(refusal(
+                    e,
+                    Some(&e.rules[i]),
+                    RejectReason::NoKey,
+                    e.rules[i].t,
+                    0,
+                ));
+            }
+        };
+        let rule = &e.rules[i];
+        let Some((limiter, store)) = &rule.limiter else {
+            continue;
+        };
+        let now = store.now();
+        let probe = Probe::new(key);
+        let admitted = limiter.check_key(&probe).is_ok();
+        let tat = probe.tat.get();
+        if admitted {
+            report.admit(e, rule, rule.remaining(tat, now), tat.saturating_sub(now));
+            if rule.count == Count::Failures {
+                report.refund_later(engine, i, probe.key.clone());
+            }
+            if many {
+                charged.push((i, probe.key));
+            }
+        } else if rule.shadow {
+            e.shadow_limited.fetch_add(1, Ordering::Relaxed);
+            log_shadow(rule);
+        } else {
+            give_back(&charged);
+            let wait = tat.saturating_sub(rule.tau).saturating_sub(now);
+            return Decision::Refuse(refusal(
+                e,
+                Some(rule),
+                RejectReason::Limited,
+                wait,
+                tat.saturating_sub(now),
+            ));
+        }
+    }
+    Decision::Admit(report)
+}
+
+type RemoteCheck = Pin<Box<dyn Future<Output = RemoteVerdict> + Send>>;
+
+/// What the Redis backend decided.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum RemoteVerdict {
+    Admit(Report),
+    Refuse(Response<Bytes>),
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = Response<PluginBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let rules = matched(&self.engine, &req);
+        if rules.is_empty() {
+            return ResponseFuture::inner(self.inner.call(req), Report::default());
+        }
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.engine.redis {
+            let check = redis.check(self.engine.clone(), rules);
+            // The inner service is called once the verdict is in: take the ready one and
+            // leave a clone in its place (tower's contract for services called later).
+            let clone = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, clone);
+            return ResponseFuture {
+                state: State::Remote {
+                    check,
+                    call: Some(Box::new(move || inner.call(req))),
+                },
+                report: Report::default(),
+            };
+        }
+        match decide_memory(&self.engine, rules) {
+            Decision::Admit(report) => ResponseFuture::inner(self.inner.call(req), report),
+            Decision::Refuse(res) => ResponseFuture {
+                state: State::Refuse { res: Some(res) },
+                report: Report::default(),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RateLimit`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+        report: Report,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner { #[pin] fut: F },
+        Refuse { res: Option<Response<Bytes>> },
+        Remote { check: RemoteCheck, call: Option<Box<dyn FnOnce() -> F + Send>> },
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn inner(fut: F, report: Report) -> Self {
+        ResponseFuture {
+            state: State::Inner { fut },
+            report,
+        }
+    }
+}
+
+impl<F, B, E> ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    /// Polls, building the response around `wrap(body)`: the plugin stack wraps the body in
+    /// its own enum in the same move.
+    #[inline]
+    pub fn poll_with<T>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        wrap: impl FnOnce(PluginBody<B>) -> T,
+    ) -> Poll<Result<Response<T>, E>> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Inner { fut } => {
+                    let mut res = ready!(fut.poll(cx))?;
+                    let status = res.status();
+                    this.report.apply(status, res.headers_mut());
+                    return Poll::Ready(Ok(res.map(|b| wrap(PluginBody::inner(b)))));
+                }
+                StateProj::Refuse { res } => {
+                    let res = res.take().expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(res.map(|b| wrap(PluginBody::full(b)))));
+                }
+                StateProj::Remote { check, call } => match ready!(check.as_mut().poll(cx)) {
+                    RemoteVerdict::Admit(report) => {
+                        *this.report = report;
+                        let call = call.take().expect("ResponseFuture polled after completion");
+                        this.state.set(State::Inner { fut: call() });
+                    }
+                    RemoteVerdict::Refuse(res) => {
+                        this.state.set(State::Refuse { res: Some(res) });
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<PluginBody<B>>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_with(cx, |b| b)
+    }
+}
