@@ -1,0 +1,367 @@
+//! The Redis backend against the real server at `REDIS_URL` (default
+//! `redis://127.0.0.1:6379`). Each test uses its own key prefix and deletes its keys.
+//! Without a server the tests say so and pass, unless `TOWER_PLUGINS_REQUIRE_REDIS=1`.
+#![cfg(feature = "redis")]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response, StatusCode};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+use tower::{Layer, ServiceExt, service_fn};
+use tower_plugins_core::parse_quota;
+use tower_plugins_rate_limit::{Count, OnBackendError, RateLimitLayer, RedisSettings, Rule};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A connection for the test's own commands, or `None` (after saying why) when there is no
+/// server and none is required.
+async fn admin() -> Option<redis::aio::MultiplexedConnection> {
+    let conn = async {
+        let client = redis::Client::open(redis_url())?;
+        client.get_multiplexed_async_connection().await
+    };
+    match tokio::time::timeout(Duration::from_secs(3), conn).await {
+        Ok(Ok(c)) => Some(c),
+        other => {
+            let why = match other {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            if std::env::var("TOWER_PLUGINS_REQUIRE_REDIS").as_deref() == Ok("1") {
+                panic!(
+                    "Redis is required (TOWER_PLUGINS_REQUIRE_REDIS=1) but {} is not reachable: {why}",
+                    redis_url()
+                );
+            }
+            eprintln!("SKIPPED: no Redis at {} ({why})", redis_url());
+            None
+        }
+    }
+}
+
+/// A key prefix of this test run's own, and a guard deleting its keys at the end.
+struct Prefix {
+    prefix: String,
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl Prefix {
+    fn new(conn: &redis::aio::MultiplexedConnection, test: &str) -> Self {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        Prefix {
+            prefix: format!("tower-plugins-test:{test}:{}:{nonce}:", std::process::id()),
+            conn: conn.clone(),
+        }
+    }
+
+    async fn keys(&mut self) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut self.conn)
+            .await
+            .unwrap()
+    }
+
+    async fn cleanup(mut self) {
+        let keys = self.keys().await;
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut self.conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn layer(prefix: &str, url: &str, quota: &str) -> RateLimitLayer {
+    RateLimitLayer::new(parse_quota(quota).unwrap()).redis(
+        RedisSettings::new(url)
+            .unwrap()
+            .prefix(prefix)
+            .timeout(Duration::from_millis(200)),
+    )
+}
+
+fn req(peer: &str, path: &str) -> Request<()> {
+    let mut r = Request::builder().uri(path).body(()).unwrap();
+    let addr: SocketAddr = format!("{peer}:40000").parse().unwrap();
+    r.extensions_mut().insert(addr);
+    r
+}
+
+async fn status(l: &RateLimitLayer, r: Request<()>) -> (StatusCode, http::HeaderMap) {
+    let svc = l.layer(service_fn(|req: Request<()>| async move {
+        let status = req
+            .uri()
+            .query()
+            .and_then(|q| q.strip_prefix("status="))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200);
+        let mut res = Response::new(String::from("ok"));
+        *res.status_mut() = StatusCode::from_u16(status).unwrap();
+        Ok::<_, Infallible>(res)
+    }));
+    let res = svc.oneshot(r).await.unwrap();
+    (res.status(), res.headers().clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stacks_sharing_redis_admit_no_more_than_the_quota() {
+    let Some(conn) = admin().await else { return };
+    let p = Prefix::new(&conn, "exact");
+    let url = redis_url();
+    // Two independent layers (two application instances), one Redis.
+    let a = layer(&p.prefix, &url, "20/min");
+    let b = layer(&p.prefix, &url, "20/min");
+    let ok = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let l = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let ok = ok.clone();
+        tasks.push(tokio::spawn(async move {
+            let (s, _) = status(&l, req("192.0.2.1", "/")).await;
+            assert!(
+                s == StatusCode::OK || s == StatusCode::TOO_MANY_REQUESTS,
+                "{s}"
+            );
+            if s == StatusCode::OK {
+                ok.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(ok.load(Ordering::SeqCst), 20);
+    assert_eq!(a.stats().backend_errors + b.stats().backend_errors, 0);
+    let (s, h) = status(&a, req("192.0.2.1", "/")).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3).contains(&retry), "one unit every 3 s: {retry}");
+    // Another client is unaffected, and sees the IETF headers.
+    let (s, h) = status(&b, req("192.0.2.2", "/")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["ratelimit-policy"], "\"default\";q=20;w=60");
+    assert_eq!(h["ratelimit"], "\"default\";r=19;t=3");
+    p.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_script_is_reloaded_when_redis_forgets_it_and_keys_expire_when_full() {
+    let Some(mut conn) = admin().await else {
+        return;
+    };
+    let mut p = Prefix::new(&conn, "reload");
+    let l = layer(&p.prefix, &redis_url(), "5/s");
+    assert_eq!(status(&l, req("192.0.2.1", "/")).await.0, StatusCode::OK);
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(status(&l, req("192.0.2.1", "/")).await.0, StatusCode::OK);
+    assert_eq!(l.stats().backend_errors, 0);
+    let keys = p.keys().await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].ends_with("default:ip:192.0.2.1"), "{keys:?}");
+    // The key lives only while its bucket is not full: 2 units at 5/s = 0.4 s.
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=400).contains(&ttl), "{ttl}");
+    p.cleanup().await;
+}
+
+#[tokio::test]
+async fn failures_rules_in_redis_count_only_error_answers() {
+    let Some(conn) = admin().await else { return };
+    let p = Prefix::new(&conn, "failures");
+    let l = RateLimitLayer::from_rules([
+        Rule::new("login", parse_quota("2/min").unwrap()).count(Count::Failures)
+    ])
+    .redis(RedisSettings::new(&redis_url()).unwrap().prefix(&p.prefix));
+    for _ in 0..5 {
+        assert_eq!(
+            status(&l, req("192.0.2.1", "/login")).await.0,
+            StatusCode::OK
+        );
+        // The refund is sent after the response; give it a moment.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            status(&l, req("192.0.2.1", "/login?status=401")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        status(&l, req("192.0.2.1", "/login")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    p.cleanup().await;
+}
+
+/// A TCP forwarder to Redis on a port of the test's own, which the test can close and
+/// reopen on the same port.
+struct Proxy {
+    port: u16,
+    target: SocketAddr,
+    tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Self {
+        let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let p = Proxy {
+            port,
+            target,
+            tasks: Default::default(),
+        };
+        p.open();
+        p
+    }
+
+    fn open(&self) {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.set_reuseaddr(true).unwrap();
+        sock.bind(([127, 0, 0, 1], self.port).into()).unwrap();
+        let listener = sock.listen(64).unwrap();
+        let target = self.target;
+        let tasks = self.tasks.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks.lock().unwrap().push(conn);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Stops listening and cuts every forwarded connection.
+    async fn close(&self) {
+        let tasks: Vec<_> = self.tasks.lock().unwrap().drain(..).collect();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+async fn redis_addr() -> SocketAddr {
+    let url = redis_url();
+    let hostport = url
+        .trim_start_matches("redis://")
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    tokio::net::lookup_host(hostport)
+        .await
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+async fn outage(policy: OnBackendError, expect_down: StatusCode) {
+    let Some(conn) = admin().await else { return };
+    let p = Prefix::new(&conn, "outage");
+    let proxy = Proxy::start(redis_addr().await).await;
+    let l = RateLimitLayer::new(parse_quota("1000/min").unwrap())
+        .redis(
+            RedisSettings::new(&proxy.url())
+                .unwrap()
+                .prefix(&p.prefix)
+                .timeout(Duration::from_millis(100)),
+        )
+        .on_backend_error(policy);
+    let (s, h) = status(&l, req("192.0.2.1", "/")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(h.contains_key("ratelimit"));
+
+    proxy.close().await;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let (s, h) = status(&l, req("192.0.2.1", "/")).await;
+        assert_eq!(s, expect_down);
+        assert!(
+            !h.contains_key("ratelimit"),
+            "no figures without the backend"
+        );
+        if s == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(h["retry-after"], "1");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a request waited {:?} for a dead backend",
+            started.elapsed()
+        );
+    }
+    assert!(l.stats().backend_errors >= 5);
+
+    // Back: the connection is re-established and limiting resumes.
+    proxy.open();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, h) = status(&l, req("192.0.2.1", "/")).await;
+        if s == StatusCode::OK && h.contains_key("ratelimit") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.close().await;
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_away_with_allow_lets_requests_through_and_recovers() {
+    outage(OnBackendError::Allow, StatusCode::OK).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_away_with_deny_answers_503_and_recovers() {
+    outage(OnBackendError::Deny, StatusCode::SERVICE_UNAVAILABLE).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_from_the_start_never_fails_a_request() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let l = layer("unused:", &format!("redis://127.0.0.1:{port}"), "1/min");
+    for _ in 0..3 {
+        assert_eq!(status(&l, req("192.0.2.1", "/")).await.0, StatusCode::OK);
+    }
+    assert_eq!(l.stats().backend_errors, 3);
+}
