@@ -97,6 +97,12 @@ async fn main() -> ExitCode {
                 "curl -i -X POST -H 'content-type: application/json' -d '{{\"name\":\"plum\"}}' http://{addr}/api/items"
             ),
         ),
+        (
+            "rate limit (21st is a 429)",
+            format!(
+                "for i in $(seq 21); do curl -s -o /dev/null -w '%{{http_code}} ' http://{addr}/api/items; done"
+            ),
+        ),
         ("a 2 KB body", format!("curl -i http://{addr}/large")),
         (
             "handler Server-Timing entry",

@@ -10,6 +10,7 @@
 //! | `timer` | [`tower-plugins-timer`](timer) | `timer` |
 //! | `cors` | [`tower-plugins-cors`](cors) | `cors` |
 //! | `request_log` | [`tower-plugins-request-log`](request_log) | `request-log` |
+//! | `rate_limit` | [`tower-plugins-rate-limit`](rate_limit) | `rate-limit` (Redis: `rate-limit-redis`) |
 //!
 //! # Example
 //!
@@ -32,6 +33,8 @@
 //! - `timer` (default): the timer plugin and its re-export as [`timer`].
 //! - `cors` (default): the CORS plugin and its re-export as [`cors`].
 //! - `request-log` (default): the request-log plugin and its re-export as [`request_log`].
+//! - `rate-limit` (default): the rate-limit plugin and its re-export as [`rate_limit`].
+//! - `rate-limit-redis`: the rate limiter's Redis backend (`backend = { redis = "..." }`).
 //! - `axum` (default): read the client's peer address from axum's `ConnectInfo` too.
 //! - `full`: everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -62,6 +65,11 @@ pub use tower_plugins_cors as cors;
 /// The request-log plugin: access logs with request ids, redaction and non-blocking sinks.
 #[cfg(feature = "request-log")]
 pub use tower_plugins_request_log as request_log;
+
+/// The rate-limit plugin: GCRA limits per client address, header or user, IETF headers,
+/// memory or Redis buckets.
+#[cfg(feature = "rate-limit")]
+pub use tower_plugins_rate_limit as rate_limit;
 
 /// A boxed error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -98,7 +98,7 @@ fn unknown_plugin_lists_known_names_and_nearest() {
     let text = single(&e, ProblemKind::UnknownPlugin, "use", 2);
     assert!(text.contains("did you mean `timer`?"), "{text}");
     assert!(
-        text.contains("known plugins: cors, request_log, timer"),
+        text.contains("known plugins: cors, rate_limit, request_log, timer"),
         "{text}"
     );
 }
@@ -287,4 +287,33 @@ fn request_log_settings_are_checked_at_load_with_locations() {
         text.contains("cannot write to /nonexistent-dir/a/access.log"),
         "{text}"
     );
+}
+
+#[cfg(feature = "rate-limit")]
+#[test]
+fn rate_limit_settings_are_checked_at_load_with_locations() {
+    let e = err("[[plugin]]\nuse = \"rate_limit\"\nquota = \"0/min\"\n");
+    let text = single(&e, ProblemKind::InvalidValue, "quota", 3);
+    assert!(text.contains("plugin[0] `rate_limit`"), "{text}");
+
+    let e = err("[[plugin]]\nuse = \"rate_limit\"\nquota = \"10/min\"\nburst = -5\n");
+    single(&e, ProblemKind::InvalidValue, "burst", 4);
+
+    let e = err("[[plugin]]\nuse = \"rate_limit\"\nquota = \"10/min\"\nkey = \"client-ip\"\n");
+    let text = single(&e, ProblemKind::InvalidValue, "key", 4);
+    assert!(text.contains("did you mean \"client_ip\"?"), "{text}");
+
+    let e = err(
+        "[[plugin]]\nuse = \"rate_limit\"\nquota = \"1/s\"\nexempt_ips = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n",
+    );
+    single(&e, ProblemKind::InvalidValue, "exempt_ips[1]", 4);
+
+    let e = err(
+        "[[plugin]]\nuse = \"rate_limit\"\n\n[[plugin.rules]]\nname = \"login\"\nquota = \"five/min\"\n",
+    );
+    single(&e, ProblemKind::InvalidValue, "rules[0].quota", 6);
+
+    let e = err("[[plugin]]\nuse = \"rate_limit\"\n");
+    let text = e.to_string();
+    assert!(text.contains("needs a `quota`"), "{text}");
 }

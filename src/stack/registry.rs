@@ -53,6 +53,8 @@ pub(crate) enum Step {
     Cors(tower_plugins_cors::CorsLayer),
     #[cfg(feature = "request-log")]
     RequestLog(tower_plugins_request_log::RequestLogLayer),
+    #[cfg(feature = "rate-limit")]
+    RateLimit(tower_plugins_rate_limit::RateLimitLayer),
     Dyn(DynLayer),
 }
 
@@ -122,6 +124,7 @@ pub(crate) const BUILT_IN: &[(&str, &str)] = &[
     ("timer", "timer"),
     ("cors", "cors"),
     ("request_log", "request-log"),
+    ("rate_limit", "rate-limit"),
 ];
 
 impl Registry {
@@ -148,6 +151,13 @@ impl Registry {
             |c: tower_plugins_request_log::RequestLogConfig, ctx| c.build(ctx.client_ip().clone()),
             tower_plugins_request_log::RequestLogLayer::describe,
             Step::RequestLog,
+        );
+        #[cfg(feature = "rate-limit")]
+        r.built_in(
+            "rate_limit",
+            |c: tower_plugins_rate_limit::RateLimitConfig, ctx| c.build(ctx.client_ip().clone()),
+            tower_plugins_rate_limit::RateLimitLayer::describe,
+            Step::RateLimit,
         );
         r
     }

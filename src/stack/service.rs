@@ -94,6 +94,11 @@ slot_types!(
     CorsBody = tower_plugins_core::PluginBody<B>
 );
 slot_types!(
+    "rate-limit",
+    RateFuture = tower_plugins_rate_limit::ResponseFuture<F>,
+    RateBody = tower_plugins_core::PluginBody<B>
+);
+slot_types!(
     "request-log",
     LogFuture = tower_plugins_request_log::ResponseFuture<F>,
     LogBody = tower_plugins_request_log::ResponseBody<B>
@@ -152,6 +157,8 @@ enum SlotKind<N> {
     Cors(tower_plugins_cors::Cors<N>),
     #[cfg(feature = "request-log")]
     RequestLog(tower_plugins_request_log::RequestLog<N>),
+    #[cfg(feature = "rate-limit")]
+    RateLimit(tower_plugins_rate_limit::RateLimit<N>),
     Dyn(Next),
 }
 
@@ -166,6 +173,8 @@ impl<N: Clone> Clone for Slot<N> {
                 SlotKind::Cors(c) => SlotKind::Cors(c.clone()),
                 #[cfg(feature = "request-log")]
                 SlotKind::RequestLog(l) => SlotKind::RequestLog(l.clone()),
+                #[cfg(feature = "rate-limit")]
+                SlotKind::RateLimit(l) => SlotKind::RateLimit(l.clone()),
                 SlotKind::Dyn(d) => SlotKind::Dyn(d.clone()),
             },
         }
@@ -182,6 +191,8 @@ impl<N> fmt::Debug for Slot<N> {
             SlotKind::Cors(_) => "cors",
             #[cfg(feature = "request-log")]
             SlotKind::RequestLog(_) => "request_log",
+            #[cfg(feature = "rate-limit")]
+            SlotKind::RateLimit(_) => "rate_limit",
             SlotKind::Dyn(_) => "dyn",
         };
         f.debug_tuple("Slot").field(&k).finish()
@@ -211,6 +222,8 @@ fn apply_dyn(step: &Step, next: Next) -> Next {
         Step::Cors(l) => erase(l.layer(next)),
         #[cfg(feature = "request-log")]
         Step::RequestLog(l) => erase(l.layer(next)),
+        #[cfg(feature = "rate-limit")]
+        Step::RateLimit(l) => erase(l.layer(next)),
         Step::Dyn(DynLayer(l)) => l.wrap(next),
     }
 }
@@ -236,6 +249,8 @@ where
             Some(Step::Cors(l)) => SlotKind::Cors(l.layer(inner)),
             #[cfg(feature = "request-log")]
             Some(Step::RequestLog(l)) => SlotKind::RequestLog(l.layer(inner)),
+            #[cfg(feature = "rate-limit")]
+            Some(Step::RateLimit(l)) => SlotKind::RateLimit(l.layer(inner)),
             Some(Step::Dyn(DynLayer(l))) => SlotKind::Dyn(l.wrap(erase(inner))),
         };
         Slot { kind }
@@ -258,7 +273,9 @@ where
 
 impl<N, B> Service<Request<Body>> for Slot<N>
 where
-    N: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
+    // Clone and Send for the plugins that call the rest of the stack later (the rate
+    // limiter, after asking Redis); every stack service is both (see `PluginStackLayer`).
+    N: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
     B: http_body::Body<Data = Bytes>,
 {
     type Response = Response<SlotBody<B>>;
@@ -275,6 +292,8 @@ where
             SlotKind::Cors(c) => c.poll_ready(cx),
             #[cfg(feature = "request-log")]
             SlotKind::RequestLog(l) => l.poll_ready(cx),
+            #[cfg(feature = "rate-limit")]
+            SlotKind::RateLimit(l) => l.poll_ready(cx),
             SlotKind::Dyn(d) => d.poll_ready(cx),
         }
     }
@@ -289,6 +308,8 @@ where
             SlotKind::Cors(c) => SlotFuture::Cors { fut: c.call(req) },
             #[cfg(feature = "request-log")]
             SlotKind::RequestLog(l) => SlotFuture::RequestLog { fut: l.call(req) },
+            #[cfg(feature = "rate-limit")]
+            SlotKind::RateLimit(l) => SlotFuture::RateLimit { fut: l.call(req) },
             SlotKind::Dyn(d) => SlotFuture::Dyn { fut: d.call(req) },
         }
     }
@@ -303,6 +324,7 @@ pin_project! {
         Timer { #[pin] fut: TimerFuture<F> },
         Cors { #[pin] fut: CorsFuture<F> },
         RequestLog { #[pin] fut: LogFuture<F> },
+        RateLimit { #[pin] fut: RateFuture<F> },
         Dyn { fut: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> },
     }
 }
@@ -334,6 +356,9 @@ where
             SlotFutureProj::RequestLog { fut } => {
                 ready!(fut.poll_with(cx, |body| wrap(SlotBody::RequestLog { body })))?
             }
+            SlotFutureProj::RateLimit { fut } => {
+                ready!(fut.poll_with(cx, |body| wrap(SlotBody::RateLimit { body })))?
+            }
             SlotFutureProj::Dyn { fut } => {
                 ready!(fut.as_mut().poll(cx))?.map(|body| wrap(SlotBody::Dyn { body }))
             }
@@ -364,11 +389,16 @@ pin_project! {
         Timer { #[pin] body: TimerBody<B> },
         Cors { #[pin] body: CorsBody<B> },
         RequestLog { #[pin] body: LogBody<B> },
+        RateLimit { #[pin] body: RateBody<B> },
         Dyn { #[pin] body: Body },
     }
 }
 
-enum_body!(SlotBody, SlotBodyProj, [Pass, Timer, Cors, RequestLog, Dyn]);
+enum_body!(
+    SlotBody,
+    SlotBodyProj,
+    [Pass, Timer, Cors, RequestLog, RateLimit, Dyn]
+);
 
 type C2<S> = Slot<Slot<S>>;
 type C4<S> = C2<C2<S>>;
@@ -551,7 +581,7 @@ impl<S> fmt::Debug for PluginStackService<S> {
 
 impl<S, B, ReqBody> Service<Request<ReqBody>> for PluginStackService<S>
 where
-    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
     ReqBody: http_body::Body<Data = Bytes> + Send + 'static,

@@ -642,3 +642,37 @@ impl<S> Layer<S> for RateLimitLayer {
         }
     }
 }
+
+impl RateLimitLayer {
+    /// A one-line summary, as the plugin stack prints it.
+    pub fn describe(&self) -> String {
+        let s = &self.settings;
+        let rules: Vec<String> = s
+            .rules
+            .iter()
+            .map(|r| {
+                let mut d = format!("{} {}", r.name, r.quota);
+                if let Some(b) = r.burst.or(s.burst) {
+                    d.push_str(&format!(" burst {b}"));
+                }
+                if !r.paths.is_empty() {
+                    let p: Vec<_> = r.paths.patterns().iter().map(|p| p.as_str()).collect();
+                    d.push_str(&format!(" on {}", p.join(" ")));
+                }
+                d.push_str(&format!(" per {}", r.key.as_ref().unwrap_or(&s.key)));
+                if r.count == Count::Failures {
+                    d.push_str(" (failures)");
+                }
+                if r.shadow.unwrap_or(s.shadow) {
+                    d.push_str(" (shadow)");
+                }
+                d
+            })
+            .collect();
+        #[cfg(feature = "redis")]
+        let backend = if s.redis.is_some() { "redis" } else { "memory" };
+        #[cfg(not(feature = "redis"))]
+        let backend = "memory";
+        format!("{}; {backend}", rules.join(", "))
+    }
+}
