@@ -66,6 +66,8 @@ pub(crate) struct Store {
     mask: usize,
     hasher: DefaultHashBuilder,
     shard_cap: usize,
+    /// The table capacity that holds `shard_cap` entries.
+    max_capacity: usize,
     clock: RateClock,
     /// The clock reading governor's limiter takes as its start (TATs are relative to it).
     start: u64,
@@ -102,6 +104,7 @@ impl Store {
             mask: shards - 1,
             hasher: DefaultHashBuilder::default(),
             shard_cap,
+            max_capacity: HashTable::<(Key, u64)>::with_capacity(shard_cap).capacity(),
             clock,
             start,
             sweep_every,
@@ -181,37 +184,39 @@ impl Store {
     }
 
     /// Frees room in a full shard: stale entries first, then the eighth of the shard whose
-    /// buckets are closest to full.
+    /// buckets are closest to full. The shard is rebuilt at its capped size, so the deletions
+    /// leave no tombstones behind that would make the table grow past the cap.
     fn make_room(&self, t: &mut HashTable<(Key, u64)>) {
         let now = self.now();
-        let before = t.len();
-        t.retain(|e| e.1 > now);
-        let stale = before - t.len();
+        let want = (self.shard_cap / 8).max(1);
+        let stale = t.iter().filter(|e| e.1 <= now).count();
+        // The TAT at or below which live buckets are forgotten, when stale ones are too few.
+        let cut = (stale < want).then(|| {
+            let mut tats: Vec<u64> = t.iter().map(|e| e.1).filter(|&tat| tat > now).collect();
+            let k = (want - stale - 1).min(tats.len().saturating_sub(1));
+            tats.select_nth_unstable(k).1.to_owned()
+        });
+        let mut budget = want.saturating_sub(stale);
+        let mut forgotten = 0u64;
+        let mut fresh = HashTable::with_capacity(self.shard_cap);
+        for e in std::mem::take(t) {
+            if e.1 <= now {
+                continue;
+            }
+            if cut.is_some_and(|c| e.1 <= c) && budget > 0 {
+                budget -= 1;
+                forgotten += 1;
+                continue;
+            }
+            fresh.insert_unique(self.hasher.hash_one(&e.0), e, self.rehash());
+        }
+        *t = fresh;
         self.counters
             .swept
             .fetch_add(stale as u64, Ordering::Relaxed);
-        let want = (self.shard_cap / 8).max(1);
-        if stale >= want || t.len() < self.shard_cap {
-            return;
-        }
-        let mut tats: Vec<u64> = t.iter().map(|e| e.1).collect();
-        let k = want - stale - 1;
-        let last = tats.len() - 1;
-        let (_, cut, _) = tats.select_nth_unstable(k.min(last));
-        let cut = *cut;
-        let mut dropped = 0usize;
-        let limit = want - stale;
-        t.retain(|e| {
-            if e.1 <= cut && dropped < limit {
-                dropped += 1;
-                false
-            } else {
-                true
-            }
-        });
         self.counters
             .evicted_full
-            .fetch_add(dropped as u64, Ordering::Relaxed);
+            .fetch_add(forgotten, Ordering::Relaxed);
     }
 
     /// Sweeps when the interval has passed (called by the sweeper thread).
@@ -248,6 +253,10 @@ impl StateStore for Store {
             self.make_room(&mut table);
         }
         table.insert_unique(hash, (probe.key.clone(), next.as_u64()), self.rehash());
+        if table.capacity() > self.max_capacity {
+            // Tombstones left by sweeps made the table grow: back to the capped size.
+            table.shrink_to(self.shard_cap, self.rehash());
+        }
         Ok(out)
     }
 }
