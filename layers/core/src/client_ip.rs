@@ -26,10 +26,12 @@ pub enum ForwardedHeader {
     Forwarded,
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 impl ForwardedHeader {
     fn name(self) -> HeaderName {
         match self {
-            ForwardedHeader::XForwardedFor => HeaderName::from_static("x-forwarded-for"),
+            ForwardedHeader::XForwardedFor => X_FORWARDED_FOR,
             ForwardedHeader::Forwarded => http::header::FORWARDED,
         }
     }
@@ -166,20 +168,23 @@ impl ClientIpResolver {
         let mut hops = 0;
         let mut leftmost = peer;
         for value in headers.get_all(&name).iter().rev() {
-            let Ok(value) = value.to_str() else {
-                return peer;
-            };
             // No address contains a comma, so a plain split from the right is exact for every
             // value that can resolve; one with a comma inside quotes fails to parse and falls
-            // back to the peer, as any malformed header does.
-            for element in value.rsplit(',').map(str::trim) {
+            // back to the peer, as any malformed header does. Elements are read as bytes: one
+            // that is not text cannot parse either.
+            for element in value.as_bytes().rsplit(|&b| b == b',') {
                 hops += 1;
                 if hops > MAX_HOPS {
                     return peer;
                 }
+                let element = element.trim_ascii();
                 let parsed = match self.header {
-                    ForwardedHeader::XForwardedFor => parse_node(element),
-                    ForwardedHeader::Forwarded => forwarded_for(element),
+                    ForwardedHeader::XForwardedFor => parse_v4(element)
+                        .map(IpAddr::V4)
+                        .or_else(|| std::str::from_utf8(element).ok().and_then(parse_node)),
+                    ForwardedHeader::Forwarded => {
+                        std::str::from_utf8(element).ok().and_then(forwarded_for)
+                    }
                 };
                 let Some(ip) = parsed else {
                     return peer;
@@ -221,8 +226,42 @@ fn parse_cidr(s: &str) -> Result<IpNet, ConfigError> {
 
 /// An address as proxies write it: `203.0.113.9`, `203.0.113.9:4711`, `2001:db8::1`,
 /// `[2001:db8::1]` or `[2001:db8::1]:4711`.
+/// A dotted-quad IPv4 address exactly as the standard parser accepts it (four decimal
+/// octets up to 255, no leading zeros), without its generality: the common case of every
+/// forwarded request.
+fn parse_v4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let (mut i, mut val, mut digits) = (0usize, 0u32, 0u32);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                if digits == 3 || (digits == 1 && val == 0) {
+                    return None;
+                }
+                val = val * 10 + u32::from(c - b'0');
+                digits += 1;
+            }
+            b'.' if digits > 0 && i < 3 && val <= 255 => {
+                octets[i] = val as u8;
+                i += 1;
+                val = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if i != 3 || digits == 0 || val > 255 {
+        return None;
+    }
+    octets[3] = val as u8;
+    Some(std::net::Ipv4Addr::from(octets))
+}
+
 fn parse_node(s: &str) -> Option<IpAddr> {
     let s = s.trim();
+    if let Some(v4) = parse_v4(s.as_bytes()) {
+        return Some(IpAddr::V4(v4));
+    }
     if s.len() > 64 {
         return None;
     }
@@ -256,6 +295,38 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_ipv4_parser_agrees_with_the_standard_one() {
+        for s in [
+            "203.0.113.9",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.04",
+            "1.2.3.0",
+            "10.0.0.1",
+            "1234.1.1.1",
+            "1.2.3.4 ",
+            "a.b.c.d",
+            "",
+            "1.2.3.999",
+            "0.00.0.0",
+            "100.200.250.255",
+        ] {
+            assert_eq!(
+                parse_v4(s.as_bytes()),
+                s.parse::<std::net::Ipv4Addr>().ok(),
+                "{s:?}"
+            );
+        }
+    }
 
     fn req(peer: &str, headers: &[(&str, &str)]) -> Request<()> {
         let mut b = Request::builder();

@@ -41,6 +41,19 @@ impl ManualClock {
     }
 }
 
+thread_local! {
+    /// The last reading governor took on this thread, so the service reports remaining
+    /// capacity and reset times from the same instant the decision used, without reading the
+    /// clock twice.
+    static LAST: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The clock reading of the last decision made on this thread.
+#[inline]
+pub(crate) fn last_reading() -> u64 {
+    LAST.with(std::cell::Cell::get)
+}
+
 /// The clock a limiter reads: nanoseconds since the limiter was built.
 #[derive(Debug, Clone)]
 pub(crate) enum RateClock {
@@ -67,6 +80,8 @@ impl governor::clock::Clock for RateClock {
 
     #[inline]
     fn now(&self) -> Nanos {
-        Nanos::from(self.nanos())
+        let n = self.nanos();
+        LAST.with(|l| l.set(n));
+        Nanos::from(n)
     }
 }

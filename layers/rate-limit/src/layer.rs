@@ -306,6 +306,22 @@ pub(crate) fn sf_string(s: &str) -> String {
     out
 }
 
+/// A `'static` copy of `s`, made once per distinct text: policy headers are then static
+/// header values, which every response copies without touching a reference count. The
+/// texts are bounded by the distinct rules a process ever configures.
+fn intern(s: String) -> &'static str {
+    static TEXTS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut texts = TEXTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(t) = texts.iter().find(|t| **t == s) {
+        return t;
+    }
+    let t: &'static str = Box::leak(s.into_boxed_str());
+    texts.push(t);
+    t
+}
+
 /// The state every clone of the layer (and every service it makes) shares.
 pub(crate) struct Engine {
     pub(crate) rules: Vec<Compiled>,
@@ -348,8 +364,8 @@ impl Engine {
                     .ceil()
                     .max(1.0) as u64;
                 let item = sf_string(&r.name);
-                let policy = HeaderValue::from_str(&format!("{item};q={burst};w={window}"))
-                    .expect("an sf-string with integer parameters is a valid header value");
+                let policy =
+                    HeaderValue::from_static(intern(format!("{item};q={burst};w={window}")));
                 let limiter = memory.then(|| {
                     let clock = match &s.clock {
                         Some(m) => RateClock::Manual(m.clone()),
@@ -360,10 +376,9 @@ impl Engine {
                     let quota = governor::Quota::with_period(Duration::from_nanos(t))
                         .expect("the interval is at least one nanosecond")
                         .allow_burst(burst);
-                    (
-                        RateLimiter::new(quota, SharedStore(store.clone()), clock),
-                        store,
-                    )
+                    let limiter = RateLimiter::new(quota, SharedStore(store.clone()), clock);
+                    store.start_at_last_reading();
+                    (limiter, store)
                 });
                 Compiled {
                     name: r.name.as_str().into(),

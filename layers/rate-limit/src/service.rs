@@ -144,15 +144,35 @@ pub(crate) fn ceil_secs(ns: u64) -> u64 {
     ns.div_ceil(NANOS_PER_SEC)
 }
 
+thread_local! {
+    /// Where this thread writes `RateLimit` values: one allocation serves many responses
+    /// (each value shares the block, which is freed with the last of them).
+    static ARENA: std::cell::RefCell<bytes::BytesMut> =
+        std::cell::RefCell::new(bytes::BytesMut::new());
+}
+
+const ARENA_BLOCK: usize = 4096;
+
 /// `"name";r=R;t=T`.
 pub(crate) fn ratelimit_line(rule: &Compiled, remaining: u32, reset_secs: u64) -> HeaderValue {
-    let mut buf = Vec::with_capacity(rule.item.len() + 24);
-    buf.extend_from_slice(rule.item.as_bytes());
-    buf.extend_from_slice(b";r=");
-    buf.extend_from_slice(itoa::Buffer::new().format(remaining).as_bytes());
-    buf.extend_from_slice(b";t=");
-    buf.extend_from_slice(itoa::Buffer::new().format(reset_secs).as_bytes());
-    HeaderValue::from_maybe_shared(Bytes::from(buf))
+    let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (r, t) = (
+        r.format(remaining).as_bytes(),
+        t.format(reset_secs).as_bytes(),
+    );
+    let parts = [rule.item.as_bytes(), b";r=", r, b";t=", t];
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let bytes = ARENA.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.capacity() < len {
+            *a = bytes::BytesMut::with_capacity(ARENA_BLOCK.max(len));
+        }
+        for p in parts {
+            a.extend_from_slice(p);
+        }
+        a.split_to(len).freeze()
+    });
+    HeaderValue::from_maybe_shared(bytes)
         .expect("an sf-string item with integer parameters is a valid header value")
 }
 
@@ -194,9 +214,18 @@ impl Report {
     }
 
     fn apply(&mut self, status: StatusCode, headers: &mut HeaderMap) {
-        for (policy, line) in self.lines.as_slice() {
-            headers.append(RATELIMIT_POLICY, policy.clone());
-            headers.append(RATELIMIT, line.clone());
+        match std::mem::take(&mut self.lines) {
+            Few::Zero => {}
+            Few::One((policy, line)) => {
+                headers.append(RATELIMIT_POLICY, policy);
+                headers.append(RATELIMIT, line);
+            }
+            Few::Many(lines) => {
+                for (policy, line) in lines {
+                    headers.append(RATELIMIT_POLICY, policy);
+                    headers.append(RATELIMIT, line);
+                }
+            }
         }
         if let Some(l) = self.legacy.take() {
             let [limit, remaining, reset] = *l;
@@ -314,12 +343,11 @@ pub(crate) enum Matched {
     Deny(usize),
 }
 
-/// The rules that apply to `req`, each with its key; empty when the request is exempt.
-fn matched<B>(e: &Engine, req: &Request<B>) -> Few<Matched> {
-    let mut out = Few::Zero;
+/// What key extraction needs of a request, or `None` when the request is exempt.
+fn prepare<'a, B>(e: &Engine, req: &'a Request<B>) -> Option<KeyRequest<'a>> {
     let path = req.uri().path();
     if e.rules.is_empty() || (!e.exempt_paths.is_empty() && e.exempt_paths.matches(path)) {
-        return out;
+        return None;
     }
     let ip = if e.needs_ip {
         e.client_ip.resolve(req)
@@ -327,32 +355,51 @@ fn matched<B>(e: &Engine, req: &Request<B>) -> Few<Matched> {
         None
     };
     if e.is_exempt_ip(ip) {
-        return out;
+        return None;
     }
-    let kreq = KeyRequest {
+    Some(KeyRequest {
         method: req.method(),
         uri: req.uri(),
         headers: req.headers(),
         extensions: req.extensions(),
         client_ip: ip,
+    })
+}
+
+/// The key `rule` counts `kreq` under: `Some(Ok(key))`, `None` when the rule does not
+/// apply to it, `Some(Err(()))` when it has no usable key and the policy is to refuse.
+#[inline]
+fn key_for(e: &Engine, rule: &Compiled, kreq: &KeyRequest<'_>) -> Option<Result<Key, ()>> {
+    if !rule.applies(kreq.method, kreq.uri.path()) {
+        return None;
+    }
+    Some(match rule.key.extract(kreq) {
+        Some(k) => Ok(k),
+        None => match e.unknown_key {
+            UnknownKey::Shared => Ok(Key::Unknown),
+            UnknownKey::ClientIp => {
+                Ok(kreq.client_ip.map_or(Key::Unknown, |ip| ip_key(ip, 32, 64)))
+            }
+            UnknownKey::Allow => return None,
+            UnknownKey::Deny => Err(()),
+        },
+    })
+}
+
+/// The rules that apply to `req`, each with its key (for the Redis backend, which asks
+/// about all of them in one call).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+fn matched<B>(e: &Engine, req: &Request<B>) -> Few<Matched> {
+    let mut out = Few::Zero;
+    let Some(kreq) = prepare(e, req) else {
+        return out;
     };
     for (i, rule) in e.rules.iter().enumerate() {
-        if !rule.applies(req.method(), path) {
-            continue;
+        match key_for(e, rule, &kreq) {
+            None => {}
+            Some(Ok(key)) => out.push(Matched::Key(i, key)),
+            Some(Err(())) => out.push(Matched::Deny(i)),
         }
-        let key = match rule.key.extract(&kreq) {
-            Some(k) => k,
-            None => match e.unknown_key {
-                UnknownKey::Shared => Key::Unknown,
-                UnknownKey::ClientIp => ip.map_or(Key::Unknown, |ip| ip_key(ip, 32, 64)),
-                UnknownKey::Allow => continue,
-                UnknownKey::Deny => {
-                    out.push(Matched::Deny(i));
-                    continue;
-                }
-            },
-        };
-        out.push(Matched::Key(i, key));
     }
     out
 }
@@ -365,9 +412,13 @@ enum Decision {
 
 /// Asks the memory limiters, rule by rule. A request refused by one rule is given back the
 /// units the rules before it took, so a refused request costs nothing.
-fn decide_memory(engine: &Arc<Engine>, rules: Few<Matched>) -> Decision {
+fn decide_memory<B>(engine: &Arc<Engine>, req: &Request<B>) -> Decision {
     let e = &**engine;
     let mut report = Report::default();
+    let Some(kreq) = prepare(e, req) else {
+        return Decision::Admit(report);
+    };
+    let several = e.rules.len() > 1;
     let mut charged: Few<(usize, Key)> = Few::Zero;
     let give_back = |charged: &Few<(usize, Key)>| {
         for (i, key) in charged.as_slice() {
@@ -377,40 +428,28 @@ fn decide_memory(engine: &Arc<Engine>, rules: Few<Matched>) -> Decision {
             }
         }
     };
-    let many = matches!(rules, Few::Many(_));
-    let items = match rules {
-        Few::Zero => Vec::new(),
-        Few::One(m) => vec![m],
-        Few::Many(v) => v,
-    };
-    for m in items {
-        let (i, key) = match m {
-            Matched::Key(i, key) => (i, key),
-            Matched::Deny(i) => {
+    for (i, rule) in e.rules.iter().enumerate() {
+        let key = match key_for(e, rule, &kreq) {
+            None => continue,
+            Some(Ok(key)) => key,
+            Some(Err(())) => {
                 give_back(&charged);
-                return Decision::Refuse(refusal(
-                    e,
-                    Some(&e.rules[i]),
-                    RejectReason::NoKey,
-                    e.rules[i].t,
-                    0,
-                ));
+                return Decision::Refuse(refusal(e, Some(rule), RejectReason::NoKey, rule.t, 0));
             }
         };
-        let rule = &e.rules[i];
         let Some((limiter, store)) = &rule.limiter else {
             continue;
         };
-        let now = store.now();
         let probe = Probe::new(key);
         let admitted = limiter.check_key(&probe).is_ok();
+        let now = store.decision_time();
         let tat = probe.tat.get();
         if admitted {
             report.admit(e, rule, rule.remaining(tat, now), tat.saturating_sub(now));
             if rule.count == Count::Failures {
                 report.refund_later(engine, i, probe.key.clone());
             }
-            if many {
+            if several {
                 charged.push((i, probe.key));
             }
         } else if rule.shadow {
@@ -455,12 +494,12 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let rules = matched(&self.engine, &req);
-        if rules.is_empty() {
-            return ResponseFuture::inner(self.inner.call(req), Report::default());
-        }
         #[cfg(feature = "redis")]
         if let Some(redis) = &self.engine.redis {
+            let rules = matched(&self.engine, &req);
+            if rules.is_empty() {
+                return ResponseFuture::inner(self.inner.call(req), Report::default());
+            }
             let check = redis.check(self.engine.clone(), rules);
             // The inner service is called once the verdict is in: take the ready one and
             // leave a clone in its place (tower's contract for services called later).
@@ -474,10 +513,12 @@ where
                 report: Report::default(),
             };
         }
-        match decide_memory(&self.engine, rules) {
+        match decide_memory(&self.engine, &req) {
             Decision::Admit(report) => ResponseFuture::inner(self.inner.call(req), report),
             Decision::Refuse(res) => ResponseFuture {
-                state: State::Refuse { res: Some(res) },
+                state: State::Refuse {
+                    res: Some(Box::new(res)),
+                },
                 report: Report::default(),
             },
         }
@@ -497,7 +538,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Inner { #[pin] fut: F },
-        Refuse { res: Option<Response<Bytes>> },
+        Refuse { res: Option<Box<Response<Bytes>>> },
         Remote { check: RemoteCheck, call: Option<Box<dyn FnOnce() -> F + Send>> },
     }
 }
@@ -540,7 +581,7 @@ where
                 }
                 StateProj::Refuse { res } => {
                     let res = res.take().expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(res.map(|b| wrap(PluginBody::full(b)))));
+                    return Poll::Ready(Ok((*res).map(|b| wrap(PluginBody::full(b)))));
                 }
                 StateProj::Remote { check, call } => match ready!(check.as_mut().poll(cx)) {
                     RemoteVerdict::Admit(report) => {
@@ -549,7 +590,9 @@ where
                         this.state.set(State::Inner { fut: call() });
                     }
                     RemoteVerdict::Refuse(res) => {
-                        this.state.set(State::Refuse { res: Some(res) });
+                        this.state.set(State::Refuse {
+                            res: Some(Box::new(res)),
+                        });
                     }
                 },
             }

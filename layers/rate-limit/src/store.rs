@@ -69,8 +69,8 @@ pub(crate) struct Store {
     /// The table capacity that holds `shard_cap` entries.
     max_capacity: usize,
     clock: RateClock,
-    /// The clock reading governor's limiter takes as its start (TATs are relative to it).
-    start: u64,
+    /// The clock reading governor's limiter took as its start (TATs are relative to it).
+    start: AtomicU64,
     sweep_every: Duration,
     next_sweep: Mutex<Instant>,
     pub(crate) counters: Counters,
@@ -96,7 +96,7 @@ impl Store {
         // fair share of the cap.
         let shards = (max_keys / 256).clamp(1, 64).next_power_of_two().min(64);
         let shard_cap = max_keys.div_ceil(shards).max(1);
-        let start = clock.nanos();
+        let start = AtomicU64::new(clock.nanos());
         Store {
             shards: (0..shards)
                 .map(|_| Shard(Mutex::new(HashTable::new())))
@@ -116,7 +116,22 @@ impl Store {
     /// Now, on the limiter's time line.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        self.clock.nanos().saturating_sub(self.start)
+        self.clock
+            .nanos()
+            .saturating_sub(self.start.load(Ordering::Relaxed))
+    }
+
+    /// Aligns the store's time line with the limiter's: call right after building the
+    /// limiter over this store, on the same thread.
+    pub(crate) fn start_at_last_reading(&self) {
+        self.start
+            .store(crate::clock::last_reading(), Ordering::Relaxed);
+    }
+
+    /// The instant of the decision just made on this thread, on the limiter's time line.
+    #[inline]
+    pub(crate) fn decision_time(&self) -> u64 {
+        crate::clock::last_reading().saturating_sub(self.start.load(Ordering::Relaxed))
     }
 
     #[inline]

@@ -1,0 +1,144 @@
+//! The rate_limit plugin beside tower_governor, same quota, same key, same run.
+//!
+//! ```not_rust
+//! cargo bench --bench rate_limit
+//! python3 scripts/bench-ratios.py rate_limit
+//! ```
+//!
+//! Each request comes from a trusted local proxy (peer 127.0.0.1) with
+//! `X-Forwarded-For: 203.0.113.9`, so both limiters key it by 203.0.113.9 (ours because
+//! 127.0.0.1 is a trusted proxy; tower_governor's `SmartIpKeyExtractor` reads the header from
+//! anyone). Overhead is each case minus the bare service.
+//!
+//! - `admitted`: a request under the limit. Ours writes `RateLimit-Policy` and `RateLimit`
+//!   (the IETF headers, on by default); tower_governor writes no header. Target: ours at most
+//!   0.8x the peer's overhead.
+//! - `admitted_headers`: ours with the legacy `X-RateLimit-*` too, tower_governor with
+//!   `use_headers()` (`x-ratelimit-limit` and `-remaining`).
+//! - `admitted_no_headers`: ours with headers off (what the headers cost).
+//! - `refused`: a request over the limit, answered 429 by the limiter.
+
+#[path = "support.rs"]
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use http::{Request, Response};
+use support::drive;
+use tower::{Layer, Service, service_fn};
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::SmartIpKeyExtractor;
+use tower_plugins::core::{ClientIpResolver, Quota};
+use tower_plugins::rate_limit::RateLimitLayer;
+
+/// The bare service, answering as an axum handler returning a `&str` does: a short body and
+/// its `content-type`. tower_governor needs a response body it can build its refusals from
+/// (axum's), so every case uses it.
+fn inner() -> impl Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    service_fn(|_req: Request<Body>| async {
+        let mut res = Response::new(Body::from("hello, world"));
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Ok::<_, Infallible>(res)
+    })
+}
+
+fn req() -> Request<Body> {
+    let mut r = Request::get("/api/items")
+        .header("x-forwarded-for", "203.0.113.9")
+        .body(Body::empty())
+        .unwrap();
+    r.extensions_mut()
+        .insert(ConnectInfo("127.0.0.1:5555".parse::<SocketAddr>().unwrap()));
+    r
+}
+
+fn ours(quota: Quota) -> RateLimitLayer {
+    RateLimitLayer::new(quota).client_ip(ClientIpResolver::new().trust(["127.0.0.1/32"]).unwrap())
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("rate_limit");
+    g.throughput(Throughput::Elements(1));
+
+    let bare = inner();
+    g.bench_function(BenchmarkId::new("bare", "service"), |b| {
+        b.to_async(&rt).iter(|| drive(&bare, req()));
+    });
+
+    // A quota no bench run can exhaust: a billion per second, a burst of a billion.
+    let huge = Quota::new(1_000_000_000, std::time::Duration::from_secs(1)).unwrap();
+    let peer_config = || {
+        GovernorConfigBuilder::default()
+            .per_nanosecond(1)
+            .burst_size(1_000_000_000)
+            .key_extractor(SmartIpKeyExtractor)
+    };
+
+    let svc = ours(huge).layer(inner());
+    g.bench_function(BenchmarkId::new("admitted", "ours"), |b| {
+        b.to_async(&rt).iter(|| drive(&svc, req()));
+    });
+    let peer = GovernorLayer::new(peer_config().finish().unwrap()).layer(inner());
+    g.bench_function(BenchmarkId::new("admitted", "peer"), |b| {
+        b.to_async(&rt).iter(|| drive(&peer, req()));
+    });
+
+    let svc = ours(huge).legacy_headers(true).layer(inner());
+    g.bench_function(BenchmarkId::new("admitted_headers", "ours"), |b| {
+        b.to_async(&rt).iter(|| drive(&svc, req()));
+    });
+    let peer = GovernorLayer::new(peer_config().use_headers().finish().unwrap()).layer(inner());
+    g.bench_function(BenchmarkId::new("admitted_headers", "peer"), |b| {
+        b.to_async(&rt).iter(|| drive(&peer, req()));
+    });
+
+    let svc = ours(huge).headers(false).layer(inner());
+    g.bench_function(BenchmarkId::new("admitted_no_headers", "ours"), |b| {
+        b.to_async(&rt).iter(|| drive(&svc, req()));
+    });
+
+    // Over the limit: one request an hour, already used.
+    let one = Quota::new(1, std::time::Duration::from_secs(3600)).unwrap();
+    let svc = ours(one).layer(inner());
+    rt.block_on(drive(&svc, req()));
+    g.bench_function(BenchmarkId::new("refused", "ours"), |b| {
+        b.to_async(&rt).iter(|| drive(&svc, req()));
+    });
+    let peer = GovernorLayer::new(
+        GovernorConfigBuilder::default()
+            .per_second(3600)
+            .burst_size(1)
+            .key_extractor(SmartIpKeyExtractor)
+            .finish()
+            .unwrap(),
+    )
+    .layer(inner());
+    rt.block_on(drive(&peer, req()));
+    g.bench_function(BenchmarkId::new("refused", "peer"), |b| {
+        b.to_async(&rt).iter(|| drive(&peer, req()));
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
