@@ -88,6 +88,10 @@ pub struct ClientIpConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientIpResolver {
     trusted: Vec<IpNet>,
+    /// The IPv4 networks of `trusted` as (network, mask), compared with two instructions.
+    v4: Vec<(u32, u32)>,
+    /// The IPv6 networks of `trusted` as (network, mask).
+    v6: Vec<(u128, u128)>,
     header: ForwardedHeader,
 }
 
@@ -110,6 +114,15 @@ impl ClientIpResolver {
         for (i, c) in cidrs.into_iter().enumerate() {
             let key = format!("trusted_proxies[{i}]");
             if let Some(net) = problems.check(&key, parse_cidr(c.as_ref())) {
+                match net {
+                    IpNet::V4(n) => self
+                        .v4
+                        .push((u32::from(n.network()), u32::from(n.netmask()))),
+                    IpNet::V6(n) => {
+                        self.v6
+                            .push((u128::from(n.network()), u128::from(n.netmask())));
+                    }
+                }
                 self.trusted.push(net);
             }
         }
@@ -135,8 +148,16 @@ impl ClientIpResolver {
 
     /// Whether `ip` is inside a trusted-proxy network.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.trusted.iter().any(|n| n.contains(&ip))
+        match ip.to_canonical() {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4.iter().any(|&(net, mask)| a & mask == net)
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6.iter().any(|&(net, mask)| a & mask == net)
+            }
+        }
     }
 
     /// The peer address of the connection, from the request extensions.

@@ -144,36 +144,28 @@ pub(crate) fn ceil_secs(ns: u64) -> u64 {
     ns.div_ceil(NANOS_PER_SEC)
 }
 
-thread_local! {
-    /// Where this thread writes `RateLimit` values: one allocation serves many responses
-    /// (each value shares the block, which is freed with the last of them).
-    static ARENA: std::cell::RefCell<bytes::BytesMut> =
-        std::cell::RefCell::new(bytes::BytesMut::new());
-}
-
-const ARENA_BLOCK: usize = 4096;
-
 /// `"name";r=R;t=T`.
 pub(crate) fn ratelimit_line(rule: &Compiled, remaining: u32, reset_secs: u64) -> HeaderValue {
     let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
-    let (r, t) = (
+    let parts = [
+        rule.item.as_bytes(),
+        b";r=",
         r.format(remaining).as_bytes(),
+        b";t=",
         t.format(reset_secs).as_bytes(),
-    );
-    let parts = [rule.item.as_bytes(), b";r=", r, b";t=", t];
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let bytes = ARENA.with(|a| {
-        let mut a = a.borrow_mut();
-        if a.capacity() < len {
-            *a = bytes::BytesMut::with_capacity(ARENA_BLOCK.max(len));
-        }
+    ];
+    let mut buf = [0u8; 128];
+    let mut at = 0;
+    let value = if parts.iter().map(|p| p.len()).sum::<usize>() <= buf.len() {
         for p in parts {
-            a.extend_from_slice(p);
+            buf[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
         }
-        a.split_to(len).freeze()
-    });
-    HeaderValue::from_maybe_shared(bytes)
-        .expect("an sf-string item with integer parameters is a valid header value")
+        HeaderValue::from_bytes(&buf[..at])
+    } else {
+        HeaderValue::from_bytes(&parts.concat())
+    };
+    value.expect("an sf-string item with integer parameters is a valid header value")
 }
 
 impl Report {
