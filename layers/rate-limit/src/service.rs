@@ -89,6 +89,7 @@ impl<T> Few<T> {
         }
     }
 
+    #[cfg(feature = "redis")]
     pub(crate) fn is_empty(&self) -> bool {
         matches!(self, Few::Zero)
     }
@@ -329,6 +330,7 @@ pub(crate) fn log_shadow(rule: &Compiled) {
 }
 
 /// A rule that applies to a request, with the key it found.
+#[cfg(feature = "redis")]
 pub(crate) enum Matched {
     Key(usize, Key),
     /// No usable key and the policy is to refuse.
@@ -380,7 +382,7 @@ fn key_for(e: &Engine, rule: &Compiled, kreq: &KeyRequest<'_>) -> Option<Result<
 
 /// The rules that apply to `req`, each with its key (for the Redis backend, which asks
 /// about all of them in one call).
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[cfg(feature = "redis")]
 fn matched<B>(e: &Engine, req: &Request<B>) -> Few<Matched> {
     let mut out = Few::Zero;
     let Some(kreq) = prepare(e, req) else {
