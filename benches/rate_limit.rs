@@ -21,42 +21,19 @@
 #[path = "support.rs"]
 mod support;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use http::{Request, Response};
-use support::drive;
-use tower::{Layer, Service, service_fn};
+use http::Request;
+use support::{axum_inner as inner, drive};
+use tower::Layer;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::SmartIpKeyExtractor;
 use tower_plugins::core::{ClientIpResolver, Quota};
 use tower_plugins::rate_limit::RateLimitLayer;
-
-/// The bare service, answering as an axum handler returning a `&str` does: a short body and
-/// its `content-type`. tower_governor needs a response body it can build its refusals from
-/// (axum's), so every case uses it.
-fn inner() -> impl Service<
-    Request<Body>,
-    Response = Response<Body>,
-    Error = Infallible,
-    Future = impl Send + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
-    service_fn(|_req: Request<Body>| async {
-        let mut res = Response::new(Body::from("hello, world"));
-        res.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        Ok::<_, Infallible>(res)
-    })
-}
 
 fn req() -> Request<Body> {
     let mut r = Request::get("/api/items")

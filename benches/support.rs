@@ -26,6 +26,27 @@ pub fn inner<B: Send + 'static>() -> impl Service<
     })
 }
 
+/// The bare service as an axum handler returning a `&str` answers: axum's body, with its
+/// `content-type` (tower_governor builds its refusals from axum's body type).
+pub fn axum_inner() -> impl Service<
+    Request<axum::body::Body>,
+    Response = Response<axum::body::Body>,
+    Error = Infallible,
+    Future = impl Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    service_fn(|_req: Request<axum::body::Body>| async {
+        let mut res = Response::new(axum::body::Body::from("hello, world"));
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Ok::<_, Infallible>(res)
+    })
+}
+
 /// Sends `req` through a clone of `svc` (as axum does per request) and reads the whole body.
 pub async fn drive<S, ReqBody, B>(svc: &S, req: Request<ReqBody>)
 where

@@ -18,7 +18,7 @@ use tower::{Layer, Service, service_fn};
 use tower_plugins::core::ClientIpResolver;
 use tower_plugins::{Body, PluginContext, PluginStack};
 
-use common::{get, send, spawn_axum, spawn_hyper};
+use common::{demo_stack, get, send, spawn_axum, spawn_hyper};
 
 fn response_time_ms(parts: &http::response::Parts) -> f64 {
     let v = parts.headers["x-response-time"].to_str().unwrap();
@@ -26,11 +26,6 @@ fn response_time_ms(parts: &http::response::Parts) -> f64 {
     let (_, decimals) = number.split_once('.').expect("decimals");
     assert_eq!(decimals.len(), 3, "{v}");
     number.parse().unwrap()
-}
-
-fn demo_stack() -> PluginStack {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plugins.toml");
-    PluginStack::from_file(path).expect("the demo config is valid")
 }
 
 #[tokio::test]

@@ -12,12 +12,7 @@ use http::Request;
 use http_body_util::Full;
 use tower_plugins::PluginStack;
 
-use common::{get, send, spawn_axum};
-
-fn demo_stack() -> PluginStack {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plugins.toml");
-    PluginStack::from_file(path).expect("the demo config is valid")
-}
+use common::{demo_stack, get, send, spawn_axum};
 
 #[tokio::test]
 async fn the_demo_limits_the_api_per_client_over_a_real_socket() {

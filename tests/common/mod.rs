@@ -12,6 +12,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// The demo's plugin stack, from `examples/plugins.toml`.
+pub fn demo_stack() -> tower_plugins::PluginStack {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plugins.toml");
+    tower_plugins::PluginStack::from_file(path).expect("the demo config is valid")
+}
+
 /// Every network step of a test finishes within this, or the test fails.
 pub const LIMIT: Duration = Duration::from_secs(10);
 

@@ -230,7 +230,19 @@ impl TryFrom<ClientIpConfig> for ClientIpResolver {
     }
 }
 
-fn parse_cidr(s: &str) -> Result<IpNet, ConfigError> {
+/// Parses a network (`"10.0.0.0/8"`, `"2001:db8::/32"`; host bits are cleared) or one
+/// address (`"192.0.2.1"`), as configuration writes trusted proxies and exempt networks.
+///
+/// # Errors
+/// A [`ConfigError`] ([`ProblemKind::InvalidValue`]) with a hint, and no key (nest it).
+///
+/// ```
+/// use tower_plugins_core::parse_cidr;
+/// assert_eq!(parse_cidr("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+/// assert_eq!(parse_cidr("192.0.2.1").unwrap().to_string(), "192.0.2.1/32");
+/// assert!(parse_cidr("10.0.0.0/33").is_err());
+/// ```
+pub fn parse_cidr(s: &str) -> Result<IpNet, ConfigError> {
     let t = s.trim();
     if let Ok(net) = IpNet::from_str(t) {
         return Ok(net.trunc());
@@ -245,8 +257,6 @@ fn parse_cidr(s: &str) -> Result<IpNet, ConfigError> {
     )
 }
 
-/// An address as proxies write it: `203.0.113.9`, `203.0.113.9:4711`, `2001:db8::1`,
-/// `[2001:db8::1]` or `[2001:db8::1]:4711`.
 /// A dotted-quad IPv4 address exactly as the standard parser accepts it (four decimal
 /// octets up to 255, no leading zeros), without its generality: the common case of every
 /// forwarded request.
@@ -278,6 +288,8 @@ fn parse_v4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
     Some(std::net::Ipv4Addr::from(octets))
 }
 
+/// An address as proxies write it: `203.0.113.9`, `203.0.113.9:4711`, `2001:db8::1`,
+/// `[2001:db8::1]` or `[2001:db8::1]:4711`.
 fn parse_node(s: &str) -> Option<IpAddr> {
     let s = s.trim();
     if let Some(v4) = parse_v4(s.as_bytes()) {

@@ -28,7 +28,7 @@ mod pattern;
 mod timing;
 
 pub use body::PluginBody;
-pub use client_ip::{ClientIpConfig, ClientIpResolver, ForwardedHeader};
+pub use client_ip::{ClientIpConfig, ClientIpResolver, ForwardedHeader, parse_cidr};
 pub use error::{ConfigError, ConfigProblem, Location, PluginRef, ProblemKind, Problems, join_key};
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};

@@ -8,7 +8,7 @@ use http::Method;
 use serde::Deserialize;
 use tower_plugins_core::{
     ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, header_name,
-    nearest, parse_quota,
+    nearest, parse_cidr, parse_quota,
 };
 
 use crate::{Count, KeySource, OnBackendError, RateLimitLayer, Rule, UnknownKey};
@@ -244,13 +244,6 @@ fn valid_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
 }
 
-fn parse_net(s: &str) -> Option<ipnet::IpNet> {
-    let s = s.trim();
-    s.parse::<ipnet::IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
-}
-
 struct RuleParts<'a> {
     key: &'a str,
     quota: &'a Option<String>,
@@ -401,7 +394,10 @@ impl RateLimitConfig {
             &self.unknown_key,
             &["shared", "client_ip", "allow", "deny"],
         ) {
-            Some("client_ip") => UnknownKey::ClientIp,
+            Some("client_ip") => UnknownKey::ClientIp {
+                v4_prefix: v4,
+                v6_prefix: v6,
+            },
             Some("allow") => UnknownKey::Allow,
             Some("deny") => UnknownKey::Deny,
             _ => UnknownKey::Shared,
@@ -418,13 +414,8 @@ impl RateLimitConfig {
         let exempt_paths = p.check("exempt_paths", PathSet::new(&self.exempt_paths));
         let mut exempt_ips = Vec::new();
         for (i, s) in self.exempt_ips.iter().enumerate() {
-            match parse_net(s) {
-                Some(n) => exempt_ips.push(n),
-                None => p.push(
-                    ProblemKind::InvalidValue,
-                    format!("exempt_ips[{i}]"),
-                    format!("{s:?} is not an address or a network such as \"10.0.0.0/8\""),
-                ),
+            if let Some(n) = p.check(&format!("exempt_ips[{i}]"), parse_cidr(s)) {
+                exempt_ips.push(n);
             }
         }
         let max_keys = match usize::try_from(self.max_keys) {

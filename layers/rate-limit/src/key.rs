@@ -100,6 +100,11 @@ impl From<IpAddr> for RateKey {
     }
 }
 
+/// A text key, unless it is empty or longer than [`MAX_KEY_LEN`].
+fn text_key(bytes: &[u8]) -> Option<Key> {
+    (!bytes.is_empty() && bytes.len() <= MAX_KEY_LEN).then(|| Key::Text(bytes.into()))
+}
+
 /// Groups an address by prefix: IPv4-mapped IPv6 addresses count as IPv4.
 pub(crate) fn ip_key(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> Key {
     match ip.to_canonical() {
@@ -226,32 +231,25 @@ impl KeySource {
 
     /// The key of a request, or `None` when it has no usable one.
     pub(crate) fn extract(&self, req: &KeyRequest<'_>) -> Option<Key> {
-        let key = match self {
+        match self {
             KeySource::ClientIp {
                 v4_prefix,
                 v6_prefix,
-            } => return req.client_ip.map(|ip| ip_key(ip, *v4_prefix, *v6_prefix)),
-            KeySource::Global => return Some(Key::Global),
+            } => req.client_ip.map(|ip| ip_key(ip, *v4_prefix, *v6_prefix)),
+            KeySource::Global => Some(Key::Global),
             KeySource::Header(name) => {
                 let mut values = req.headers.get_all(name).iter();
                 let v = values.next()?;
-                if values.next().is_some() || v.is_empty() || v.len() > MAX_KEY_LEN {
+                if values.next().is_some() {
                     return None;
                 }
-                Key::Text(v.as_bytes().into())
+                text_key(v.as_bytes())
             }
-            KeySource::User => {
-                let user = req.extensions.get::<AuthUser>()?;
-                if user.0.is_empty() || user.0.len() > MAX_KEY_LEN {
-                    return None;
-                }
-                Key::Text(user.0.as_bytes().into())
-            }
-            KeySource::Function(f) => f(req)?.0,
-        };
-        match &key {
-            Key::Text(t) if t.len() > MAX_KEY_LEN => None,
-            _ => Some(key),
+            KeySource::User => text_key(req.extensions.get::<AuthUser>()?.0.as_bytes()),
+            KeySource::Function(f) => match f(req)?.0 {
+                Key::Text(t) if t.is_empty() || t.len() > MAX_KEY_LEN => None,
+                key => Some(key),
+            },
         }
     }
 }
@@ -292,12 +290,28 @@ pub enum UnknownKey {
     #[default]
     Shared,
     /// Counted per client address instead (for a `user` or header rule: anonymous clients
-    /// are limited per address). Without an address either, the shared bucket.
-    ClientIp,
+    /// are limited per address), grouped by these prefix lengths as
+    /// [`KeySource::ClientIp`] groups them. Without an address either, the shared bucket.
+    ClientIp {
+        /// IPv4 grouping (32: each address alone).
+        v4_prefix: u8,
+        /// IPv6 grouping (64 by default).
+        v6_prefix: u8,
+    },
     /// The rule does not apply to the request.
     Allow,
     /// The request is refused with 429, as if over the limit.
     Deny,
+}
+
+impl UnknownKey {
+    /// Per client address, IPv4 addresses alone and IPv6 addresses grouped by /64.
+    pub fn client_ip() -> Self {
+        UnknownKey::ClientIp {
+            v4_prefix: 32,
+            v6_prefix: 64,
+        }
+    }
 }
 
 #[cfg(test)]

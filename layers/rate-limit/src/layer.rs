@@ -3,8 +3,8 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -397,7 +397,7 @@ impl Engine {
             })
             .collect();
         let needs_ip = !s.exempt_ips.is_empty()
-            || s.unknown_key == UnknownKey::ClientIp
+            || matches!(s.unknown_key, UnknownKey::ClientIp { .. })
             || rules.iter().any(|r| r.key.needs_ip());
         Engine {
             rules,
@@ -432,13 +432,15 @@ impl Engine {
 /// Limits requests with GCRA buckets. See the [crate docs](crate) for an example.
 ///
 /// Every clone of the layer, and every service it makes, shares one set of buckets, so the
-/// limit holds however many connections axum or hyper serve at once. Setters rebuild the
-/// buckets: configure the layer before handing it out.
+/// limit holds however many connections axum or hyper serve at once. The buckets are made
+/// when the layer first wraps a service (or is asked for its stats); a setter called after
+/// that starts from fresh buckets, so configure the layer before handing it out.
 #[derive(Clone)]
 #[must_use]
 pub struct RateLimitLayer {
     settings: Arc<Settings>,
-    pub(crate) engine: Arc<Engine>,
+    /// Built once, on first use, from `settings`, and shared by every clone made since.
+    engine: Arc<OnceLock<Arc<Engine>>>,
 }
 
 impl Default for RateLimitLayer {
@@ -477,21 +479,25 @@ impl RateLimitLayer {
 
     /// The given rules, in order (a request must pass every rule that applies to it).
     pub fn from_rules(rules: impl IntoIterator<Item = Rule>) -> Self {
-        let settings = Settings {
-            rules: rules.into_iter().collect(),
-            ..Settings::default()
-        };
-        let engine = Arc::new(Engine::new(&settings));
         RateLimitLayer {
-            settings: Arc::new(settings),
-            engine,
+            settings: Arc::new(Settings {
+                rules: rules.into_iter().collect(),
+                ..Settings::default()
+            }),
+            engine: Arc::default(),
         }
     }
 
     fn map(mut self, f: impl FnOnce(&mut Settings)) -> Self {
         f(Arc::make_mut(&mut self.settings));
-        self.engine = Arc::new(Engine::new(&self.settings));
+        self.engine = Arc::default();
         self
+    }
+
+    /// The shared state, built on first use.
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        self.engine
+            .get_or_init(|| Arc::new(Engine::new(&self.settings)))
     }
 
     /// Adds a rule after the existing ones.
@@ -624,17 +630,17 @@ impl RateLimitLayer {
     /// Removes, now, every bucket that is full again (the sweeper thread does this every
     /// [`sweep_interval`](Self::sweep_interval)). Returns how many keys were removed.
     pub fn sweep(&self) -> usize {
-        self.engine.stores().map(|s| s.sweep()).sum()
+        self.engine().stores().map(|s| s.sweep()).sum()
     }
 
     /// The bytes the memory backend's tables hold (an estimate from their capacity).
     pub fn memory_bytes(&self) -> usize {
-        self.engine.stores().map(|s| s.heap_bytes()).sum()
+        self.engine().stores().map(|s| s.heap_bytes()).sum()
     }
 
     /// What the limiter has seen and dropped so far.
     pub fn stats(&self) -> RateLimitStats {
-        let e = &self.engine;
+        let e = self.engine();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         RateLimitStats {
             keys: e.stores().map(|s| s.len()).sum(),
@@ -653,7 +659,7 @@ impl<S> Layer<S> for RateLimitLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RateLimit {
             inner,
-            engine: self.engine.clone(),
+            engine: self.engine().clone(),
         }
     }
 }

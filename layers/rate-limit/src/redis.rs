@@ -153,11 +153,11 @@ impl RedisBackend {
         let inner = self.inner.clone();
         Box::pin(async move {
             let mut keys = Vec::new();
-            for m in rules.as_slice() {
+            for m in rules {
                 match m {
-                    Matched::Key(i, key) => keys.push((*i, key.clone())),
+                    Matched::Key(i, key) => keys.push((i, key)),
                     Matched::Deny(i) => {
-                        let rule = &engine.rules[*i];
+                        let rule = &engine.rules[i];
                         return RemoteVerdict::Refuse(refusal(
                             &engine,
                             Some(rule),
@@ -206,9 +206,9 @@ impl RedisBackend {
         rt.spawn(async move {
             let mut inv = inner.script.prepare_invoke();
             inv.arg("refund");
-            for (i, key) in items.as_slice() {
-                let rule = &engine.rules[*i];
-                inv.key(inner.key_bytes(&rule.name, key))
+            for (i, key) in items {
+                let rule = &engine.rules[i];
+                inv.key(inner.key_bytes(&rule.name, &key))
                     .arg(micros(rule.t))
                     .arg(0)
                     .arg(0);

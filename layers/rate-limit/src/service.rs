@@ -53,7 +53,7 @@ impl<S> RateLimit<S> {
     pub fn new(inner: S, layer: &crate::RateLimitLayer) -> Self {
         RateLimit {
             inner,
-            engine: layer.engine.clone(),
+            engine: layer.engine().clone(),
         }
     }
 
@@ -95,6 +95,20 @@ impl<T> Few<T> {
     }
 }
 
+impl<T> IntoIterator for Few<T> {
+    type Item = T;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<T>, std::vec::IntoIter<T>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let (one, many) = match self {
+            Few::Zero => (None, Vec::new()),
+            Few::One(x) => (Some(x), Vec::new()),
+            Few::Many(v) => (None, v),
+        };
+        one.into_iter().chain(many)
+    }
+}
+
 /// Units given back when a `count = "failures"` request succeeds.
 pub(crate) struct Refund {
     pub(crate) engine: Arc<Engine>,
@@ -122,8 +136,8 @@ impl Refund {
 pub(crate) struct Report {
     /// `RateLimit-Policy` and `RateLimit` for each rule that applied.
     lines: Few<(HeaderValue, HeaderValue)>,
-    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` of the tightest rule.
-    legacy: Option<Box<[HeaderValue; 3]>>,
+    /// The legacy headers' figures: those of the tightest rule.
+    legacy: Option<Legacy>,
     refund: Option<Box<Refund>>,
 }
 
@@ -137,6 +151,26 @@ impl std::fmt::Debug for Report {
 
 fn int_value(n: u64) -> HeaderValue {
     HeaderValue::from(n)
+}
+
+/// `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds from now).
+#[derive(Debug, Clone, Copy)]
+struct Legacy {
+    limit: u32,
+    remaining: u32,
+    reset_secs: u64,
+}
+
+impl Legacy {
+    /// Writes the three headers, keeping any the handler (or a custom refusal) set.
+    fn write(self, h: &mut HeaderMap) {
+        h.entry(X_LIMIT)
+            .or_insert_with(|| int_value(u64::from(self.limit)));
+        h.entry(X_REMAINING)
+            .or_insert_with(|| int_value(u64::from(self.remaining)));
+        h.entry(X_RESET)
+            .or_insert_with(|| int_value(self.reset_secs));
+    }
 }
 
 /// Whole seconds, rounded up.
@@ -178,17 +212,12 @@ impl Report {
             self.lines
                 .push((rule.policy.clone(), ratelimit_line(rule, remaining, reset)));
         }
-        if e.legacy_headers {
-            let tighter = self.legacy.as_ref().is_none_or(|l| {
-                l[1].to_str().ok().and_then(|s| s.parse::<u32>().ok()) > Some(remaining)
+        if e.legacy_headers && self.legacy.is_none_or(|l| remaining < l.remaining) {
+            self.legacy = Some(Legacy {
+                limit: rule.burst,
+                remaining,
+                reset_secs: reset,
             });
-            if tighter {
-                self.legacy = Some(Box::new([
-                    int_value(u64::from(rule.burst)),
-                    int_value(u64::from(remaining)),
-                    int_value(reset),
-                ]));
-            }
         }
     }
 
@@ -196,35 +225,21 @@ impl Report {
         match &mut self.refund {
             Some(r) => r.items.push((rule, key)),
             None => {
-                let mut items = Few::Zero;
-                items.push((rule, key));
                 self.refund = Some(Box::new(Refund {
                     engine: engine.clone(),
-                    items,
+                    items: Few::One((rule, key)),
                 }));
             }
         }
     }
 
     fn apply(&mut self, status: StatusCode, headers: &mut HeaderMap) {
-        match std::mem::take(&mut self.lines) {
-            Few::Zero => {}
-            Few::One((policy, line)) => {
-                headers.append(RATELIMIT_POLICY, policy);
-                headers.append(RATELIMIT, line);
-            }
-            Few::Many(lines) => {
-                for (policy, line) in lines {
-                    headers.append(RATELIMIT_POLICY, policy);
-                    headers.append(RATELIMIT, line);
-                }
-            }
+        for (policy, line) in std::mem::take(&mut self.lines) {
+            headers.append(RATELIMIT_POLICY, policy);
+            headers.append(RATELIMIT, line);
         }
         if let Some(l) = self.legacy.take() {
-            let [limit, remaining, reset] = *l;
-            headers.entry(X_LIMIT).or_insert(limit);
-            headers.entry(X_REMAINING).or_insert(remaining);
-            headers.entry(X_RESET).or_insert(reset);
+            l.write(headers);
         }
         if let Some(refund) = self.refund.take() {
             if !(status.is_client_error() || status.is_server_error()) {
@@ -310,11 +325,12 @@ pub(crate) fn refusal(
             h.insert(RATELIMIT, ratelimit_line(rule, 0, ceil_secs(reset_ns)));
         }
         if e.legacy_headers {
-            h.entry(X_LIMIT)
-                .or_insert_with(|| int_value(u64::from(rule.burst)));
-            h.entry(X_REMAINING).or_insert_with(|| int_value(0));
-            h.entry(X_RESET)
-                .or_insert_with(|| int_value(ceil_secs(reset_ns)));
+            Legacy {
+                limit: rule.burst,
+                remaining: 0,
+                reset_secs: ceil_secs(reset_ns),
+            }
+            .write(h);
         }
     }
     e.limited.fetch_add(1, Ordering::Relaxed);
@@ -371,9 +387,12 @@ fn key_for(e: &Engine, rule: &Compiled, kreq: &KeyRequest<'_>) -> Option<Result<
         Some(k) => Ok(k),
         None => match e.unknown_key {
             UnknownKey::Shared => Ok(Key::Unknown),
-            UnknownKey::ClientIp => {
-                Ok(kreq.client_ip.map_or(Key::Unknown, |ip| ip_key(ip, 32, 64)))
-            }
+            UnknownKey::ClientIp {
+                v4_prefix,
+                v6_prefix,
+            } => Ok(kreq
+                .client_ip
+                .map_or(Key::Unknown, |ip| ip_key(ip, v4_prefix, v6_prefix))),
             UnknownKey::Allow => return None,
             UnknownKey::Deny => Err(()),
         },

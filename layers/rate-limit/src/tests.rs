@@ -353,7 +353,7 @@ async fn header_user_and_function_keys() {
 
     let by_user = RateLimitLayer::new(q("1/min"))
         .key(KeySource::User)
-        .unknown_key(UnknownKey::ClientIp);
+        .unknown_key(UnknownKey::client_ip());
     let as_user = |u: &str, peer: &str| {
         let mut r = req_from(peer, "/");
         r.extensions_mut().insert(AuthUser(Arc::from(u)));
