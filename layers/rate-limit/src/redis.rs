@@ -177,22 +177,11 @@ impl RedisBackend {
                     .arg(micros_floor(rule.tau))
                     .arg(if rule.shadow { 0 } else { 1 });
             }
-            let reply: Vec<i64> = match inner.call(&engine, &inv).await {
-                Some(r) => r,
-                None => {
-                    return match engine.on_backend_error {
-                        OnBackendError::Allow => RemoteVerdict::Admit(Report::default()),
-                        OnBackendError::Deny => RemoteVerdict::Refuse(refusal(
-                            &engine,
-                            None,
-                            RejectReason::BackendUnavailable,
-                            0,
-                            0,
-                        )),
-                    };
-                }
-            };
-            verdict(&engine, keys, &reply)
+            inner
+                .call(&engine, &inv)
+                .await
+                .and_then(|reply| verdict(&engine, keys, &reply))
+                .unwrap_or_else(|| backend_failed(&engine))
         })
     }
 
@@ -228,25 +217,47 @@ fn micros_floor(ns: u64) -> u64 {
     ns / 1000
 }
 
-fn verdict(engine: &Arc<Engine>, keys: Vec<(usize, Key)>, reply: &[i64]) -> RemoteVerdict {
+/// What a request gets when Redis could not decide: the `on_backend_error` policy.
+fn backend_failed(engine: &Engine) -> RemoteVerdict {
+    match engine.on_backend_error {
+        OnBackendError::Allow => RemoteVerdict::Admit(Report::default()),
+        OnBackendError::Deny => RemoteVerdict::Refuse(refusal(
+            engine,
+            None,
+            RejectReason::BackendUnavailable,
+            0,
+            0,
+        )),
+    }
+}
+
+/// The verdict in the script's reply, or `None` (counted as a backend error) when the reply
+/// is not of the script's form.
+fn verdict(engine: &Arc<Engine>, keys: Vec<(usize, Key)>, reply: &[i64]) -> Option<RemoteVerdict> {
     let e = &**engine;
-    let (Some(&first), Some(&d)) = (reply.first(), reply.get(1)) else {
+    let malformed = || {
         e.backend_errors.fetch_add(1, Ordering::Relaxed);
-        return RemoteVerdict::Admit(Report::default());
+        None
     };
+    let (Some(&first), Some(&d)) = (reply.first(), reply.get(1)) else {
+        return malformed();
+    };
+    if reply.len() != keys.len() + 1 && first == 0 {
+        return malformed();
+    }
     if first > 0 {
         let Some((i, _)) = usize::try_from(first - 1).ok().and_then(|x| keys.get(x)) else {
-            return RemoteVerdict::Admit(Report::default());
+            return malformed();
         };
         let rule = &e.rules[*i];
         let full_in = u64::try_from(d).unwrap_or(0) * 1000;
-        return RemoteVerdict::Refuse(refusal(
+        return Some(RemoteVerdict::Refuse(refusal(
             e,
             Some(rule),
             RejectReason::Limited,
             full_in.saturating_sub(rule.tau),
             full_in,
-        ));
+        )));
     }
     let mut report = Report::default();
     for ((i, key), &d) in keys.into_iter().zip(&reply[1..]) {
@@ -262,7 +273,7 @@ fn verdict(engine: &Arc<Engine>, keys: Vec<(usize, Key)>, reply: &[i64]) -> Remo
             log_shadow(rule);
         }
     }
-    RemoteVerdict::Admit(report)
+    Some(RemoteVerdict::Admit(report))
 }
 
 impl Inner {

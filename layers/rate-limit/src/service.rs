@@ -353,12 +353,15 @@ pub(crate) enum Matched {
     Deny(usize),
 }
 
-/// What key extraction needs of a request, or `None` when the request is exempt.
-fn prepare<'a, B>(e: &Engine, req: &'a Request<B>) -> Option<KeyRequest<'a>> {
+/// What key extraction needs of a request, with the index of the first rule that applies to
+/// it, or `None` when none applies or the request is exempt. The client's address is only
+/// resolved for requests some rule limits.
+fn prepare<'a, B>(e: &Engine, req: &'a Request<B>) -> Option<(usize, KeyRequest<'a>)> {
     let path = req.uri().path();
-    if e.rules.is_empty() || (!e.exempt_paths.is_empty() && e.exempt_paths.matches(path)) {
+    if !e.exempt_paths.is_empty() && e.exempt_paths.matches(path) {
         return None;
     }
+    let first = e.rules.iter().position(|r| r.applies(req.method(), path))?;
     let ip = if e.needs_ip {
         e.client_ip.resolve(req)
     } else {
@@ -367,13 +370,16 @@ fn prepare<'a, B>(e: &Engine, req: &'a Request<B>) -> Option<KeyRequest<'a>> {
     if e.is_exempt_ip(ip) {
         return None;
     }
-    Some(KeyRequest {
-        method: req.method(),
-        uri: req.uri(),
-        headers: req.headers(),
-        extensions: req.extensions(),
-        client_ip: ip,
-    })
+    Some((
+        first,
+        KeyRequest {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+            client_ip: ip,
+        },
+    ))
 }
 
 /// The key `rule` counts `kreq` under: `Some(Ok(key))`, `None` when the rule does not
@@ -404,10 +410,10 @@ fn key_for(e: &Engine, rule: &Compiled, kreq: &KeyRequest<'_>) -> Option<Result<
 #[cfg(feature = "redis")]
 fn matched<B>(e: &Engine, req: &Request<B>) -> Few<Matched> {
     let mut out = Few::Zero;
-    let Some(kreq) = prepare(e, req) else {
+    let Some((first, kreq)) = prepare(e, req) else {
         return out;
     };
-    for (i, rule) in e.rules.iter().enumerate() {
+    for (i, rule) in e.rules.iter().enumerate().skip(first) {
         match key_for(e, rule, &kreq) {
             None => {}
             Some(Ok(key)) => out.push(Matched::Key(i, key)),
@@ -428,7 +434,7 @@ enum Decision {
 fn decide_memory<B>(engine: &Arc<Engine>, req: &Request<B>) -> Decision {
     let e = &**engine;
     let mut report = Report::default();
-    let Some(kreq) = prepare(e, req) else {
+    let Some((first, kreq)) = prepare(e, req) else {
         return Decision::Admit(report);
     };
     let several = e.rules.len() > 1;
@@ -441,7 +447,7 @@ fn decide_memory<B>(engine: &Arc<Engine>, req: &Request<B>) -> Decision {
             }
         }
     };
-    for (i, rule) in e.rules.iter().enumerate() {
+    for (i, rule) in e.rules.iter().enumerate().skip(first) {
         let key = match key_for(e, rule, &kreq) {
             None => continue,
             Some(Ok(key)) => key,
