@@ -45,8 +45,12 @@ fn req() -> Request<Body> {
     r
 }
 
-fn ours(quota: Quota) -> RateLimitLayer {
-    RateLimitLayer::new(quota).client_ip(ClientIpResolver::new().trust(["127.0.0.1/32"]).unwrap())
+const BURST: u32 = 100;
+
+fn ours(quota: Quota, burst: u32) -> RateLimitLayer {
+    RateLimitLayer::new(quota)
+        .burst(std::num::NonZeroU32::new(burst).unwrap())
+        .client_ip(ClientIpResolver::new().trust(["127.0.0.1/32"]).unwrap())
 }
 
 fn bench(c: &mut Criterion) {
@@ -62,16 +66,18 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| drive(&bare, req()));
     });
 
-    // A quota no bench run can exhaust: a billion per second, a burst of a billion.
+    // A quota no bench run can exhaust: one unit a nanosecond, up to 100 at once (a burst
+    // of the size real quotas have, so the `RateLimit` values are the two-digit ones real
+    // responses carry).
     let huge = Quota::new(1_000_000_000, std::time::Duration::from_secs(1)).unwrap();
     let peer_config = || {
         GovernorConfigBuilder::default()
             .per_nanosecond(1)
-            .burst_size(1_000_000_000)
+            .burst_size(BURST)
             .key_extractor(SmartIpKeyExtractor)
     };
 
-    let svc = ours(huge).layer(inner());
+    let svc = ours(huge, BURST).layer(inner());
     g.bench_function(BenchmarkId::new("admitted", "ours"), |b| {
         b.to_async(&rt).iter(|| drive(&svc, req()));
     });
@@ -80,7 +86,7 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| drive(&peer, req()));
     });
 
-    let svc = ours(huge).legacy_headers(true).layer(inner());
+    let svc = ours(huge, BURST).legacy_headers(true).layer(inner());
     g.bench_function(BenchmarkId::new("admitted_headers", "ours"), |b| {
         b.to_async(&rt).iter(|| drive(&svc, req()));
     });
@@ -89,14 +95,14 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| drive(&peer, req()));
     });
 
-    let svc = ours(huge).headers(false).layer(inner());
+    let svc = ours(huge, BURST).headers(false).layer(inner());
     g.bench_function(BenchmarkId::new("admitted_no_headers", "ours"), |b| {
         b.to_async(&rt).iter(|| drive(&svc, req()));
     });
 
     // Over the limit: one request an hour, already used.
     let one = Quota::new(1, std::time::Duration::from_secs(3600)).unwrap();
-    let svc = ours(one).layer(inner());
+    let svc = ours(one, 1).layer(inner());
     rt.block_on(drive(&svc, req()));
     g.bench_function(BenchmarkId::new("refused", "ours"), |b| {
         b.to_async(&rt).iter(|| drive(&svc, req()));

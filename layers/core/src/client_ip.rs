@@ -26,13 +26,14 @@ pub enum ForwardedHeader {
     Forwarded,
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static FORWARDED: HeaderName = http::header::FORWARDED;
 
 impl ForwardedHeader {
-    fn name(self) -> HeaderName {
+    fn name(self) -> &'static HeaderName {
         match self {
-            ForwardedHeader::XForwardedFor => X_FORWARDED_FOR,
-            ForwardedHeader::Forwarded => http::header::FORWARDED,
+            ForwardedHeader::XForwardedFor => &X_FORWARDED_FOR,
+            ForwardedHeader::Forwarded => &FORWARDED,
         }
     }
 }
@@ -148,7 +149,13 @@ impl ClientIpResolver {
 
     /// Whether `ip` is inside a trusted-proxy network.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        match ip.to_canonical() {
+        self.trusts(ip.to_canonical())
+    }
+
+    /// [`is_trusted`](Self::is_trusted) for an address already in canonical form.
+    #[inline]
+    fn trusts(&self, ip: IpAddr) -> bool {
+        match ip {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
                 self.v4.iter().any(|&(net, mask)| a & mask == net)
@@ -181,43 +188,59 @@ impl ClientIpResolver {
     /// The client's address given the peer address and the request headers.
     pub fn resolve_from(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = peer.to_canonical();
-        if self.trusted.is_empty() || !self.is_trusted(peer) {
+        if !self.trusts(peer) {
             return peer;
         }
-        let name = self.header.name();
         // Values of repeated header lines form one list, in order; walk it from the right.
         let mut hops = 0;
         let mut leftmost = peer;
-        for value in headers.get_all(&name).iter().rev() {
+        for value in headers.get_all(self.header.name()).iter().rev() {
             // No address contains a comma, so a plain split from the right is exact for every
             // value that can resolve; one with a comma inside quotes fails to parse and falls
             // back to the peer, as any malformed header does. Elements are read as bytes: one
             // that is not text cannot parse either.
-            for element in value.as_bytes().rsplit(|&b| b == b',') {
+            let mut rest = value.as_bytes();
+            loop {
+                let (element, before) = match rest.iter().rposition(|&b| b == b',') {
+                    Some(at) => (&rest[at + 1..], Some(&rest[..at])),
+                    None => (rest, None),
+                };
                 hops += 1;
                 if hops > MAX_HOPS {
                     return peer;
                 }
-                let element = element.trim_ascii();
-                let parsed = match self.header {
-                    ForwardedHeader::XForwardedFor => parse_v4(element)
-                        .map(IpAddr::V4)
-                        .or_else(|| std::str::from_utf8(element).ok().and_then(parse_node)),
-                    ForwardedHeader::Forwarded => {
-                        std::str::from_utf8(element).ok().and_then(forwarded_for)
-                    }
-                };
-                let Some(ip) = parsed else {
+                let Some(ip) = self.parse_element(element.trim_ascii()) else {
                     return peer;
                 };
-                let ip = ip.to_canonical();
-                if !self.is_trusted(ip) {
+                if !self.trusts(ip) {
                     return ip;
                 }
                 leftmost = ip;
+                match before {
+                    Some(b) => rest = b,
+                    None => break,
+                }
             }
         }
         leftmost
+    }
+
+    /// One element of the forwarding header, as a canonical address.
+    #[inline]
+    fn parse_element(&self, element: &[u8]) -> Option<IpAddr> {
+        match self.header {
+            ForwardedHeader::XForwardedFor => match parse_v4(element) {
+                Some(v4) => Some(IpAddr::V4(v4)),
+                None => std::str::from_utf8(element)
+                    .ok()
+                    .and_then(parse_node)
+                    .map(|ip| ip.to_canonical()),
+            },
+            ForwardedHeader::Forwarded => std::str::from_utf8(element)
+                .ok()
+                .and_then(forwarded_for)
+                .map(|ip| ip.to_canonical()),
+        }
     }
 }
 
@@ -261,27 +284,31 @@ pub fn parse_cidr(s: &str) -> Result<IpNet, ConfigError> {
 /// octets up to 255, no leading zeros), without its generality: the common case of every
 /// forwarded request.
 fn parse_v4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    // The smallest value an octet of `n` digits may have without a leading zero.
+    const LEAST: [u64; 4] = [0, 0, 10, 100];
+    if b.len() > 15 {
+        return None;
+    }
     let mut octets = [0u8; 4];
-    let (mut i, mut val, mut digits) = (0usize, 0u32, 0u32);
+    let (mut i, mut val, mut digits) = (0usize, 0u64, 0usize);
     for &c in b {
-        match c {
-            b'0'..=b'9' => {
-                if digits == 3 || (digits == 1 && val == 0) {
-                    return None;
-                }
-                val = val * 10 + u32::from(c - b'0');
-                digits += 1;
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            digits += 1;
+            val = val * 10 + u64::from(d);
+        } else if c == b'.' && i < 3 {
+            if !(1..=3).contains(&digits) || val > 255 || val < LEAST[digits] {
+                return None;
             }
-            b'.' if digits > 0 && i < 3 && val <= 255 => {
-                octets[i] = val as u8;
-                i += 1;
-                val = 0;
-                digits = 0;
-            }
-            _ => return None,
+            octets[i] = val as u8;
+            i += 1;
+            val = 0;
+            digits = 0;
+        } else {
+            return None;
         }
     }
-    if i != 3 || digits == 0 || val > 255 {
+    if i != 3 || !(1..=3).contains(&digits) || val > 255 || val < LEAST[digits] {
         return None;
     }
     octets[3] = val as u8;
@@ -352,6 +379,15 @@ mod tests {
             "1.2.3.999",
             "0.00.0.0",
             "100.200.250.255",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.1.1.1",
+            "0.0.0.0",
+            "1.2.3.4.5",
+            "1..2.3",
+            "9999999999.1.1",
+            "1.2.3.4294967297",
+            "1.2.3.-1",
         ] {
             assert_eq!(
                 parse_v4(s.as_bytes()),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::nanos::Nanos;
 
@@ -55,21 +55,29 @@ pub(crate) fn last_reading() -> u64 {
 }
 
 /// The clock a limiter reads: nanoseconds since the limiter was built.
+///
+/// The system clock is quanta's, as governor's default is: the CPU's time-stamp counter
+/// scaled to nanoseconds by a calibration made once per process, where the CPU has an
+/// invariant one (else the monotonic clock). A counter read costs a few nanoseconds; a
+/// system clock read (`Instant::now`) measured 28 ns per request here, a tenth of the
+/// limiter's whole cost.
 #[derive(Debug, Clone)]
 pub(crate) enum RateClock {
-    System(Instant),
+    System { clock: quanta::Clock, start: u64 },
     Manual(ManualClock),
 }
 
 impl RateClock {
     pub(crate) fn system() -> Self {
-        RateClock::System(Instant::now())
+        let clock = quanta::Clock::new();
+        let start = clock.raw();
+        RateClock::System { clock, start }
     }
 
     #[inline]
     pub(crate) fn nanos(&self) -> u64 {
         match self {
-            RateClock::System(base) => u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            RateClock::System { clock, start } => clock.delta_as_nanos(*start, clock.raw()),
             RateClock::Manual(m) => m.0.load(Ordering::SeqCst),
         }
     }

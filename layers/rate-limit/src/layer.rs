@@ -19,6 +19,7 @@ use tower_plugins_core::{ClientIpResolver, PathSet, Quota};
 use crate::RateLimit;
 use crate::clock::{ManualClock, RateClock};
 use crate::key::{KeySource, UnknownKey};
+use crate::lines::{Lines, intern};
 use crate::store::{Probe, Store};
 
 /// Which answers a rule counts.
@@ -267,8 +268,8 @@ pub(crate) struct Compiled {
     pub(crate) tau: u64,
     /// `RateLimit-Policy` for this rule.
     pub(crate) policy: HeaderValue,
-    /// The `"name"` item of this rule's `RateLimit` line, quoted.
-    pub(crate) item: Box<str>,
+    /// This rule's `RateLimit` values.
+    pub(crate) lines: Lines,
     /// The memory limiter (absent under the Redis backend).
     pub(crate) limiter: Option<(Limiter, Arc<Store>)>,
 }
@@ -304,22 +305,6 @@ pub(crate) fn sf_string(s: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// A `'static` copy of `s`, made once per distinct text: policy headers are then static
-/// header values, which every response copies without touching a reference count. The
-/// texts are bounded by the distinct rules a process ever configures.
-fn intern(s: String) -> &'static str {
-    static TEXTS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let mut texts = TEXTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(t) = texts.iter().find(|t| **t == s) {
-        return t;
-    }
-    let t: &'static str = Box::leak(s.into_boxed_str());
-    texts.push(t);
-    t
 }
 
 /// The state every clone of the layer (and every service it makes) shares.
@@ -359,10 +344,9 @@ impl Engine {
                     .unwrap_or(u64::MAX)
                     .max(1);
                 let tau = t.saturating_mul(u64::from(burst.get() - 1));
-                let window = Duration::from_nanos(t.saturating_mul(u64::from(burst.get())))
-                    .as_secs_f64()
-                    .ceil()
-                    .max(1.0) as u64;
+                // Whole seconds to refill the whole burst: the largest reset, and the window.
+                let full = crate::service::ceil_secs(t.saturating_mul(u64::from(burst.get())));
+                let window = full.max(1);
                 let item = sf_string(&r.name);
                 let policy =
                     HeaderValue::from_static(intern(format!("{item};q={burst};w={window}")));
@@ -391,7 +375,7 @@ impl Engine {
                     t,
                     tau,
                     policy,
-                    item: item.into(),
+                    lines: Lines::new(item, burst.get(), full),
                     limiter,
                 }
             })

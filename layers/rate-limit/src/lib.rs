@@ -53,6 +53,7 @@ mod clock;
 mod config;
 mod key;
 mod layer;
+mod lines;
 #[cfg(feature = "redis")]
 mod redis;
 mod service;

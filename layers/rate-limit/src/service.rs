@@ -15,6 +15,7 @@ use tower_service::Service;
 
 use crate::key::{Key, KeyRequest, UnknownKey, ip_key};
 use crate::layer::{Compiled, Count, Engine, RejectReason, Rejection};
+use crate::lines::int_value;
 use crate::store::Probe;
 
 pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -149,10 +150,6 @@ impl std::fmt::Debug for Report {
     }
 }
 
-fn int_value(n: u64) -> HeaderValue {
-    HeaderValue::from(n)
-}
-
 /// `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds from now).
 #[derive(Debug, Clone, Copy)]
 struct Legacy {
@@ -179,30 +176,6 @@ pub(crate) fn ceil_secs(ns: u64) -> u64 {
     ns.div_ceil(NANOS_PER_SEC)
 }
 
-/// `"name";r=R;t=T`.
-pub(crate) fn ratelimit_line(rule: &Compiled, remaining: u32, reset_secs: u64) -> HeaderValue {
-    let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
-    let parts = [
-        rule.item.as_bytes(),
-        b";r=",
-        r.format(remaining).as_bytes(),
-        b";t=",
-        t.format(reset_secs).as_bytes(),
-    ];
-    let mut buf = [0u8; 128];
-    let mut at = 0;
-    let value = if parts.iter().map(|p| p.len()).sum::<usize>() <= buf.len() {
-        for p in parts {
-            buf[at..at + p.len()].copy_from_slice(p);
-            at += p.len();
-        }
-        HeaderValue::from_bytes(&buf[..at])
-    } else {
-        HeaderValue::from_bytes(&parts.concat())
-    };
-    value.expect("an sf-string item with integer parameters is a valid header value")
-}
-
 impl Report {
     /// Records that `rule` admitted the request, leaving `remaining` units and full again in
     /// `reset_ns`.
@@ -210,7 +183,7 @@ impl Report {
         let reset = ceil_secs(reset_ns);
         if e.headers {
             self.lines
-                .push((rule.policy.clone(), ratelimit_line(rule, remaining, reset)));
+                .push((rule.policy.clone(), rule.lines.get(remaining, reset)));
         }
         if e.legacy_headers && self.legacy.is_none_or(|l| remaining < l.remaining) {
             self.legacy = Some(Legacy {
@@ -333,7 +306,7 @@ pub(crate) fn refusal(
     if let Some(rule) = rule.filter(|_| reason == RejectReason::Limited) {
         if e.headers && !h.contains_key(RATELIMIT) {
             h.insert(RATELIMIT_POLICY, rule.policy.clone());
-            h.insert(RATELIMIT, ratelimit_line(rule, 0, ceil_secs(reset_ns)));
+            h.insert(RATELIMIT, rule.lines.get(0, ceil_secs(reset_ns)));
         }
         if e.legacy_headers {
             Legacy {

@@ -354,16 +354,16 @@ mod tests {
             Duration::from_secs(60),
         );
         for i in 0..64u32 {
-            probe_insert(&s, Key::V4(i.to_be_bytes()), 1_000 + u64::from(i));
+            probe_insert(&s, Key::V4(i), 1_000 + u64::from(i));
         }
         assert_eq!(s.len(), 64);
         for i in 64..1_000u32 {
-            probe_insert(&s, Key::V4(i.to_be_bytes()), 1_000_000 + u64::from(i));
+            probe_insert(&s, Key::V4(i), 1_000_000 + u64::from(i));
         }
         assert!(s.len() <= 64, "{} keys", s.len());
         assert!(s.counters.evicted_full.load(Ordering::Relaxed) > 0);
         // The newest keys (largest TATs) survive.
-        let newest = Key::V4(999u32.to_be_bytes());
+        let newest = Key::V4(999);
         let hash = s.hasher.hash_one(&newest);
         assert!(lock(s.shard(hash)).find(hash, |e| e.0 == newest).is_some());
     }
@@ -377,7 +377,7 @@ mod tests {
             Duration::from_secs(60),
         );
         for i in 0..20_000u32 {
-            probe_insert(&s, Key::V4(i.to_be_bytes()), 1_000_000_000);
+            probe_insert(&s, Key::V4(i), 1_000_000_000);
         }
         let full = s.heap_bytes();
         assert_eq!(s.len(), 20_000);
