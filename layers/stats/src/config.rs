@@ -1,0 +1,106 @@
+//! [`StatsConfig`]: the `use = "stats"` table of a plugin stack.
+
+use serde::Deserialize;
+use tower_plugins_core::{ClientIpResolver, ConfigError, ProblemKind, Problems};
+
+use crate::{LargeResponses, StatsLayer};
+
+/// The stats plugin's configuration, as written in a plugin stack file.
+///
+/// ```toml
+/// [[plugin]]
+/// use = "stats"
+/// service = "shop"
+/// routes = ["/api/items/{id}", "/files/{*path}"]
+/// max_routes = 100
+/// endpoint = "/admin/stats"          # JSON, or the dashboard for browsers
+/// metrics_endpoint = "/metrics"      # Prometheus text
+/// allow = ["127.0.0.1/32", "::1/128"] # default: loopback only (or anyone, with a token)
+/// token_env = "STATS_TOKEN"          # require `Authorization: Bearer $STATS_TOKEN`
+/// large_response_bytes = 1000        # the large_responses collector
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsConfig {
+    /// A name shown on the dashboard.
+    pub service: Option<String>,
+    /// Route templates, for servers that do not say which route matched.
+    pub routes: Vec<String>,
+    /// Default: 100.
+    pub max_routes: Option<i64>,
+    /// The JSON and dashboard endpoint; off unless set.
+    pub endpoint: Option<String>,
+    /// The Prometheus endpoint; off unless set.
+    pub metrics_endpoint: Option<String>,
+    /// Networks whose clients may read the endpoints.
+    pub allow: Option<Vec<String>>,
+    /// The environment variable holding the bearer token the endpoints require.
+    pub token_env: Option<String>,
+    /// Registers the `large_responses` collector with this threshold.
+    pub large_response_bytes: Option<u64>,
+}
+
+impl StatsConfig {
+    /// The layer, with the stack's client-address resolution for `allow`.
+    ///
+    /// # Errors
+    /// Every problem at once: invalid templates, CIDRs and endpoint paths, a `max_routes`
+    /// of 0 (or below the templates), a token variable that is not set or empty.
+    pub fn build(self, client_ip: ClientIpResolver) -> Result<StatsLayer, ConfigError> {
+        let mut p = Problems::new();
+        let mut layer = StatsLayer::new().client_ip(client_ip);
+        if let Some(s) = self.service {
+            layer = layer.service(s);
+        }
+        match self.max_routes {
+            None => {}
+            Some(n) if n < 1 => p.push(
+                ProblemKind::InvalidValue,
+                "max_routes",
+                format!("max_routes must be at least 1, not {n}"),
+            ),
+            Some(n) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                if let Some(l) = p.check("", layer.clone().max_routes(n)) {
+                    layer = l;
+                }
+            }
+        }
+        if let Some(l) = p.check("", layer.clone().routes(&self.routes)) {
+            layer = l;
+        }
+        if let Some(e) = self.endpoint {
+            if let Some(l) = p.check("", layer.clone().endpoint(&e)) {
+                layer = l;
+            }
+        }
+        if let Some(e) = self.metrics_endpoint {
+            if let Some(l) = p.check("", layer.clone().metrics_endpoint(&e)) {
+                layer = l;
+            }
+        }
+        if let Some(allow) = self.allow {
+            if let Some(l) = p.check("", layer.clone().allow(&allow)) {
+                layer = l;
+            }
+        }
+        if let Some(var) = self.token_env {
+            match std::env::var(&var) {
+                Ok(t) if !t.trim().is_empty() => layer = layer.token(t.trim()),
+                _ => p.add(
+                    "token_env",
+                    ConfigError::new(
+                        ProblemKind::MissingEnv,
+                        "",
+                        format!("the environment variable {var:?} (the stats token) is not set"),
+                    )
+                    .with_hint("set it to a long random string, or remove token_env"),
+                ),
+            }
+        }
+        if let Some(n) = self.large_response_bytes {
+            layer = layer.collector("large_responses", LargeResponses::new(n));
+        }
+        p.finish(layer)
+    }
+}

@@ -1,0 +1,288 @@
+//! [`Stats`], its [`ResponseFuture`] and the body guard that records a finished request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_plugins_core::{BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, PluginBody, RequestStart};
+use tower_service::Service;
+
+use crate::collector::{EndInfo, RequestInfo, ResponseInfo};
+use crate::layer::Shared;
+use crate::route::Route;
+
+/// The stats service. See the [crate docs](crate).
+pub struct Stats<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: &'static Shared,
+}
+
+impl<S: Clone> Clone for Stats<S> {
+    fn clone(&self) -> Self {
+        Stats {
+            inner: self.inner.clone(),
+            shared: self.shared,
+        }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Stats<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Stats<S> {
+    /// Wraps `inner`, recording into the registry of `layer`.
+    pub fn new(inner: S, layer: &crate::StatsLayer) -> Self {
+        tower_layer::Layer::layer(layer, inner)
+    }
+
+    tower_plugins_core::inner_service_accessors!();
+}
+
+/// A request being recorded: everything its end needs.
+pub(crate) struct Recording {
+    shared: &'static Shared,
+    route: &'static Route,
+    start: Instant,
+    bytes_in: u64,
+}
+
+impl Recording {
+    /// Records the end of the request.
+    fn finish(self, status: Option<StatusCode>, bytes_out: u64, outcome: BodyOutcome) {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.start);
+        let reg = &self.shared.registry;
+        let shard = self.route.shard();
+        shard.in_flight.fetch_sub(1, Relaxed);
+        shard.requests.fetch_add(1, Relaxed);
+        if let Some(s) = status {
+            shard.count_status(s.as_u16());
+        }
+        let error = status.is_some_and(|s| s.is_server_error())
+            || outcome == BodyOutcome::Failed
+            || (status.is_none() && outcome != BodyOutcome::Aborted);
+        if error {
+            shard.errors.fetch_add(1, Relaxed);
+        }
+        if outcome == BodyOutcome::Aborted {
+            shard.aborted.fetch_add(1, Relaxed);
+        }
+        if self.bytes_in > 0 {
+            shard.bytes_in.fetch_add(self.bytes_in, Relaxed);
+        }
+        if bytes_out > 0 {
+            shard.bytes_out.fetch_add(bytes_out, Relaxed);
+        }
+        shard.count_latency(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+        shard.count_second(reg.second(now));
+        if !reg.collectors.is_empty() {
+            let end = EndInfo {
+                route: &self.route.name,
+                status,
+                elapsed,
+                body_bytes: bytes_out,
+                outcome,
+            };
+            for (_, c) in &reg.collectors {
+                c.on_end(&end);
+            }
+        }
+    }
+}
+
+/// Records a request dropped before its response as aborted.
+struct Pending(Option<Recording>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(rec) = self.0.take() {
+            rec.finish(None, 0, BodyOutcome::Aborted);
+        }
+    }
+}
+
+/// The [`OnBodyEnd`] of a response: records the request when its body ends.
+pub struct Finish {
+    rec: Recording,
+    status: StatusCode,
+}
+
+impl std::fmt::Debug for Finish {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Finish")
+            .field("route", &&*self.rec.route.name)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnBodyEnd for Finish {
+    #[inline]
+    fn on_body_end(self, end: BodyEnd) {
+        self.rec.finish(Some(self.status), end.bytes, end.outcome);
+    }
+}
+
+/// The response body: the inner body under a guard that records the request once it ends
+/// (core's [`GuardedBody`], `size_hint` and `is_end_stream` forwarded), or an answer of the
+/// endpoints.
+pub type ResponseBody<B> = PluginBody<GuardedBody<B, Finish>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Stats<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let shared = self.shared;
+        if let Some(answer) = crate::endpoints::answer(shared, &req) {
+            return ResponseFuture {
+                state: State::Answer {
+                    res: Some(Box::new(answer)),
+                },
+                pending: Pending(None),
+            };
+        }
+        let start = RequestStart::get_or_insert(&mut req);
+        let route = shared.registry.route_for(&req);
+        route.shard().in_flight.fetch_add(1, Relaxed);
+        let bytes_in = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        if !shared.registry.collectors.is_empty() {
+            let info = RequestInfo {
+                route: &route.name,
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+            };
+            for (_, c) in &shared.registry.collectors {
+                c.on_request(&info);
+            }
+        }
+        ResponseFuture {
+            state: State::Inner {
+                fut: self.inner.call(req),
+            },
+            pending: Pending(Some(Recording {
+                shared,
+                route,
+                start,
+                bytes_in,
+            })),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Stats`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+        pending: Pending,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner { #[pin] fut: F },
+        Answer { res: Option<Box<Response<Bytes>>> },
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
+{
+    /// Polls, building the response around `wrap(body)`: the plugin stack wraps the body in
+    /// its own enum in the same move.
+    #[inline]
+    pub fn poll_with<T>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        wrap: impl FnOnce(ResponseBody<B>) -> T,
+    ) -> Poll<Result<Response<T>, E>> {
+        let this = self.project();
+        match this.state.project() {
+            StateProj::Inner { fut } => {
+                let res = match ready!(fut.poll(cx)) {
+                    Ok(res) => res,
+                    Err(e) => {
+                        if let Some(rec) = this.pending.0.take() {
+                            rec.finish(None, 0, BodyOutcome::Failed);
+                        }
+                        return Poll::Ready(Err(e));
+                    }
+                };
+                let rec = this
+                    .pending
+                    .0
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                let status = res.status();
+                let collectors = &rec.shared.registry.collectors;
+                if !collectors.is_empty() {
+                    let info = ResponseInfo {
+                        route: &rec.route.name,
+                        status,
+                        headers: res.headers(),
+                    };
+                    for (_, c) in collectors {
+                        c.on_response(&info);
+                    }
+                }
+                let guard = Finish { rec, status };
+                Poll::Ready(Ok(
+                    res.map(|b| wrap(PluginBody::inner(GuardedBody::new(b, guard))))
+                ))
+            }
+            StateProj::Answer { res } => {
+                let res = res.take().expect("ResponseFuture polled after completion");
+                Poll::Ready(Ok((*res).map(|b| wrap(PluginBody::full(b)))))
+            }
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_with(cx, |b| b)
+    }
+}

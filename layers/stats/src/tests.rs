@@ -1,0 +1,505 @@
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_plugins_core::{ClientIpResolver, RequestStart};
+
+use crate::{Collector, EndInfo, LargeResponses, Snapshot, StatsLayer};
+
+/// Answers with the status in the `x-status` header (200 without) and a body of `x-len`
+/// bytes.
+fn app() -> impl Service<
+    Request<Full<Bytes>>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    service_fn(|req: Request<Full<Bytes>>| async move {
+        let num = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok())
+        };
+        let mut res = Response::new(Full::new(Bytes::from(vec![
+            b'x';
+            num("x-len").unwrap_or(5)
+        ])));
+        *res.status_mut() = StatusCode::from_u16(num("x-status").unwrap_or(200) as u16).unwrap();
+        Ok::<_, Infallible>(res)
+    })
+}
+
+/// A request to `path` that arrived `ago` before now (a controlled latency).
+fn req(path: &str, ago: Duration) -> Request<Full<Bytes>> {
+    let mut r = Request::get(path).body(Full::default()).unwrap();
+    r.extensions_mut()
+        .insert(RequestStart(Instant::now() - ago));
+    r.extensions_mut()
+        .insert("127.0.0.1:4000".parse::<SocketAddr>().unwrap());
+    r
+}
+
+async fn send<S>(svc: &S, r: Request<Full<Bytes>>) -> Response<Bytes>
+where
+    S: Service<
+            Request<Full<Bytes>>,
+            Response = Response<crate::ResponseBody<Full<Bytes>>>,
+            Error = Infallible,
+        > + Clone,
+{
+    let res = svc.clone().oneshot(r).await.unwrap();
+    let (parts, body) = res.into_parts();
+    Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
+}
+
+fn route<'a>(snap: &'a Snapshot, name: &str) -> &'a crate::RouteSnapshot {
+    snap.routes
+        .iter()
+        .find(|r| r.route == name)
+        .unwrap_or_else(|| panic!("no route {name} in {:?}", snap.routes))
+}
+
+#[tokio::test]
+async fn counts_status_classes_and_percentiles_of_known_latencies() {
+    let layer = StatsLayer::new().routes(["/items/{id}"]).unwrap();
+    let stats = layer.handle();
+    let svc = layer.layer(app());
+    for ms in 1..=100u64 {
+        let mut r = req(&format!("/items/{ms}"), Duration::from_millis(ms));
+        let status = match ms % 10 {
+            0 => "500",
+            5 => "404",
+            _ => "200",
+        };
+        r.headers_mut().insert("x-status", status.parse().unwrap());
+        r.headers_mut()
+            .insert("content-length", "0".parse().unwrap());
+        send(&svc, r).await;
+    }
+    let snap = stats.snapshot();
+    let items = route(&snap, "/items/{id}");
+    assert_eq!(items.requests, 100);
+    assert_eq!(items.in_flight, 0);
+    assert_eq!(
+        (
+            items.by_class.c2xx,
+            items.by_class.c4xx,
+            items.by_class.c5xx
+        ),
+        (80, 10, 10)
+    );
+    assert_eq!(items.by_status["200"], 80);
+    assert_eq!(items.by_status["404"], 10);
+    assert_eq!(items.errors, 10);
+    assert_eq!(items.aborted, 0);
+    assert_eq!(items.bytes_sent, 500);
+    // Each latency is its controlled delay plus a little of the test's own time; the
+    // percentiles are within a bucket (6.25%) of it.
+    let near = |got: Option<f64>, want: f64| {
+        let got = got.unwrap();
+        assert!(
+            got >= want * 0.93 && got <= want * 1.07 + 2.0,
+            "{got} ms, wanted about {want} ms"
+        );
+    };
+    near(items.latency_ms.p50, 50.0);
+    near(items.latency_ms.p90, 90.0);
+    near(items.latency_ms.p99, 99.0);
+    near(items.latency_ms.max, 100.0);
+    near(items.latency_ms.mean, 50.5);
+    // Everything ended within this second or the one before.
+    assert_eq!(items.rate_last_60s.len(), 60);
+    assert_eq!(items.rate_last_60s.iter().sum::<u64>(), 100);
+    assert_eq!(snap.overall.requests, 100);
+    assert_eq!(snap.overall.route, "*");
+}
+
+#[tokio::test]
+async fn raw_paths_never_become_routes() {
+    let layer = StatsLayer::new().routes(["/known"]).unwrap();
+    let stats = layer.handle();
+    let svc = layer.layer(app());
+    for i in 0..10_000 {
+        send(&svc, req(&format!("/scan/{i}"), Duration::ZERO)).await;
+    }
+    send(&svc, req("/known", Duration::ZERO)).await;
+    let snap = stats.snapshot();
+    let names: Vec<&str> = snap.routes.iter().map(|r| r.route.as_str()).collect();
+    assert_eq!(names, vec!["/known", "unmatched"]);
+    assert_eq!(route(&snap, "unmatched").requests, 10_000);
+}
+
+#[test]
+fn distinct_route_names_stay_within_max_routes() {
+    // Names as axum's MatchedPath would give them: 10,000 distinct ones, cap 50.
+    let layer = StatsLayer::new().max_routes(50).unwrap();
+    let reg = &layer.shared().registry;
+    for i in 0..10_000 {
+        let r = reg.route(&format!("/r{i}"));
+        r.shard()
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let snap = layer.handle().snapshot();
+    assert_eq!(snap.routes_used, 50);
+    assert_eq!(snap.routes.len(), 51); // 50 and `other`
+    assert_eq!(snap.overflow_requests, 10_000 - 50);
+    assert_eq!(route(&snap, "other").requests, 10_000 - 50);
+    assert!(
+        layer
+            .handle()
+            .prometheus()
+            .contains("http_stats_routes_overflow_total 9950")
+    );
+}
+
+#[tokio::test]
+async fn aborted_requests_leave_nothing_in_flight() {
+    let layer = StatsLayer::new().routes(["/a"]).unwrap();
+    let stats = layer.handle();
+    let svc = layer.layer(app());
+
+    // The response is dropped before its body is read.
+    let mut r = req("/a", Duration::ZERO);
+    r.headers_mut().insert("x-len", "10000".parse().unwrap());
+    let res = svc.clone().oneshot(r).await.unwrap();
+    assert_eq!(stats.snapshot().overall.in_flight, 1);
+    drop(res);
+
+    // The future is dropped before the inner service answers.
+    let slow = layer.layer(service_fn(|_r: Request<Full<Bytes>>| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+    }));
+    let fut = slow.oneshot(req("/a", Duration::ZERO));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), fut)
+            .await
+            .is_err()
+    );
+
+    let snap = stats.snapshot();
+    let a = route(&snap, "/a");
+    assert_eq!(a.in_flight, 0);
+    assert_eq!(a.requests, 2);
+    assert_eq!(a.aborted, 2);
+    assert_eq!(a.by_class.c2xx, 1); // the first had a response head
+    assert_eq!(a.errors, 0);
+}
+
+#[tokio::test]
+async fn an_inner_error_is_an_error() {
+    let layer = StatsLayer::new();
+    let stats = layer.handle();
+    let svc = layer.layer(service_fn(|_r: Request<Full<Bytes>>| async {
+        Err::<Response<Full<Bytes>>, _>(std::io::Error::other("boom"))
+    }));
+    assert!(svc.oneshot(req("/x", Duration::ZERO)).await.is_err());
+    let snap = stats.snapshot();
+    assert_eq!(
+        (
+            snap.overall.requests,
+            snap.overall.errors,
+            snap.overall.in_flight
+        ),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn the_large_responses_collector_counts_bodies_over_its_threshold() {
+    let layer = StatsLayer::new()
+        .routes(["/large", "/small"])
+        .unwrap()
+        .collector("large_responses", LargeResponses::new(1000));
+    let stats = layer.handle();
+    let svc = layer.layer(app());
+    for (path, len) in [
+        ("/large", 1001),
+        ("/large", 1000),
+        ("/small", 10),
+        ("/large", 5000),
+    ] {
+        let mut r = req(path, Duration::ZERO);
+        r.headers_mut().insert("x-len", len.into());
+        send(&svc, r).await;
+    }
+    let snap = stats.snapshot();
+    let large = &snap.collectors["large_responses"];
+    assert_eq!(large["total"], 2);
+    assert_eq!(large["threshold_bytes"], 1000);
+    assert_eq!(large["by_route"]["/large"], 2);
+    assert!(large["by_route"].get("/small").is_none());
+    assert!(
+        stats
+            .prometheus()
+            .contains("http_large_responses_total{route=\"/large\"} 2")
+    );
+}
+
+#[tokio::test]
+async fn collectors_see_every_hook() {
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<String>>);
+    impl Collector for Seen {
+        fn on_request(&self, r: &crate::RequestInfo<'_>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("req {} {}", r.route, r.uri));
+        }
+        fn on_response(&self, r: &crate::ResponseInfo<'_>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("res {}", r.status.as_u16()));
+        }
+        fn on_end(&self, e: &EndInfo<'_>) {
+            self.0.lock().unwrap().push(format!(
+                "end {} {:?}",
+                e.body_bytes,
+                e.status.map(|s| s.as_u16())
+            ));
+        }
+        fn snapshot(&self) -> serde_json::Value {
+            serde_json::json!(self.0.lock().unwrap().len())
+        }
+    }
+    let seen = std::sync::Arc::new(Seen::default());
+    struct Shared(std::sync::Arc<Seen>);
+    impl Collector for Shared {
+        fn on_request(&self, r: &crate::RequestInfo<'_>) {
+            self.0.on_request(r);
+        }
+        fn on_response(&self, r: &crate::ResponseInfo<'_>) {
+            self.0.on_response(r);
+        }
+        fn on_end(&self, e: &EndInfo<'_>) {
+            self.0.on_end(e);
+        }
+        fn snapshot(&self) -> serde_json::Value {
+            self.0.snapshot()
+        }
+    }
+    let layer = StatsLayer::new().collector("seen", Shared(seen.clone()));
+    let svc = layer.layer(app());
+    send(&svc, req("/p?q=1", Duration::ZERO)).await;
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        vec!["req unmatched /p?q=1", "res 200", "end 5 Some(200)"]
+    );
+    assert_eq!(layer.handle().snapshot().collectors["seen"], 3);
+}
+
+fn from(peer: &str, path: &str) -> Request<Full<Bytes>> {
+    let mut r = Request::get(path).body(Full::default()).unwrap();
+    r.extensions_mut()
+        .insert(peer.parse::<SocketAddr>().unwrap());
+    r
+}
+
+#[tokio::test]
+async fn endpoints_answer_loopback_clients_only_by_default() {
+    let layer = StatsLayer::new()
+        .endpoint("/admin/stats")
+        .unwrap()
+        .metrics_endpoint("/metrics")
+        .unwrap();
+    let svc = layer.layer(app());
+    send(&svc, from("127.0.0.1:1", "/x")).await;
+
+    let res = send(&svc, from("203.0.113.7:1", "/admin/stats")).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!res.body().starts_with(b"{"));
+    let res = send(&svc, from("203.0.113.7:1", "/metrics")).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // No peer address at all: not allowed either.
+    let res = send(
+        &svc,
+        Request::get("/metrics").body(Full::default()).unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let res = send(&svc, from("[::1]:1", "/admin/stats")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+    assert_eq!(v["overall"]["requests"], 1);
+    assert_eq!(v["routes"][0]["route"], "unmatched");
+
+    let mut r = from("127.0.0.1:1", "/admin/stats");
+    r.headers_mut().insert(
+        "accept",
+        "text/html,application/xhtml+xml;q=0.9".parse().unwrap(),
+    );
+    let res = send(&svc, r).await;
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let html = std::str::from_utf8(res.body()).unwrap();
+    assert!(html.contains("<canvas") && !html.contains("<script src"));
+
+    let res = send(&svc, from("127.0.0.1:1", "/metrics")).await;
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = std::str::from_utf8(res.body()).unwrap();
+    assert!(
+        text.contains("http_requests_total{route=\"unmatched\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{route=\"unmatched\",le=\"+Inf\"} 1")
+    );
+    // The endpoints' own requests are not counted.
+    assert_eq!(layer.handle().snapshot().overall.requests, 1);
+
+    let mut r = from("127.0.0.1:1", "/metrics");
+    *r.method_mut() = http::Method::POST;
+    let res = send(&svc, r).await;
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.headers()["allow"], "GET, HEAD");
+}
+
+#[tokio::test]
+async fn a_token_is_required_when_set() {
+    let layer = StatsLayer::new()
+        .metrics_endpoint("/metrics")
+        .unwrap()
+        .token("s3cret-token");
+    let svc = layer.layer(app());
+    // Any address may ask, with the token.
+    let res = send(&svc, from("203.0.113.7:1", "/metrics")).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"stats\"");
+    let mut r = from("203.0.113.7:1", "/metrics");
+    r.headers_mut()
+        .insert("authorization", "Bearer s3cret-tokeN".parse().unwrap());
+    assert_eq!(send(&svc, r).await.status(), StatusCode::UNAUTHORIZED);
+    let mut r = from("203.0.113.7:1", "/metrics");
+    r.headers_mut()
+        .insert("authorization", "bearer s3cret-token".parse().unwrap());
+    assert_eq!(send(&svc, r).await.status(), StatusCode::OK);
+
+    // With both, both are needed.
+    let layer = layer.allow(["10.0.0.0/8"]).unwrap();
+    let svc = layer.layer(app());
+    let mut r = from("203.0.113.7:1", "/metrics");
+    r.headers_mut()
+        .insert("authorization", "Bearer s3cret-token".parse().unwrap());
+    assert_eq!(send(&svc, r).await.status(), StatusCode::FORBIDDEN);
+    let mut r = from("10.1.2.3:1", "/metrics");
+    r.headers_mut()
+        .insert("authorization", "Bearer s3cret-token".parse().unwrap());
+    assert_eq!(send(&svc, r).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn allow_uses_the_trusted_proxy_resolution() {
+    let layer = StatsLayer::new()
+        .endpoint("/s")
+        .unwrap()
+        .client_ip(ClientIpResolver::new().trust(["10.0.0.1"]).unwrap());
+    let svc = layer.layer(app());
+    // Through the trusted proxy, for a remote client: refused.
+    let mut r = from("10.0.0.1:1", "/s");
+    r.headers_mut()
+        .insert("x-forwarded-for", "198.51.100.4".parse().unwrap());
+    assert_eq!(send(&svc, r).await.status(), StatusCode::FORBIDDEN);
+    // A remote client claiming loopback, not through the proxy: refused.
+    let mut r = from("198.51.100.4:1", "/s");
+    r.headers_mut()
+        .insert("x-forwarded-for", "127.0.0.1".parse().unwrap());
+    assert_eq!(send(&svc, r).await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn two_threads_record_into_one_registry() {
+    let layer = StatsLayer::new().routes(["/t"]).unwrap();
+    let stats = layer.handle();
+    let svc = layer.layer(app());
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let svc = svc.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..500 {
+                send(&svc, req("/t", Duration::ZERO)).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let snap = stats.snapshot();
+    assert_eq!(route(&snap, "/t").requests, 2000);
+    assert_eq!(route(&snap, "/t").by_status["200"], 2000);
+}
+
+#[cfg(feature = "serde")]
+mod config {
+    use crate::StatsConfig;
+    use tower_plugins_core::ClientIpResolver;
+
+    fn build(toml_text: &str) -> Result<crate::StatsLayer, String> {
+        let c: StatsConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        c.build(ClientIpResolver::new()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let e = build(
+            r#"
+            max_routes = 0
+            routes = ["/ok", "no-slash", "/a/{}"]
+            allow = ["10.0.0.0/8", "300.1.1.1"]
+            endpoint = "admin"
+            token_env = "TOWER_PLUGINS_STATS_TEST_UNSET_VAR"
+            "#,
+        )
+        .unwrap_err();
+        for key in [
+            "max_routes",
+            "routes[1]",
+            "routes[2]",
+            "allow[1]",
+            "endpoint",
+            "token_env",
+        ] {
+            assert!(e.contains(key), "{key} missing from: {e}");
+        }
+        assert!(!e.contains("routes[0]"), "{e}");
+        assert!(!e.contains("allow[0]"), "{e}");
+    }
+
+    #[test]
+    fn a_valid_config_builds() {
+        let l = build(
+            r#"
+            routes = ["/api/items/{id}"]
+            endpoint = "/admin/stats"
+            metrics_endpoint = "/metrics"
+            large_response_bytes = 1000
+            "#,
+        )
+        .unwrap();
+        assert!(l.describe().contains("endpoint /admin/stats"));
+        assert!(
+            l.handle()
+                .snapshot()
+                .collectors
+                .contains_key("large_responses")
+        );
+    }
+}
