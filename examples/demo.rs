@@ -110,6 +110,15 @@ async fn main() -> ExitCode {
         ),
         ("a page", format!("curl -i http://{addr}/profile")),
         ("health", format!("curl -i http://{addr}/health")),
+        (
+            "stats dashboard (browser)",
+            format!("http://{addr}/admin/stats"),
+        ),
+        (
+            "stats as JSON",
+            format!("curl -s http://{addr}/admin/stats"),
+        ),
+        ("Prometheus", format!("curl -s http://{addr}/metrics")),
     ] {
         println!("  {what:<28} {cmd}");
     }

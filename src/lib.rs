@@ -11,6 +11,7 @@
 //! | `cors` | [`tower-plugins-cors`](cors) | `cors` |
 //! | `request_log` | [`tower-plugins-request-log`](request_log) | `request-log` |
 //! | `rate_limit` | [`tower-plugins-rate-limit`](rate_limit) | `rate-limit` (Redis: `rate-limit-redis`) |
+//! | `stats` | [`tower-plugins-stats`](stats) | `stats` |
 //!
 //! # Example
 //!
@@ -35,6 +36,7 @@
 //! - `request-log` (default): the request-log plugin and its re-export as [`request_log`].
 //! - `rate-limit` (default): the rate-limit plugin and its re-export as [`rate_limit`].
 //! - `rate-limit-redis`: the rate limiter's Redis backend (`backend = { redis = "..." }`).
+//! - `stats` (default): the stats plugin and its re-export as [`stats`].
 //! - `axum` (default): read the client's peer address from axum's `ConnectInfo` too.
 //! - `full`: everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -70,6 +72,10 @@ pub use tower_plugins_request_log as request_log;
 /// memory or Redis buckets.
 #[cfg(feature = "rate-limit")]
 pub use tower_plugins_rate_limit as rate_limit;
+
+/// The stats plugin: per-route stats, custom collectors, a dashboard and Prometheus.
+#[cfg(feature = "stats")]
+pub use tower_plugins_stats as stats;
 
 /// A boxed error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -98,7 +98,7 @@ fn unknown_plugin_lists_known_names_and_nearest() {
     let text = single(&e, ProblemKind::UnknownPlugin, "use", 2);
     assert!(text.contains("did you mean `timer`?"), "{text}");
     assert!(
-        text.contains("known plugins: cors, rate_limit, request_log, timer"),
+        text.contains("known plugins: cors, rate_limit, request_log, stats, timer"),
         "{text}"
     );
 }
@@ -316,4 +316,26 @@ fn rate_limit_settings_are_checked_at_load_with_locations() {
     let e = err("[[plugin]]\nuse = \"rate_limit\"\n");
     let text = e.to_string();
     assert!(text.contains("needs a `quota`"), "{text}");
+}
+
+#[cfg(feature = "stats")]
+#[test]
+fn stats_errors_name_their_keys_and_lines() {
+    let e = err(
+        "[[plugin]]\nuse = \"stats\"\nmax_routes = 0\nroutes = [\"/ok\", \"bad\"]\nallow = [\"10.0.0.0/33\"]\ntoken_env = \"TOWER_PLUGINS_TEST_NO_SUCH_TOKEN\"\n",
+    );
+    let text = e.to_string();
+    for (key, line) in [
+        ("max_routes", 3),
+        ("routes[1]", 4),
+        ("allow[0]", 5),
+        ("token_env", 6),
+    ] {
+        let p = e
+            .problems()
+            .iter()
+            .find(|p| p.location.key.ends_with(key))
+            .unwrap_or_else(|| panic!("no problem at {key}: {text}"));
+        assert_eq!(p.location.line, Some(line), "{key}: {text}");
+    }
 }

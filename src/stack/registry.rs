@@ -55,6 +55,8 @@ pub(crate) enum Step {
     RequestLog(tower_plugins_request_log::RequestLogLayer),
     #[cfg(feature = "rate-limit")]
     RateLimit(tower_plugins_rate_limit::RateLimitLayer),
+    #[cfg(feature = "stats")]
+    Stats(tower_plugins_stats::StatsLayer),
     Dyn(DynLayer),
 }
 
@@ -125,6 +127,7 @@ pub(crate) const BUILT_IN: &[(&str, &str)] = &[
     ("cors", "cors"),
     ("request_log", "request-log"),
     ("rate_limit", "rate-limit"),
+    ("stats", "stats"),
 ];
 
 impl Registry {
@@ -158,6 +161,13 @@ impl Registry {
             |c: tower_plugins_rate_limit::RateLimitConfig, ctx| c.build(ctx.client_ip().clone()),
             tower_plugins_rate_limit::RateLimitLayer::describe,
             Step::RateLimit,
+        );
+        #[cfg(feature = "stats")]
+        r.built_in(
+            "stats",
+            |c: tower_plugins_stats::StatsConfig, ctx| c.build(ctx.client_ip().clone()),
+            tower_plugins_stats::StatsLayer::describe,
+            Step::Stats,
         );
         r
     }

@@ -99,6 +99,11 @@ slot_types!(
     RateBody = tower_plugins_core::PluginBody<B>
 );
 slot_types!(
+    "stats",
+    StatsFuture = tower_plugins_stats::ResponseFuture<F>,
+    StatsBody = tower_plugins_stats::ResponseBody<B>
+);
+slot_types!(
     "request-log",
     LogFuture = tower_plugins_request_log::ResponseFuture<F>,
     LogBody = tower_plugins_request_log::ResponseBody<B>
@@ -159,6 +164,8 @@ enum SlotKind<N> {
     RequestLog(tower_plugins_request_log::RequestLog<N>),
     #[cfg(feature = "rate-limit")]
     RateLimit(tower_plugins_rate_limit::RateLimit<N>),
+    #[cfg(feature = "stats")]
+    Stats(tower_plugins_stats::Stats<N>),
     Dyn(Next),
 }
 
@@ -175,6 +182,8 @@ impl<N: Clone> Clone for Slot<N> {
                 SlotKind::RequestLog(l) => SlotKind::RequestLog(l.clone()),
                 #[cfg(feature = "rate-limit")]
                 SlotKind::RateLimit(l) => SlotKind::RateLimit(l.clone()),
+                #[cfg(feature = "stats")]
+                SlotKind::Stats(l) => SlotKind::Stats(l.clone()),
                 SlotKind::Dyn(d) => SlotKind::Dyn(d.clone()),
             },
         }
@@ -193,6 +202,8 @@ impl<N> fmt::Debug for Slot<N> {
             SlotKind::RequestLog(_) => "request_log",
             #[cfg(feature = "rate-limit")]
             SlotKind::RateLimit(_) => "rate_limit",
+            #[cfg(feature = "stats")]
+            SlotKind::Stats(_) => "stats",
             SlotKind::Dyn(_) => "dyn",
         };
         f.debug_tuple("Slot").field(&k).finish()
@@ -224,6 +235,8 @@ fn apply_dyn(step: &Step, next: Next) -> Next {
         Step::RequestLog(l) => erase(l.layer(next)),
         #[cfg(feature = "rate-limit")]
         Step::RateLimit(l) => erase(l.layer(next)),
+        #[cfg(feature = "stats")]
+        Step::Stats(l) => erase(l.layer(next)),
         Step::Dyn(DynLayer(l)) => l.wrap(next),
     }
 }
@@ -251,6 +264,8 @@ where
             Some(Step::RequestLog(l)) => SlotKind::RequestLog(l.layer(inner)),
             #[cfg(feature = "rate-limit")]
             Some(Step::RateLimit(l)) => SlotKind::RateLimit(l.layer(inner)),
+            #[cfg(feature = "stats")]
+            Some(Step::Stats(l)) => SlotKind::Stats(l.layer(inner)),
             Some(Step::Dyn(DynLayer(l))) => SlotKind::Dyn(l.wrap(erase(inner))),
         };
         Slot { kind }
@@ -294,6 +309,8 @@ where
             SlotKind::RequestLog(l) => l.poll_ready(cx),
             #[cfg(feature = "rate-limit")]
             SlotKind::RateLimit(l) => l.poll_ready(cx),
+            #[cfg(feature = "stats")]
+            SlotKind::Stats(l) => l.poll_ready(cx),
             SlotKind::Dyn(d) => d.poll_ready(cx),
         }
     }
@@ -310,6 +327,8 @@ where
             SlotKind::RequestLog(l) => SlotFuture::RequestLog { fut: l.call(req) },
             #[cfg(feature = "rate-limit")]
             SlotKind::RateLimit(l) => SlotFuture::RateLimit { fut: l.call(req) },
+            #[cfg(feature = "stats")]
+            SlotKind::Stats(l) => SlotFuture::Stats { fut: l.call(req) },
             SlotKind::Dyn(d) => SlotFuture::Dyn { fut: d.call(req) },
         }
     }
@@ -325,6 +344,7 @@ pin_project! {
         Cors { #[pin] fut: CorsFuture<F> },
         RequestLog { #[pin] fut: LogFuture<F> },
         RateLimit { #[pin] fut: RateFuture<F> },
+        Stats { #[pin] fut: StatsFuture<F> },
         Dyn { fut: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> },
     }
 }
@@ -359,6 +379,9 @@ where
             SlotFutureProj::RateLimit { fut } => {
                 ready!(fut.poll_with(cx, |body| wrap(SlotBody::RateLimit { body })))?
             }
+            SlotFutureProj::Stats { fut } => {
+                ready!(fut.poll_with(cx, |body| wrap(SlotBody::Stats { body })))?
+            }
             SlotFutureProj::Dyn { fut } => {
                 ready!(fut.as_mut().poll(cx))?.map(|body| wrap(SlotBody::Dyn { body }))
             }
@@ -390,6 +413,7 @@ pin_project! {
         Cors { #[pin] body: CorsBody<B> },
         RequestLog { #[pin] body: LogBody<B> },
         RateLimit { #[pin] body: RateBody<B> },
+        Stats { #[pin] body: StatsBody<B> },
         Dyn { #[pin] body: Body },
     }
 }
@@ -397,7 +421,7 @@ pin_project! {
 enum_body!(
     SlotBody,
     SlotBodyProj,
-    [Pass, Timer, Cors, RequestLog, RateLimit, Dyn]
+    [Pass, Timer, Cors, RequestLog, RateLimit, Stats, Dyn]
 );
 
 type C2<S> = Slot<Slot<S>>;

@@ -46,7 +46,10 @@ impl StatsConfig {
     /// # Errors
     /// Every problem at once: invalid templates, CIDRs and endpoint paths, a `max_routes`
     /// of 0 (or below the templates), a token variable that is not set or empty.
-    pub fn build(self, client_ip: ClientIpResolver) -> Result<StatsLayer, ConfigError> {
+    pub fn build(
+        self,
+        client_ip: impl Into<std::sync::Arc<ClientIpResolver>>,
+    ) -> Result<StatsLayer, ConfigError> {
         let mut p = Problems::new();
         let mut layer = StatsLayer::new().client_ip(client_ip);
         if let Some(s) = self.service {

@@ -249,8 +249,9 @@ impl StatsLayer {
 
     /// How the client's address is found for [`allow`](Self::allow) (the stack passes its
     /// `[client_ip]` section). Default: the peer address.
-    pub fn client_ip(self, resolver: ClientIpResolver) -> Self {
-        self.map(|s| s.client_ip = Arc::new(resolver))
+    pub fn client_ip(self, resolver: impl Into<Arc<ClientIpResolver>>) -> Self {
+        let resolver = resolver.into();
+        self.map(|s| s.client_ip = resolver)
     }
 
     /// Registers a custom collector under `name` (its figures appear under
