@@ -134,3 +134,42 @@ pub async fn get(
     }
     send(addr, b.body(Full::new(Bytes::new())).unwrap()).await
 }
+
+/// Flags every headless Chromium run of the tests uses (root in CI needs `--no-sandbox`).
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
+/// Debian's Chromium (or `$CHROMIUM`). Without one, the calling test should return: this
+/// says it was skipped, unless `TOWER_PLUGINS_REQUIRE_BROWSER=1`, which makes it a failure.
+pub fn chromium() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("CHROMIUM")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            [
+                "/usr/bin/chromium",
+                "/usr/bin/chromium-browser",
+                "/usr/bin/google-chrome",
+            ]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.exists())
+        });
+    if found.is_none() {
+        if std::env::var("TOWER_PLUGINS_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!(
+                "no Chromium found and TOWER_PLUGINS_REQUIRE_BROWSER=1 (install Debian's chromium)"
+            );
+        }
+        eprintln!("skipped: no Chromium found (install Debian's `chromium`, or set CHROMIUM)");
+    }
+    found
+}

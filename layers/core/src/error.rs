@@ -201,6 +201,20 @@ impl ConfigError {
         &self.problems
     }
 
+    /// The key path of every problem, in order: which settings were refused.
+    ///
+    /// ```
+    /// use tower_plugins_core::{ConfigError, ProblemKind};
+    /// let e = ConfigError::new(ProblemKind::InvalidValue, "digits", "too many");
+    /// assert_eq!(e.keys(), ["digits"]);
+    /// ```
+    pub fn keys(&self) -> Vec<&str> {
+        self.problems
+            .iter()
+            .map(|p| p.location.key.as_str())
+            .collect()
+    }
+
     /// Consumes the error, returning its problems.
     pub fn into_problems(self) -> Vec<ConfigProblem> {
         self.problems

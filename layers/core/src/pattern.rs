@@ -298,11 +298,7 @@ mod tests {
             assert_eq!(e.problems()[0].kind, ProblemKind::InvalidValue, "{bad}");
         }
         let e = PathSet::new(["/ok", "bad", "/x/**", "/y*"]).unwrap_err();
-        let keys: Vec<_> = e
-            .problems()
-            .iter()
-            .map(|p| p.location.key.as_str())
-            .collect();
+        let keys = e.keys();
         assert_eq!(keys, ["[1]", "[3]"]);
     }
 

@@ -543,11 +543,7 @@ mod tests {
             "https://x.example.com:99999",
         ])
         .unwrap_err();
-        let keys: Vec<_> = e
-            .problems()
-            .iter()
-            .map(|p| p.location.key.as_str())
-            .collect();
+        let keys = e.keys();
         assert_eq!(keys, ["[1]", "[2]", "[3]", "[4]", "[5]", "[6]"]);
     }
 

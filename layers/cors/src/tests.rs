@@ -615,11 +615,7 @@ fn credentials_with_any_star_is_refused_by_check() {
         .expose_any_header()
         .allow_credentials(true);
     let e = l.check().unwrap_err();
-    let keys: Vec<_> = e
-        .problems()
-        .iter()
-        .map(|p| p.location.key.as_str())
-        .collect();
+    let keys = e.keys();
     assert_eq!(
         keys,
         [
@@ -688,11 +684,7 @@ mod config {
             "#,
         )
         .unwrap_err();
-        let keys: Vec<_> = e
-            .problems()
-            .iter()
-            .map(|p| p.location.key.as_str())
-            .collect();
+        let keys = e.keys();
         assert_eq!(
             keys,
             [

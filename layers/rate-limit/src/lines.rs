@@ -57,32 +57,21 @@ impl Lines {
                 return row.get_or_init(|| self.row(remaining))[reset_secs as usize].clone();
             }
         }
-        // Formatted on the stack and copied once into the value.
-        let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
-        let parts = self.parts(r.format(remaining), t.format(reset_secs));
-        let mut buf = [0u8; 128];
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let value = if len <= buf.len() {
-            let mut at = 0;
-            for p in parts {
-                buf[at..at + p.len()].copy_from_slice(p.as_bytes());
-                at += p.len();
-            }
-            HeaderValue::from_bytes(&buf[..len])
-        } else {
-            HeaderValue::from_bytes(parts.concat().as_bytes())
-        };
-        value.expect("an sf-string item with integer parameters is a valid header value")
-    }
-
-    fn parts<'a>(&'a self, r: &'a str, t: &'a str) -> [&'a str; 5] {
-        [&self.item, ";r=", r, ";t=", t]
+        // Past the table: formatted once into its own allocation, which the value keeps.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(self.text(remaining, reset_secs)))
+            .expect("an sf-string item with integer parameters is a valid header value")
     }
 
     fn text(&self, remaining: u32, reset_secs: u64) -> String {
         let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
-        self.parts(r.format(remaining), t.format(reset_secs))
-            .concat()
+        [
+            &*self.item,
+            ";r=",
+            r.format(remaining),
+            ";t=",
+            t.format(reset_secs),
+        ]
+        .concat()
     }
 
     /// Every value for `remaining`, one per reset from 0 to `max_reset`, cut from one

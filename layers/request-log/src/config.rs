@@ -246,11 +246,7 @@ mod tests {
         )
         .unwrap();
         let e = c.build(Arc::new(ClientIpResolver::new())).unwrap_err();
-        let keys: Vec<_> = e
-            .problems()
-            .iter()
-            .map(|p| p.location.key.as_str())
-            .collect();
+        let keys = e.keys();
         assert_eq!(
             keys,
             [

@@ -96,6 +96,25 @@ pub trait Collector: Send + Sync + 'static {
     fn prometheus(&self, _out: &mut String) {}
 }
 
+/// A collector behind an `Arc`: register one clone and keep another to read it from code.
+impl<C: Collector> Collector for std::sync::Arc<C> {
+    fn on_request(&self, req: &RequestInfo<'_>) {
+        (**self).on_request(req);
+    }
+    fn on_response(&self, res: &ResponseInfo<'_>) {
+        (**self).on_response(res);
+    }
+    fn on_end(&self, end: &EndInfo<'_>) {
+        (**self).on_end(end);
+    }
+    fn snapshot(&self) -> Value {
+        (**self).snapshot()
+    }
+    fn prometheus(&self, out: &mut String) {
+        (**self).prometheus(out);
+    }
+}
+
 /// Counts per name (such as a route), without a lock: at most `max` names, more are counted
 /// under `other`.
 ///

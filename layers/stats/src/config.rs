@@ -55,37 +55,32 @@ impl StatsConfig {
         if let Some(s) = self.service {
             layer = layer.service(s);
         }
-        match self.max_routes {
-            None => {}
-            Some(n) if n < 1 => p.push(
-                ProblemKind::InvalidValue,
-                "max_routes",
-                format!("max_routes must be at least 1, not {n}"),
-            ),
-            Some(n) => {
-                let n = usize::try_from(n).unwrap_or(usize::MAX);
-                if let Some(l) = p.check("", layer.clone().max_routes(n)) {
-                    layer = l;
+        // Each fallible setter: on success the layer moves on, on failure the problem is kept
+        // and the layer stays as it was, so every problem is reported at once.
+        let mut set =
+            |layer: &mut StatsLayer, f: &dyn Fn(StatsLayer) -> Result<StatsLayer, ConfigError>| {
+                if let Some(l) = p.check("", f(layer.clone())) {
+                    *layer = l;
                 }
-            }
+            };
+        if let Some(n) = self.max_routes {
+            // A negative count is refused as 0 is.
+            let n = if n < 0 {
+                0
+            } else {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            };
+            set(&mut layer, &|l| l.max_routes(n));
         }
-        if let Some(l) = p.check("", layer.clone().routes(&self.routes)) {
-            layer = l;
+        set(&mut layer, &|l| l.routes(&self.routes));
+        if let Some(e) = &self.endpoint {
+            set(&mut layer, &|l| l.endpoint(e));
         }
-        if let Some(e) = self.endpoint {
-            if let Some(l) = p.check("", layer.clone().endpoint(&e)) {
-                layer = l;
-            }
+        if let Some(e) = &self.metrics_endpoint {
+            set(&mut layer, &|l| l.metrics_endpoint(e));
         }
-        if let Some(e) = self.metrics_endpoint {
-            if let Some(l) = p.check("", layer.clone().metrics_endpoint(&e)) {
-                layer = l;
-            }
-        }
-        if let Some(allow) = self.allow {
-            if let Some(l) = p.check("", layer.clone().allow(&allow)) {
-                layer = l;
-            }
+        if let Some(allow) = &self.allow {
+            set(&mut layer, &|l| l.allow(allow));
         }
         if let Some(var) = self.token_env {
             match std::env::var(&var) {

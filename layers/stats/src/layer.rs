@@ -156,7 +156,8 @@ impl StatsLayer {
                 ProblemKind::InvalidValue,
                 "max_routes",
                 format!(
-                    "max_routes must be at least 1 and at least the {} route templates",
+                    "max_routes is {max}; it must be at least 1, and at least the number of \
+                     route templates ({})",
                     self.settings.templates.len()
                 ),
             ));
@@ -237,8 +238,7 @@ impl StatsLayer {
             }
         }
         problems.finish(())?;
-        let allow = (!nets.is_empty()).then_some(nets);
-        Ok(self.map(|s| s.allow = Some(allow.unwrap_or_default())))
+        Ok(self.map(|s| s.allow = Some(nets)))
     }
 
     /// Requires `Authorization: Bearer <token>` on the endpoints (401 without it).

@@ -191,10 +191,7 @@ pub(crate) fn render(reg: &Registry) -> String {
         );
     }
 
-    let overflow = totals
-        .iter()
-        .find(|(r, _)| *r == crate::OTHER)
-        .map_or(0, |(_, t)| t.requests);
+    let overflow = crate::registry::overflow(&totals);
     family(
         &mut out,
         "http_stats_routes_overflow_total",

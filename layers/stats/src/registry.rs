@@ -93,26 +93,19 @@ impl Registry {
 
     /// The figures now.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let now = self.second(Instant::now());
+        let totals = self.totals();
         let mut overall = Totals::default();
-        let mut routes: Vec<RouteSnapshot> = Vec::new();
-        for r in self.all_routes() {
-            let t = Totals::of(r, now);
-            if t.requests == 0 && t.in_flight == 0 {
-                continue;
-            }
-            overall.merge(&t);
-            routes.push(t.snapshot(&r.name));
+        for (_, t) in &totals {
+            overall.merge(t);
         }
-        routes.sort_by(|a, b| a.route.cmp(&b.route));
         Snapshot {
             service: self.service.as_deref().map(str::to_owned),
             uptime_seconds: self.start.elapsed().as_secs_f64(),
             routes_max: self.max_routes,
             routes_used: self.templates.len() + self.routes.len(),
-            overflow_requests: Totals::of(&self.other, now).requests,
+            overflow_requests: overflow(&totals),
             overall: overall.snapshot("*"),
-            routes,
+            routes: totals.iter().map(|(n, t)| t.snapshot(n)).collect(),
             collectors: self
                 .collectors
                 .iter()
@@ -121,7 +114,9 @@ impl Registry {
         }
     }
 
-    /// Each route's totals (with requests or in flight), sorted by name.
+    /// Each route's totals (with requests or in flight), sorted by name. Template and
+    /// `MatchedPath` names start with `/`, so [`OTHER`] and [`UNMATCHED`] name only their
+    /// own routes.
     pub(crate) fn totals(&self) -> Vec<(&str, Totals)> {
         let now = self.second(Instant::now());
         let mut v: Vec<(&str, Totals)> = self
@@ -132,6 +127,14 @@ impl Registry {
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
     }
+}
+
+/// Requests counted under [`OTHER`] (past `max_routes`), from [`Registry::totals`].
+pub(crate) fn overflow(totals: &[(&str, Totals)]) -> u64 {
+    totals
+        .iter()
+        .find(|(r, _)| *r == OTHER)
+        .map_or(0, |(_, t)| t.requests)
 }
 
 /// A route's figures summed over its shards.

@@ -271,22 +271,7 @@ async fn collectors_see_every_hook() {
         }
     }
     let seen = std::sync::Arc::new(Seen::default());
-    struct Shared(std::sync::Arc<Seen>);
-    impl Collector for Shared {
-        fn on_request(&self, r: &crate::RequestInfo<'_>) {
-            self.0.on_request(r);
-        }
-        fn on_response(&self, r: &crate::ResponseInfo<'_>) {
-            self.0.on_response(r);
-        }
-        fn on_end(&self, e: &EndInfo<'_>) {
-            self.0.on_end(e);
-        }
-        fn snapshot(&self) -> serde_json::Value {
-            self.0.snapshot()
-        }
-    }
-    let layer = StatsLayer::new().collector("seen", Shared(seen.clone()));
+    let layer = StatsLayer::new().collector("seen", seen.clone());
     let svc = layer.layer(app());
     send(&svc, req("/p?q=1", Duration::ZERO)).await;
     assert_eq!(

@@ -135,11 +135,7 @@ mod tests {
             ..TimerConfig::default()
         };
         let e = TimerLayer::try_from(c).unwrap_err();
-        let keys: Vec<_> = e
-            .problems()
-            .iter()
-            .map(|p| p.location.key.as_str())
-            .collect();
+        let keys = e.keys();
         assert_eq!(
             keys,
             [
