@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use tower_plugins_core::{ClientIpResolver, ConfigError, ProblemKind, Problems};
 
-use crate::{LargeResponses, StatsLayer};
+use crate::{LargeResponses, MetricNames, StatsLayer};
 
 /// The stats plugin's configuration, as written in a plugin stack file.
 ///
@@ -18,6 +18,7 @@ use crate::{LargeResponses, StatsLayer};
 /// allow = ["127.0.0.1/32", "::1/128"] # default: loopback only (or anyone, with a token)
 /// token_env = "STATS_TOKEN"          # require `Authorization: Bearer $STATS_TOKEN`
 /// large_response_bytes = 1000        # the large_responses collector
+/// metrics_facade = "prometheus"      # also emit through the `metrics` crate ("opentelemetry")
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -38,6 +39,8 @@ pub struct StatsConfig {
     pub token_env: Option<String>,
     /// Registers the `large_responses` collector with this threshold.
     pub large_response_bytes: Option<u64>,
+    /// Also emits the figures through the `metrics` facade, under these names.
+    pub metrics_facade: Option<MetricNames>,
 }
 
 impl StatsConfig {
@@ -99,6 +102,6 @@ impl StatsConfig {
         if let Some(n) = self.large_response_bytes {
             layer = layer.collector("large_responses", LargeResponses::new(n));
         }
-        p.finish(layer)
+        p.finish(layer.metrics_facade(self.metrics_facade))
     }
 }

@@ -10,7 +10,7 @@ use tower_plugins_core::{ClientIpResolver, ConfigError, ProblemKind, Problems, p
 use crate::registry::{Registry, Snapshot};
 use crate::route::Route;
 use crate::template::Template;
-use crate::{Collector, Stats};
+use crate::{Collector, MetricNames, Stats};
 
 /// The default cap on distinct routes.
 pub const DEFAULT_MAX_ROUTES: usize = 100;
@@ -47,6 +47,7 @@ struct Settings {
     token: Option<Arc<str>>,
     client_ip: Arc<ClientIpResolver>,
     collectors: Vec<(Box<str>, Arc<dyn Collector>)>,
+    metric_names: Option<MetricNames>,
 }
 
 /// The parts of a registry that answer requests to the endpoints.
@@ -61,6 +62,8 @@ pub(crate) struct Endpoints {
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) endpoints: Endpoints,
+    /// The names of the `metrics` facade, when the figures are emitted through it.
+    pub(crate) facade: Option<MetricNames>,
 }
 
 /// Records per-route request stats and serves them. See the [crate docs](crate).
@@ -125,6 +128,7 @@ impl StatsLayer {
                 token: None,
                 client_ip: Arc::new(ClientIpResolver::new()),
                 collectors: Vec::new(),
+                metric_names: None,
             }),
             shared: Arc::default(),
         }
@@ -265,6 +269,16 @@ impl StatsLayer {
         })
     }
 
+    /// Also emits the figures through the [`metrics`] facade under `names` (`None`: not,
+    /// the default), so that whatever recorder the application installed (a Prometheus,
+    /// OpenTelemetry or StatsD exporter) receives them. Handles are registered the first time
+    /// a route needs them and kept, so install the recorder before the first request: a
+    /// handle registered with no recorder installed stays a no-op.
+    pub fn metrics_facade(self, names: impl Into<Option<MetricNames>>) -> Self {
+        let names = names.into();
+        self.map(|s| s.metric_names = names)
+    }
+
     pub(crate) fn shared(&self) -> &'static Shared {
         self.shared.get_or_init(|| {
             let s = &*self.settings;
@@ -285,7 +299,11 @@ impl StatsLayer {
                 templates,
                 s.collectors.clone(),
             );
+            if let Some(names) = s.metric_names {
+                names.describe();
+            }
             Box::leak(Box::new(Shared {
+                facade: s.metric_names,
                 registry,
                 endpoints: Endpoints {
                     stats: s.endpoint.as_deref().map(Into::into),
@@ -311,12 +329,18 @@ impl StatsLayer {
     pub fn describe(&self) -> String {
         let s = &*self.settings;
         format!(
-            "stats: max_routes {}, {} templates, {} collectors, endpoint {}, metrics {}",
+            "stats: max_routes {}, {} templates, {} collectors, endpoint {}, metrics {}, \
+             metrics facade {}",
             s.max_routes,
             s.templates.len(),
             s.collectors.len(),
             s.endpoint.as_deref().unwrap_or("off"),
             s.metrics_endpoint.as_deref().unwrap_or("off"),
+            match s.metric_names {
+                None => "off",
+                Some(MetricNames::Prometheus) => "prometheus",
+                Some(MetricNames::OpenTelemetry) => "opentelemetry",
+            },
         )
     }
 }

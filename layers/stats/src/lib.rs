@@ -59,6 +59,7 @@ mod collector;
 #[cfg(feature = "serde")]
 mod config;
 mod endpoints;
+mod facade;
 mod histogram;
 mod layer;
 mod prometheus;
@@ -71,6 +72,7 @@ pub use collector::{Collector, CounterMap, EndInfo, LargeResponses, RequestInfo,
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use config::StatsConfig;
+pub use facade::MetricNames;
 pub use layer::{DEFAULT_MAX_ROUTES, StatsHandle, StatsLayer};
 pub use registry::{ByClass, Latency, OTHER, RouteSnapshot, Snapshot, UNMATCHED};
 pub use service::{Finish, ResponseBody, ResponseFuture, Stats};

@@ -6,6 +6,7 @@ use std::hash::BuildHasher;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use crate::facade::RouteMetrics;
 use crate::histogram::{self, BUCKETS};
 
 /// Prometheus histogram bounds (seconds), as microseconds: the client libraries' defaults.
@@ -148,6 +149,8 @@ impl Shard {
 pub(crate) struct Route {
     pub(crate) name: Box<str>,
     pub(crate) shards: Box<[Shard]>,
+    /// The `metrics` facade's handles, made when the facade is on and first used.
+    metrics: OnceLock<Box<RouteMetrics>>,
 }
 
 impl Route {
@@ -155,7 +158,14 @@ impl Route {
         Route {
             name: name.into(),
             shards: (0..shard_count()).map(|_| Shard::new()).collect(),
+            metrics: OnceLock::new(),
         }
+    }
+
+    /// The `metrics` facade's handles of this route.
+    #[inline]
+    pub(crate) fn metrics(&self) -> &RouteMetrics {
+        self.metrics.get_or_init(Box::default)
     }
 
     /// The shard of the calling thread.

@@ -13,6 +13,7 @@ use tower_plugins_core::{BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, PluginBod
 use tower_service::Service;
 
 use crate::collector::{EndInfo, RequestInfo, ResponseInfo};
+use crate::facade::{self, Labels};
 use crate::layer::Shared;
 use crate::route::Route;
 
@@ -54,6 +55,7 @@ pub(crate) struct Recording {
     route: &'static Route,
     start: Instant,
     bytes_in: u64,
+    labels: Labels,
 }
 
 impl Recording {
@@ -85,6 +87,17 @@ impl Recording {
         }
         shard.count_latency(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
         shard.count_second(reg.second(now));
+        if let Some(names) = self.shared.facade {
+            let end = facade::End {
+                status,
+                outcome,
+                error,
+                elapsed,
+                bytes_in: self.bytes_in,
+                bytes_out,
+            };
+            names.end(self.route.metrics(), &self.route.name, self.labels, &end);
+        }
         if !reg.collectors.is_empty() {
             let end = EndInfo {
                 route: &self.route.name,
@@ -165,6 +178,12 @@ where
         let start = RequestStart::get_or_insert(&mut req);
         let route = shared.registry.route_for(&req);
         route.shard().in_flight.fetch_add(1, Relaxed);
+        let labels = Labels::of(&req);
+        if let Some(names) = shared.facade {
+            names
+                .active(route.metrics(), &route.name, labels)
+                .increment(1.0);
+        }
         let bytes_in = req
             .headers()
             .get(http::header::CONTENT_LENGTH)
@@ -191,6 +210,7 @@ where
                 route,
                 start,
                 bytes_in,
+                labels,
             })),
         }
     }

@@ -432,6 +432,261 @@ async fn two_threads_record_into_one_registry() {
     assert_eq!(route(&snap, "/t").by_status["200"], 2000);
 }
 
+/// The `metrics` facade, read through a recorder installed for the test's thread (the test
+/// runtime runs every task on it).
+mod facade {
+    use super::*;
+    use crate::MetricNames;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+    /// Every metric as (name, sorted labels, value).
+    fn read(s: &Snapshotter) -> Vec<(String, Vec<(String, String)>, DebugValue)> {
+        let mut v: Vec<_> = s
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(ck, _, _, value)| {
+                let key = ck.key();
+                let mut labels: Vec<(String, String)> = key
+                    .labels()
+                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                    .collect();
+                labels.sort();
+                (key.name().to_owned(), labels, value)
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        v
+    }
+
+    fn find<'a>(
+        all: &'a [(String, Vec<(String, String)>, DebugValue)],
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> &'a DebugValue {
+        let mut want: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        want.sort();
+        all.iter()
+            .find(|(n, l, _)| n == name && *l == want)
+            .map(|(_, _, v)| v)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in {all:#?}"))
+    }
+
+    fn count(v: &DebugValue) -> u64 {
+        match v {
+            DebugValue::Counter(n) => *n,
+            other => panic!("not a counter: {other:?}"),
+        }
+    }
+
+    fn values(v: &DebugValue) -> Vec<f64> {
+        match v {
+            DebugValue::Histogram(xs) => xs.iter().map(|x| x.0).collect(),
+            other => panic!("not a histogram: {other:?}"),
+        }
+    }
+
+    fn gauge(v: &DebugValue) -> f64 {
+        match v {
+            DebugValue::Gauge(x) => x.0,
+            other => panic!("not a gauge: {other:?}"),
+        }
+    }
+
+    fn with(status: &str, len: &str, ago_ms: u64) -> Request<Full<Bytes>> {
+        let mut r = req("/items/7", Duration::from_millis(ago_ms));
+        r.headers_mut().insert("x-status", status.parse().unwrap());
+        r.headers_mut().insert("x-len", len.parse().unwrap());
+        r
+    }
+
+    #[tokio::test]
+    async fn prometheus_names_carry_route_method_and_status() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _local = metrics::set_default_local_recorder(&recorder);
+
+        let layer = StatsLayer::new()
+            .routes(["/items/{id}"])
+            .unwrap()
+            .metrics_facade(MetricNames::Prometheus);
+        let stats = layer.handle();
+        let svc = layer.layer(app());
+        send(&svc, with("200", "10", 30)).await;
+        send(&svc, with("200", "20", 30)).await;
+        let mut post = with("503", "5", 30);
+        *post.method_mut() = http::Method::POST;
+        post.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, "4".parse().unwrap());
+        send(&svc, post).await;
+        // Dropped before its body was read: counted with its status, and aborted.
+        drop(svc.clone().oneshot(with("200", "1000", 0)).await.unwrap());
+        // A method a client made up is `_OTHER`.
+        let mut odd = with("204", "0", 0);
+        *odd.method_mut() = http::Method::from_bytes(b"PURGE").unwrap();
+        send(&svc, odd).await;
+
+        let all = read(&snapshotter);
+        let route = ("route", "/items/{id}");
+        let get200 = [route, ("method", "GET"), ("status", "200")];
+        assert_eq!(count(find(&all, "http_requests_total", &get200)), 3);
+        let post503 = [route, ("method", "POST"), ("status", "503")];
+        assert_eq!(count(find(&all, "http_requests_total", &post503)), 1);
+        let other = [route, ("method", "_OTHER"), ("status", "204")];
+        assert_eq!(count(find(&all, "http_requests_total", &other)), 1);
+
+        let d = values(find(&all, "http_request_duration_seconds", &get200));
+        assert_eq!(d.len(), 3);
+        assert!(d.iter().filter(|s| **s >= 0.03).count() >= 2, "{d:?}");
+        assert_eq!(
+            values(find(&all, "http_request_duration_seconds", &post503)).len(),
+            1
+        );
+
+        assert_eq!(count(find(&all, "http_requests_errors_total", &[route])), 1);
+        assert_eq!(
+            count(find(&all, "http_requests_aborted_total", &[route])),
+            1
+        );
+        assert_eq!(
+            count(find(&all, "http_request_body_bytes_total", &[route])),
+            4
+        );
+        assert_eq!(
+            count(find(&all, "http_response_body_bytes_total", &[route])),
+            35
+        );
+        assert_eq!(gauge(find(&all, "http_requests_in_flight", &[route])), 0.0);
+
+        // The facade and the layer's own figures agree.
+        let snap = stats.snapshot();
+        assert_eq!(snap.overall.requests, 5);
+        assert_eq!(snap.overall.bytes_sent, 35);
+    }
+
+    #[tokio::test]
+    async fn opentelemetry_names_follow_the_semantic_conventions() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _local = metrics::set_default_local_recorder(&recorder);
+
+        let layer = StatsLayer::new()
+            .routes(["/items/{id}"])
+            .unwrap()
+            .metrics_facade(MetricNames::OpenTelemetry);
+        let svc = layer.layer(app());
+        let mut ok = with("200", "12", 0);
+        ok.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, "3".parse().unwrap());
+        send(&svc, ok).await;
+        send(&svc, with("502", "7", 0)).await;
+        drop(svc.clone().oneshot(with("200", "1000", 0)).await.unwrap());
+        let in_flight = svc.clone().oneshot(with("200", "1", 0)).await.unwrap();
+
+        let all = read(&snapshotter);
+        let base = [
+            ("http.request.method", "GET"),
+            ("http.route", "/items/{id}"),
+            ("url.scheme", "http"),
+        ];
+        let with_attrs = |extra: &[(&'static str, &'static str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            v
+        };
+        let ok = with_attrs(&[("http.response.status_code", "200")]);
+        let bad = with_attrs(&[("http.response.status_code", "502"), ("error.type", "502")]);
+        let gone = with_attrs(&[
+            ("http.response.status_code", "200"),
+            ("error.type", "aborted"),
+        ]);
+
+        assert_eq!(
+            values(find(&all, "http.server.request.duration", &ok)).len(),
+            1
+        );
+        assert_eq!(
+            values(find(&all, "http.server.request.duration", &bad)).len(),
+            1
+        );
+        assert_eq!(
+            values(find(&all, "http.server.request.duration", &gone)).len(),
+            1
+        );
+        assert_eq!(
+            values(find(&all, "http.server.request.body.size", &ok)),
+            vec![3.0]
+        );
+        assert_eq!(
+            values(find(&all, "http.server.response.body.size", &ok)),
+            vec![12.0]
+        );
+        assert_eq!(
+            values(find(&all, "http.server.response.body.size", &bad)),
+            vec![7.0]
+        );
+        // No Content-Length: no request size.
+        assert!(values(find(&all, "http.server.request.body.size", &bad)).is_empty());
+        // Active requests: by method and scheme, not route; one response still unread.
+        let active = [("http.request.method", "GET"), ("url.scheme", "http")];
+        assert_eq!(
+            gauge(find(&all, "http.server.active_requests", &active)),
+            1.0
+        );
+        assert!(
+            !all.iter().any(|(n, ..)| n.starts_with("http_")),
+            "{all:#?}"
+        );
+        drop(in_flight);
+    }
+
+    #[tokio::test]
+    async fn label_sets_past_the_kept_handles_are_still_counted() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _local = metrics::set_default_local_recorder(&recorder);
+
+        let layer = StatsLayer::new()
+            .routes(["/items/{id}"])
+            .unwrap()
+            .metrics_facade(MetricNames::Prometheus);
+        let svc = layer.layer(app());
+        // 60 distinct statuses, twice each: more label sets than a route keeps handles for.
+        for _ in 0..2 {
+            for code in 200..260 {
+                send(&svc, with(&code.to_string(), "1", 0)).await;
+            }
+        }
+        let all = read(&snapshotter);
+        for code in 200..260 {
+            let code = code.to_string();
+            let labels = [
+                ("route", "/items/{id}"),
+                ("method", "GET"),
+                ("status", &*code),
+            ];
+            assert_eq!(
+                count(find(&all, "http_requests_total", &labels)),
+                2,
+                "{code}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn off_by_default() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let svc = StatsLayer::new().layer(app());
+        send(&svc, with("200", "1", 0)).await;
+        assert!(read(&snapshotter).is_empty());
+    }
+}
+
 #[cfg(feature = "serde")]
 mod config {
     use crate::StatsConfig;
@@ -466,6 +721,24 @@ mod config {
         }
         assert!(!e.contains("routes[0]"), "{e}");
         assert!(!e.contains("allow[0]"), "{e}");
+    }
+
+    #[test]
+    fn the_metrics_facade_is_named_in_config() {
+        for (text, shown) in [
+            ("metrics_facade = \"prometheus\"", "facade prometheus"),
+            ("metrics_facade = \"opentelemetry\"", "facade opentelemetry"),
+            ("metrics_facade = \"otel\"", "facade opentelemetry"),
+            ("", "facade off"),
+        ] {
+            let l = build(text).unwrap();
+            assert!(l.describe().contains(shown), "{text}: {}", l.describe());
+        }
+        let e = build("metrics_facade = \"statsd\"").unwrap_err();
+        assert!(
+            e.contains("metrics_facade") && e.contains("prometheus"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,0 +1,403 @@
+//! The figures emitted through the [`metrics`] facade, so that any exporter (Prometheus,
+//! OpenTelemetry, StatsD, ...) receives them.
+//!
+//! Handles are registered with the recorder once per route and label set, the first time a
+//! request needs them, and kept beside the route: a request then costs an array lookup and
+//! the handles' own work, with no key built, no label allocated and no map searched. With no
+//! recorder installed, the handles are the facade's no-op handles.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, SharedString, Unit};
+use tower_plugins_core::BodyOutcome;
+
+/// The names the figures take in the [`metrics`] facade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[non_exhaustive]
+pub enum MetricNames {
+    /// The names of the layer's own `/metrics` text:
+    ///
+    /// | metric | kind | labels |
+    /// |---|---|---|
+    /// | `http_requests_total` | counter | `route`, `method`, `status` |
+    /// | `http_request_duration_seconds` | histogram | `route`, `method`, `status` |
+    /// | `http_requests_in_flight` | gauge | `route` |
+    /// | `http_requests_errors_total` | counter | `route` |
+    /// | `http_requests_aborted_total` | counter | `route` |
+    /// | `http_request_body_bytes_total` | counter | `route` |
+    /// | `http_response_body_bytes_total` | counter | `route` |
+    ///
+    /// `status` is `none` for a request that ended without a response.
+    Prometheus,
+    /// OpenTelemetry's semantic conventions for HTTP servers:
+    ///
+    /// | metric | kind | attributes |
+    /// |---|---|---|
+    /// | `http.server.request.duration` (s) | histogram | `http.request.method`, `http.route`, `http.response.status_code`, `url.scheme`, `error.type` |
+    /// | `http.server.active_requests` | gauge | `http.request.method`, `url.scheme` |
+    /// | `http.server.request.body.size` (By) | histogram | as the duration |
+    /// | `http.server.response.body.size` (By) | histogram | as the duration |
+    ///
+    /// `error.type` is the status code of a 5xx answer, `aborted` when the client went away
+    /// before the end of the response, `failed` when the service or its body failed, and
+    /// absent otherwise. The request body size is recorded when `Content-Length` gives it.
+    #[cfg_attr(feature = "serde", serde(rename = "opentelemetry", alias = "otel"))]
+    OpenTelemetry,
+}
+
+/// Methods with their own label; any other is `_OTHER`, as OpenTelemetry specifies, so that
+/// a client inventing methods cannot create series.
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
+];
+
+/// The index of `m` in [`METHODS`].
+#[inline]
+pub(crate) fn method_index(m: &Method) -> u8 {
+    match *m {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::PATCH => 5,
+        Method::OPTIONS => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => 9,
+    }
+}
+
+/// What a request carries from its start to its end for the facade.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Labels {
+    pub(crate) method: u8,
+    pub(crate) https: bool,
+}
+
+impl Labels {
+    #[inline]
+    pub(crate) fn of<B>(req: &http::Request<B>) -> Self {
+        Labels {
+            method: method_index(req.method()),
+            https: req.uri().scheme() == Some(&http::uri::Scheme::HTTPS),
+        }
+    }
+
+    fn scheme(self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+}
+
+/// Label sets per route whose handles are kept: more (a route answering with many distinct
+/// statuses and methods) are registered per request, correct but slower.
+const SETS: usize = 32;
+
+/// A route's handles.
+pub(crate) struct RouteMetrics {
+    /// In flight: Prometheus uses slot 0 (by route); OpenTelemetry one per method and scheme.
+    active: [OnceLock<Gauge>; METHODS.len() * 2],
+    /// Prometheus' per-route counters.
+    counters: OnceLock<RouteCounters>,
+    /// Handles per label set, found by [`set_key`].
+    sets: [(AtomicU32, OnceLock<SetHandles>); SETS],
+}
+
+struct RouteCounters {
+    errors: Counter,
+    aborted: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+}
+
+/// The handles of one label set: requests (Prometheus) or nothing, the duration, and the body
+/// sizes (OpenTelemetry).
+struct SetHandles {
+    requests: Counter,
+    duration: Histogram,
+    request_size: Histogram,
+    response_size: Histogram,
+}
+
+impl Default for RouteMetrics {
+    fn default() -> Self {
+        RouteMetrics {
+            active: std::array::from_fn(|_| OnceLock::new()),
+            counters: OnceLock::new(),
+            sets: std::array::from_fn(|_| (AtomicU32::new(0), OnceLock::new())),
+        }
+    }
+}
+
+/// The end of a request, as the facade records it.
+pub(crate) struct End {
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) outcome: BodyOutcome,
+    pub(crate) error: bool,
+    pub(crate) elapsed: Duration,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+}
+
+const META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+fn counter(name: &'static str, labels: Vec<Label>) -> Counter {
+    metrics::with_recorder(|r| r.register_counter(&Key::from_parts(name, labels), &META))
+}
+
+fn gauge(name: &'static str, labels: Vec<Label>) -> Gauge {
+    metrics::with_recorder(|r| r.register_gauge(&Key::from_parts(name, labels), &META))
+}
+
+fn histogram(name: &'static str, labels: Vec<Label>) -> Histogram {
+    metrics::with_recorder(|r| r.register_histogram(&Key::from_parts(name, labels), &META))
+}
+
+/// A label whose value lives as long as the registry (route names: the registry is never
+/// freed).
+fn label(key: &'static str, value: &'static str) -> Label {
+    Label::from_static_parts(key, value)
+}
+
+/// A label set's place in a route's table: status (0 for none), method, scheme and outcome.
+/// Prometheus names label only route, method and status, so the rest is left out of its key.
+fn set_key(names: MetricNames, labels: Labels, end: &End) -> u32 {
+    let status = u32::from(end.status.map_or(0, |s| s.as_u16()));
+    let method = u32::from(labels.method) << 10;
+    match names {
+        MetricNames::Prometheus => status | method | 1 << 31,
+        MetricNames::OpenTelemetry => {
+            let outcome = match end.outcome {
+                BodyOutcome::Aborted => 1,
+                BodyOutcome::Failed => 2,
+                _ => 0,
+            };
+            status | method | u32::from(labels.https) << 14 | outcome << 15 | 1 << 31
+        }
+    }
+}
+
+impl MetricNames {
+    /// Describes every metric to the recorder (its unit and help), when one is installed.
+    pub(crate) fn describe(self) {
+        metrics::with_recorder(|r| {
+            let d = |name: &'static str, unit: Unit, help: &'static str, kind: u8| {
+                let (name, help) = (name.into(), SharedString::const_str(help));
+                match kind {
+                    0 => r.describe_counter(name, Some(unit), help),
+                    1 => r.describe_gauge(name, Some(unit), help),
+                    _ => r.describe_histogram(name, Some(unit), help),
+                }
+            };
+            match self {
+                MetricNames::Prometheus => {
+                    d("http_requests_total", Unit::Count, "Requests finished.", 0);
+                    d(
+                        "http_request_duration_seconds",
+                        Unit::Seconds,
+                        "Time from the request's arrival to the end of its response body.",
+                        2,
+                    );
+                    d(
+                        "http_requests_in_flight",
+                        Unit::Count,
+                        "Requests started and not finished.",
+                        1,
+                    );
+                    d(
+                        "http_requests_errors_total",
+                        Unit::Count,
+                        "5xx answers, inner service errors and failed response bodies.",
+                        0,
+                    );
+                    d(
+                        "http_requests_aborted_total",
+                        Unit::Count,
+                        "Requests dropped before their response or before its end.",
+                        0,
+                    );
+                    d(
+                        "http_request_body_bytes_total",
+                        Unit::Bytes,
+                        "Request body bytes, from Content-Length.",
+                        0,
+                    );
+                    d(
+                        "http_response_body_bytes_total",
+                        Unit::Bytes,
+                        "Response body bytes sent.",
+                        0,
+                    );
+                }
+                MetricNames::OpenTelemetry => {
+                    d(
+                        "http.server.request.duration",
+                        Unit::Seconds,
+                        "Duration of HTTP server requests.",
+                        2,
+                    );
+                    d(
+                        "http.server.active_requests",
+                        Unit::Count,
+                        "Number of active HTTP server requests.",
+                        1,
+                    );
+                    d(
+                        "http.server.request.body.size",
+                        Unit::Bytes,
+                        "Size of HTTP server request bodies.",
+                        2,
+                    );
+                    d(
+                        "http.server.response.body.size",
+                        Unit::Bytes,
+                        "Size of HTTP server response bodies.",
+                        2,
+                    );
+                }
+            }
+        });
+    }
+
+    /// The in-flight gauge of a request with `labels` on `route`.
+    #[inline]
+    pub(crate) fn active<'m>(
+        self,
+        m: &'m RouteMetrics,
+        route: &'static str,
+        labels: Labels,
+    ) -> &'m Gauge {
+        let i = match self {
+            MetricNames::Prometheus => 0,
+            MetricNames::OpenTelemetry => {
+                usize::from(labels.method) * 2 + usize::from(labels.https)
+            }
+        };
+        m.active[i].get_or_init(|| match self {
+            MetricNames::Prometheus => {
+                gauge("http_requests_in_flight", vec![label("route", route)])
+            }
+            MetricNames::OpenTelemetry => gauge(
+                "http.server.active_requests",
+                vec![
+                    label("http.request.method", METHODS[usize::from(labels.method)]),
+                    label("url.scheme", labels.scheme()),
+                ],
+            ),
+        })
+    }
+
+    /// Records the end of a request on `route`.
+    pub(crate) fn end(self, m: &RouteMetrics, route: &'static str, labels: Labels, end: &End) {
+        self.active(m, route, labels).decrement(1.0);
+        if let MetricNames::Prometheus = self {
+            let c = m.counters.get_or_init(|| {
+                let by_route = |name| counter(name, vec![label("route", route)]);
+                RouteCounters {
+                    errors: by_route("http_requests_errors_total"),
+                    aborted: by_route("http_requests_aborted_total"),
+                    bytes_in: by_route("http_request_body_bytes_total"),
+                    bytes_out: by_route("http_response_body_bytes_total"),
+                }
+            });
+            if end.error {
+                c.errors.increment(1);
+            }
+            if end.outcome == BodyOutcome::Aborted {
+                c.aborted.increment(1);
+            }
+            if end.bytes_in > 0 {
+                c.bytes_in.increment(end.bytes_in);
+            }
+            if end.bytes_out > 0 {
+                c.bytes_out.increment(end.bytes_out);
+            }
+        }
+        let key = set_key(self, labels, end);
+        let start = (key as usize).wrapping_mul(0x9E37_79B9) >> 7;
+        for i in 0..SETS {
+            let (k, slot) = &m.sets[(start + i) % SETS];
+            let mut cur = k.load(Relaxed);
+            if cur == 0 {
+                cur = match k.compare_exchange(0, key, Relaxed, Relaxed) {
+                    Ok(_) => key,
+                    Err(now) => now,
+                };
+            }
+            if cur == key {
+                let h = slot.get_or_init(|| self.register(route, labels, end));
+                self.record(h, end);
+                return;
+            }
+        }
+        // Every slot holds another label set: register this one for this request only.
+        self.record(&self.register(route, labels, end), end);
+    }
+
+    fn record(self, h: &SetHandles, end: &End) {
+        h.requests.increment(1);
+        h.duration.record(end.elapsed.as_secs_f64());
+        if let MetricNames::OpenTelemetry = self {
+            if end.bytes_in > 0 {
+                h.request_size.record(end.bytes_in as f64);
+            }
+            h.response_size.record(end.bytes_out as f64);
+        }
+    }
+
+    fn register(self, route: &'static str, labels: Labels, end: &End) -> SetHandles {
+        let method = METHODS[usize::from(labels.method)];
+        match self {
+            MetricNames::Prometheus => {
+                let status: SharedString = match end.status {
+                    Some(s) => s.as_u16().to_string().into(),
+                    None => SharedString::const_str("none"),
+                };
+                let labels = vec![
+                    label("route", route),
+                    label("method", method),
+                    Label::new("status", status),
+                ];
+                SetHandles {
+                    requests: counter("http_requests_total", labels.clone()),
+                    duration: histogram("http_request_duration_seconds", labels),
+                    request_size: Histogram::noop(),
+                    response_size: Histogram::noop(),
+                }
+            }
+            MetricNames::OpenTelemetry => {
+                let mut attrs = vec![
+                    label("http.request.method", method),
+                    label("http.route", route),
+                    label("url.scheme", labels.scheme()),
+                ];
+                if let Some(s) = end.status {
+                    attrs.push(Label::new(
+                        "http.response.status_code",
+                        s.as_u16().to_string(),
+                    ));
+                }
+                let error: Option<SharedString> = match (end.outcome, end.status) {
+                    (BodyOutcome::Aborted, _) => Some(SharedString::const_str("aborted")),
+                    (BodyOutcome::Failed, _) | (_, None) => Some(SharedString::const_str("failed")),
+                    (_, Some(s)) if s.is_server_error() => Some(s.as_u16().to_string().into()),
+                    _ => None,
+                };
+                if let Some(e) = error {
+                    attrs.push(Label::new("error.type", e));
+                }
+                SetHandles {
+                    requests: Counter::noop(),
+                    duration: histogram("http.server.request.duration", attrs.clone()),
+                    request_size: histogram("http.server.request.body.size", attrs.clone()),
+                    response_size: histogram("http.server.response.body.size", attrs),
+                }
+            }
+        }
+    }
+}
