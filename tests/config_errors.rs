@@ -339,3 +339,14 @@ fn stats_errors_name_their_keys_and_lines() {
         assert_eq!(p.location.line, Some(line), "{key}: {text}");
     }
 }
+
+#[cfg(feature = "stats")]
+#[test]
+fn an_unknown_metrics_facade_names_the_choices() {
+    let e = err("[[plugin]]\nuse = \"stats\"\nmetrics_facade = \"statsd\"\n");
+    let text = single(&e, ProblemKind::InvalidValue, "metrics_facade", 3);
+    assert!(
+        text.contains("prometheus") && text.contains("opentelemetry"),
+        "{text}"
+    );
+}

@@ -74,7 +74,7 @@ pub(crate) fn method_index(m: &Method) -> u8 {
 }
 
 /// What a request carries from its start to its end for the facade.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Labels {
     pub(crate) method: u8,
     pub(crate) https: bool,

@@ -274,6 +274,36 @@ impl StatsLayer {
     /// OpenTelemetry or StatsD exporter) receives them. Handles are registered the first time
     /// a route needs them and kept, so install the recorder before the first request: a
     /// handle registered with no recorder installed stays a no-op.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use tower_plugins_stats::{MetricNames, StatsLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Any recorder: here metrics-util's, for this thread.
+    /// let recorder = DebuggingRecorder::new();
+    /// let snapshotter = recorder.snapshotter();
+    /// let _guard = metrics::set_default_local_recorder(&recorder);
+    ///
+    /// let layer = StatsLayer::new()
+    ///     .routes(["/items/{id}"])?
+    ///     .metrics_facade(MetricNames::Prometheus);
+    /// let svc = layer.layer(service_fn(|_req: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::new(String::from("ok")))
+    /// }));
+    /// let res = svc.oneshot(Request::get("/items/7").body(String::new())?).await?;
+    /// http_body_util::BodyExt::collect(res.into_body()).await?;
+    ///
+    /// let total = snapshotter.snapshot().into_vec().into_iter().find_map(|(key, _, _, value)| {
+    ///     (key.key().name() == "http_requests_total").then_some(value)
+    /// });
+    /// assert_eq!(total, Some(DebugValue::Counter(1)));
+    /// # Ok(()) }
+    /// ```
     pub fn metrics_facade(self, names: impl Into<Option<MetricNames>>) -> Self {
         let names = names.into();
         self.map(|s| s.metric_names = names)

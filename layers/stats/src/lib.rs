@@ -19,6 +19,9 @@
 //!   [`Snapshot`], or the dashboard (one self-contained page) to browsers;
 //!   [`StatsLayer::metrics_endpoint`] answers Prometheus text. By default only loopback
 //!   clients may read them ([`StatsLayer::allow`], [`StatsLayer::token`]).
+//! - **The `metrics` facade**, off unless asked for ([`StatsLayer::metrics_facade`]): the same
+//!   figures under Prometheus names or OpenTelemetry's semantic conventions ([`MetricNames`]),
+//!   for whatever recorder the application installed.
 //!
 //! ```
 //! use std::convert::Infallible;

@@ -178,12 +178,16 @@ where
         let start = RequestStart::get_or_insert(&mut req);
         let route = shared.registry.route_for(&req);
         route.shard().in_flight.fetch_add(1, Relaxed);
-        let labels = Labels::of(&req);
-        if let Some(names) = shared.facade {
-            names
-                .active(route.metrics(), &route.name, labels)
-                .increment(1.0);
-        }
+        let labels = match shared.facade {
+            Some(names) => {
+                let labels = Labels::of(&req);
+                names
+                    .active(route.metrics(), &route.name, labels)
+                    .increment(1.0);
+                labels
+            }
+            None => Labels::default(),
+        };
         let bytes_in = req
             .headers()
             .get(http::header::CONTENT_LENGTH)
