@@ -17,9 +17,10 @@
 //!   yet (what the facade costs when nothing listens).
 //! - `facade/ours`: ours with the facade on, emitting into the Prometheus recorder that
 //!   axum-prometheus installed (the same recorder the peer writes to).
-//! - `threads_1/*`, `threads_2/*`: each thread runs its own runtime and sends `iters` requests
-//!   through one shared service; the time is until every thread is done. With recording that
-//!   never makes one request wait on another, 2 threads (on 2 cores) take as long as 1.
+//! - `threads_N/*` (and their baseline `bare_threads_N/service`): each of N threads runs its
+//!   own runtime and sends `iters` requests through one shared service; the time is until every
+//!   thread is done. With recording that never makes one request wait on another, the
+//!   overhead with 2 threads (on 2 cores) is no more than with 1.
 
 #[path = "support.rs"]
 mod support;
@@ -114,10 +115,16 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| drive(&facade, req()));
     });
 
+    // Named so that scripts/bench-ratios.py measures each against the bare router with the
+    // same number of threads (`bare_threads_N/service`).
     for threads in [1, 2] {
-        let id = format!("threads_{threads}");
-        for (name, svc) in [("bare", &bare), ("ours", &ours), ("peer", &peer)] {
-            g.bench_function(BenchmarkId::new(&id, name), |b| {
+        let cases = [
+            (format!("bare_threads_{threads}"), "service", &bare),
+            (format!("threads_{threads}"), "ours", &ours),
+            (format!("threads_{threads}"), "peer", &peer),
+        ];
+        for (id, name, svc) in cases {
+            g.bench_function(BenchmarkId::new(id, name), |b| {
                 b.iter_custom(|iters| threaded(svc, threads, iters));
             });
         }

@@ -1,46 +1,20 @@
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use http_body_util::BodyExt;
+use tower::{Layer, Service, ServiceExt};
 use tower_plugins_core::{AuthUser, ClientIpResolver, PathSet, parse_quota};
 
 use crate::{Count, KeySource, ManualClock, RateKey, RateLimitLayer, Rule, UnknownKey};
 
-type Svc = tower::util::BoxCloneSyncService<Request<()>, Response<Full<Bytes>>, Infallible>;
-
-fn inner() -> Svc {
-    Svc::new(service_fn(|req: Request<()>| async move {
-        let status = req
-            .uri()
-            .query()
-            .and_then(|q| q.strip_prefix("status="))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(200);
-        let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
-        *res.status_mut() = StatusCode::from_u16(status).unwrap();
-        Ok::<_, Infallible>(res)
-    }))
-}
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::{Svc, inner, req_from, status_of};
 
 fn q(s: &str) -> tower_plugins_core::Quota {
     parse_quota(s).unwrap()
-}
-
-fn req_from(peer: &str, path: &str) -> Request<()> {
-    let mut r = Request::builder().uri(path).body(()).unwrap();
-    let addr: SocketAddr = format!("{peer}:40000").parse().unwrap();
-    r.extensions_mut().insert(addr);
-    r
-}
-
-async fn status_of(layer: &RateLimitLayer, req: Request<()>) -> (StatusCode, http::HeaderMap) {
-    let res = layer.layer(inner()).oneshot(req).await.unwrap();
-    (res.status(), res.headers().clone())
 }
 
 async fn admitted(layer: &RateLimitLayer, peer: &str, path: &str, n: usize) -> usize {

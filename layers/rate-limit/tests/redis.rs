@@ -3,18 +3,19 @@
 //! Without a server the tests say so and pass, unless `TOWER_PLUGINS_REQUIRE_REDIS=1`.
 #![cfg(feature = "redis")]
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode};
+use http::StatusCode;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
-use tower::{Layer, ServiceExt, service_fn};
 use tower_plugins_core::parse_quota;
 use tower_plugins_rate_limit::{Count, OnBackendError, RateLimitLayer, RedisSettings, Rule};
+
+mod support;
+use support::{req_from, status_of};
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -93,29 +94,6 @@ fn layer(prefix: &str, url: &str, quota: &str) -> RateLimitLayer {
     )
 }
 
-fn req(peer: &str, path: &str) -> Request<()> {
-    let mut r = Request::builder().uri(path).body(()).unwrap();
-    let addr: SocketAddr = format!("{peer}:40000").parse().unwrap();
-    r.extensions_mut().insert(addr);
-    r
-}
-
-async fn status(l: &RateLimitLayer, r: Request<()>) -> (StatusCode, http::HeaderMap) {
-    let svc = l.layer(service_fn(|req: Request<()>| async move {
-        let status = req
-            .uri()
-            .query()
-            .and_then(|q| q.strip_prefix("status="))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(200);
-        let mut res = Response::new(String::from("ok"));
-        *res.status_mut() = StatusCode::from_u16(status).unwrap();
-        Ok::<_, Infallible>(res)
-    }));
-    let res = svc.oneshot(r).await.unwrap();
-    (res.status(), res.headers().clone())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_stacks_sharing_redis_admit_no_more_than_the_quota() {
     let Some(conn) = admin().await else { return };
@@ -130,7 +108,7 @@ async fn two_stacks_sharing_redis_admit_no_more_than_the_quota() {
         let l = if i % 2 == 0 { a.clone() } else { b.clone() };
         let ok = ok.clone();
         tasks.push(tokio::spawn(async move {
-            let (s, _) = status(&l, req("192.0.2.1", "/")).await;
+            let (s, _) = status_of(&l, req_from("192.0.2.1", "/")).await;
             assert!(
                 s == StatusCode::OK || s == StatusCode::TOO_MANY_REQUESTS,
                 "{s}"
@@ -145,12 +123,12 @@ async fn two_stacks_sharing_redis_admit_no_more_than_the_quota() {
     }
     assert_eq!(ok.load(Ordering::SeqCst), 20);
     assert_eq!(a.stats().backend_errors + b.stats().backend_errors, 0);
-    let (s, h) = status(&a, req("192.0.2.1", "/")).await;
+    let (s, h) = status_of(&a, req_from("192.0.2.1", "/")).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=3).contains(&retry), "one unit every 3 s: {retry}");
     // Another client is unaffected, and sees the IETF headers.
-    let (s, h) = status(&b, req("192.0.2.2", "/")).await;
+    let (s, h) = status_of(&b, req_from("192.0.2.2", "/")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["ratelimit-policy"], "\"default\";q=20;w=60");
     assert_eq!(h["ratelimit"], "\"default\";r=19;t=3");
@@ -164,13 +142,19 @@ async fn the_script_is_reloaded_when_redis_forgets_it_and_keys_expire_when_full(
     };
     let mut p = Prefix::new(&conn, "reload");
     let l = layer(&p.prefix, &redis_url(), "5/s");
-    assert_eq!(status(&l, req("192.0.2.1", "/")).await.0, StatusCode::OK);
+    assert_eq!(
+        status_of(&l, req_from("192.0.2.1", "/")).await.0,
+        StatusCode::OK
+    );
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(status(&l, req("192.0.2.1", "/")).await.0, StatusCode::OK);
+    assert_eq!(
+        status_of(&l, req_from("192.0.2.1", "/")).await.0,
+        StatusCode::OK
+    );
     assert_eq!(l.stats().backend_errors, 0);
     let keys = p.keys().await;
     assert_eq!(keys.len(), 1, "{keys:?}");
@@ -195,7 +179,7 @@ async fn failures_rules_in_redis_count_only_error_answers() {
     .redis(RedisSettings::new(&redis_url()).unwrap().prefix(&p.prefix));
     for _ in 0..5 {
         assert_eq!(
-            status(&l, req("192.0.2.1", "/login")).await.0,
+            status_of(&l, req_from("192.0.2.1", "/login")).await.0,
             StatusCode::OK
         );
         // The refund is sent after the response; give it a moment.
@@ -203,12 +187,14 @@ async fn failures_rules_in_redis_count_only_error_answers() {
     }
     for _ in 0..2 {
         assert_eq!(
-            status(&l, req("192.0.2.1", "/login?status=401")).await.0,
+            status_of(&l, req_from("192.0.2.1", "/login?status=401"))
+                .await
+                .0,
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(
-        status(&l, req("192.0.2.1", "/login")).await.0,
+        status_of(&l, req_from("192.0.2.1", "/login")).await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
     p.cleanup().await;
@@ -303,14 +289,14 @@ async fn outage(policy: OnBackendError, expect_down: StatusCode) {
                 .timeout(Duration::from_millis(100)),
         )
         .on_backend_error(policy);
-    let (s, h) = status(&l, req("192.0.2.1", "/")).await;
+    let (s, h) = status_of(&l, req_from("192.0.2.1", "/")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(h.contains_key("ratelimit"));
 
     proxy.close().await;
     for _ in 0..5 {
         let started = Instant::now();
-        let (s, h) = status(&l, req("192.0.2.1", "/")).await;
+        let (s, h) = status_of(&l, req_from("192.0.2.1", "/")).await;
         assert_eq!(s, expect_down);
         assert!(
             !h.contains_key("ratelimit"),
@@ -331,7 +317,7 @@ async fn outage(policy: OnBackendError, expect_down: StatusCode) {
     proxy.open();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (s, h) = status(&l, req("192.0.2.1", "/")).await;
+        let (s, h) = status_of(&l, req_from("192.0.2.1", "/")).await;
         if s == StatusCode::OK && h.contains_key("ratelimit") {
             break;
         }
@@ -361,7 +347,10 @@ async fn an_unreachable_redis_from_the_start_never_fails_a_request() {
     };
     let l = layer("unused:", &format!("redis://127.0.0.1:{port}"), "1/min");
     for _ in 0..3 {
-        assert_eq!(status(&l, req("192.0.2.1", "/")).await.0, StatusCode::OK);
+        assert_eq!(
+            status_of(&l, req_from("192.0.2.1", "/")).await.0,
+            StatusCode::OK
+        );
     }
     assert_eq!(l.stats().backend_errors, 3);
 }

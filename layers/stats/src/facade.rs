@@ -14,6 +14,8 @@ use http::{Method, StatusCode};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, SharedString, Unit};
 use tower_plugins_core::BodyOutcome;
 
+use crate::prometheus::{ABORTED, BYTES_IN, BYTES_OUT, DURATION, ERRORS, IN_FLIGHT, REQUESTS};
+
 /// The names the figures take in the [`metrics`] facade.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
@@ -144,6 +146,18 @@ pub(crate) struct End {
     pub(crate) bytes_out: u64,
 }
 
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+const OTEL_DURATION: &str = "http.server.request.duration";
+const OTEL_ACTIVE: &str = "http.server.active_requests";
+const OTEL_REQUEST_SIZE: &str = "http.server.request.body.size";
+const OTEL_RESPONSE_SIZE: &str = "http.server.response.body.size";
+
 const META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 fn counter(name: &'static str, labels: Vec<Label>) -> Counter {
@@ -183,82 +197,57 @@ fn set_key(names: MetricNames, labels: Labels, end: &End) -> u32 {
 }
 
 impl MetricNames {
+    /// Every metric under these names: its kind, name, unit and help.
+    fn families(self) -> &'static [(Kind, &'static str, Unit, &'static str)] {
+        use Kind::{Counter, Gauge, Histogram};
+        match self {
+            MetricNames::Prometheus => &[
+                (Counter, REQUESTS.name, Unit::Count, REQUESTS.help),
+                (Histogram, DURATION.name, Unit::Seconds, DURATION.help),
+                (Gauge, IN_FLIGHT.name, Unit::Count, IN_FLIGHT.help),
+                (Counter, ERRORS.name, Unit::Count, ERRORS.help),
+                (Counter, ABORTED.name, Unit::Count, ABORTED.help),
+                (Counter, BYTES_IN.name, Unit::Bytes, BYTES_IN.help),
+                (Counter, BYTES_OUT.name, Unit::Bytes, BYTES_OUT.help),
+            ],
+            MetricNames::OpenTelemetry => &[
+                (
+                    Histogram,
+                    OTEL_DURATION,
+                    Unit::Seconds,
+                    "Duration of HTTP server requests.",
+                ),
+                (
+                    Gauge,
+                    OTEL_ACTIVE,
+                    Unit::Count,
+                    "Number of active HTTP server requests.",
+                ),
+                (
+                    Histogram,
+                    OTEL_REQUEST_SIZE,
+                    Unit::Bytes,
+                    "Size of HTTP server request bodies.",
+                ),
+                (
+                    Histogram,
+                    OTEL_RESPONSE_SIZE,
+                    Unit::Bytes,
+                    "Size of HTTP server response bodies.",
+                ),
+            ],
+        }
+    }
+
     /// Describes every metric to the recorder (its unit and help), when one is installed.
     pub(crate) fn describe(self) {
         metrics::with_recorder(|r| {
-            let d = |name: &'static str, unit: Unit, help: &'static str, kind: u8| {
+            for &(kind, name, unit, help) in self.families() {
                 let (name, help) = (name.into(), SharedString::const_str(help));
                 match kind {
-                    0 => r.describe_counter(name, Some(unit), help),
-                    1 => r.describe_gauge(name, Some(unit), help),
-                    _ => r.describe_histogram(name, Some(unit), help),
-                }
-            };
-            match self {
-                MetricNames::Prometheus => {
-                    d("http_requests_total", Unit::Count, "Requests finished.", 0);
-                    d(
-                        "http_request_duration_seconds",
-                        Unit::Seconds,
-                        "Time from the request's arrival to the end of its response body.",
-                        2,
-                    );
-                    d(
-                        "http_requests_in_flight",
-                        Unit::Count,
-                        "Requests started and not finished.",
-                        1,
-                    );
-                    d(
-                        "http_requests_errors_total",
-                        Unit::Count,
-                        "5xx answers, inner service errors and failed response bodies.",
-                        0,
-                    );
-                    d(
-                        "http_requests_aborted_total",
-                        Unit::Count,
-                        "Requests dropped before their response or before its end.",
-                        0,
-                    );
-                    d(
-                        "http_request_body_bytes_total",
-                        Unit::Bytes,
-                        "Request body bytes, from Content-Length.",
-                        0,
-                    );
-                    d(
-                        "http_response_body_bytes_total",
-                        Unit::Bytes,
-                        "Response body bytes sent.",
-                        0,
-                    );
-                }
-                MetricNames::OpenTelemetry => {
-                    d(
-                        "http.server.request.duration",
-                        Unit::Seconds,
-                        "Duration of HTTP server requests.",
-                        2,
-                    );
-                    d(
-                        "http.server.active_requests",
-                        Unit::Count,
-                        "Number of active HTTP server requests.",
-                        1,
-                    );
-                    d(
-                        "http.server.request.body.size",
-                        Unit::Bytes,
-                        "Size of HTTP server request bodies.",
-                        2,
-                    );
-                    d(
-                        "http.server.response.body.size",
-                        Unit::Bytes,
-                        "Size of HTTP server response bodies.",
-                        2,
-                    );
+                    Kind::Counter => r.describe_counter(name, Some(unit), help),
+                    Kind::Gauge => r.describe_gauge(name, Some(unit), help),
+                    Kind::Histogram => r.describe_histogram(name, Some(unit), help),
                 }
             }
         });
@@ -279,11 +268,9 @@ impl MetricNames {
             }
         };
         m.active[i].get_or_init(|| match self {
-            MetricNames::Prometheus => {
-                gauge("http_requests_in_flight", vec![label("route", route)])
-            }
+            MetricNames::Prometheus => gauge(IN_FLIGHT.name, vec![label("route", route)]),
             MetricNames::OpenTelemetry => gauge(
-                "http.server.active_requests",
+                OTEL_ACTIVE,
                 vec![
                     label("http.request.method", METHODS[usize::from(labels.method)]),
                     label("url.scheme", labels.scheme()),
@@ -299,10 +286,10 @@ impl MetricNames {
             let c = m.counters.get_or_init(|| {
                 let by_route = |name| counter(name, vec![label("route", route)]);
                 RouteCounters {
-                    errors: by_route("http_requests_errors_total"),
-                    aborted: by_route("http_requests_aborted_total"),
-                    bytes_in: by_route("http_request_body_bytes_total"),
-                    bytes_out: by_route("http_response_body_bytes_total"),
+                    errors: by_route(ERRORS.name),
+                    aborted: by_route(ABORTED.name),
+                    bytes_in: by_route(BYTES_IN.name),
+                    bytes_out: by_route(BYTES_OUT.name),
                 }
             });
             if end.error {
@@ -364,8 +351,8 @@ impl MetricNames {
                     Label::new("status", status),
                 ];
                 SetHandles {
-                    requests: counter("http_requests_total", labels.clone()),
-                    duration: histogram("http_request_duration_seconds", labels),
+                    requests: counter(REQUESTS.name, labels.clone()),
+                    duration: histogram(DURATION.name, labels),
                     request_size: Histogram::noop(),
                     response_size: Histogram::noop(),
                 }
@@ -393,9 +380,9 @@ impl MetricNames {
                 }
                 SetHandles {
                     requests: Counter::noop(),
-                    duration: histogram("http.server.request.duration", attrs.clone()),
-                    request_size: histogram("http.server.request.body.size", attrs.clone()),
-                    response_size: histogram("http.server.response.body.size", attrs),
+                    duration: histogram(OTEL_DURATION, attrs.clone()),
+                    request_size: histogram(OTEL_REQUEST_SIZE, attrs.clone()),
+                    response_size: histogram(OTEL_RESPONSE_SIZE, attrs),
                 }
             }
         }

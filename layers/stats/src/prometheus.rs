@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::registry::Registry;
+use crate::registry::{Registry, Totals};
 use crate::route::PROM_BOUNDS_US;
 
 /// Writes `s` as the inside of a label value: `\`, `"` and newlines escaped.
@@ -17,18 +17,61 @@ pub(crate) fn escape_label(out: &mut String, s: &str) {
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+/// A metric family: its name and help, the same in `/metrics` and in the `metrics` facade's
+/// Prometheus names.
+#[derive(Clone, Copy)]
+pub(crate) struct Family {
+    pub(crate) name: &'static str,
+    pub(crate) help: &'static str,
 }
 
+pub(crate) const REQUESTS: Family = Family {
+    name: "http_requests_total",
+    help: "Requests finished, by status (\"none\" when no response was made).",
+};
+pub(crate) const DURATION: Family = Family {
+    name: "http_request_duration_seconds",
+    help: "Time from the request's arrival to the end of its response body.",
+};
+pub(crate) const IN_FLIGHT: Family = Family {
+    name: "http_requests_in_flight",
+    help: "Requests started and not finished.",
+};
+pub(crate) const ERRORS: Family = Family {
+    name: "http_requests_errors_total",
+    help: "5xx answers, inner service errors and failed response bodies.",
+};
+pub(crate) const ABORTED: Family = Family {
+    name: "http_requests_aborted_total",
+    help: "Requests dropped before their response or before the end of its body.",
+};
+pub(crate) const BYTES_IN: Family = Family {
+    name: "http_request_body_bytes_total",
+    help: "Request body bytes, from Content-Length.",
+};
+pub(crate) const BYTES_OUT: Family = Family {
+    name: "http_response_body_bytes_total",
+    help: "Response body bytes sent.",
+};
+
+fn family(out: &mut String, f: Family, kind: &str) {
+    let _ = writeln!(
+        out,
+        "# HELP {} {}\n# TYPE {} {kind}",
+        f.name, f.help, f.name
+    );
+}
+
+/// One sample of `name` + `suffix` for `route`, with one more label if any.
 fn sample(
     out: &mut String,
-    name: &str,
+    (name, suffix): (&str, &str),
     route: &str,
     extra: Option<(&str, &str)>,
     v: impl std::fmt::Display,
 ) {
     out.push_str(name);
+    out.push_str(suffix);
     out.push_str("{route=\"");
     escape_label(out, route);
     out.push('"');
@@ -43,173 +86,71 @@ pub(crate) fn render(reg: &Registry) -> String {
     let totals = reg.totals();
     let mut out = String::with_capacity(1024 + totals.len() * 2048);
 
-    family(
-        &mut out,
-        "http_requests_total",
-        "counter",
-        "Requests finished, by route and status (\"none\" when no response was made).",
-    );
+    family(&mut out, REQUESTS, "counter");
     for (route, t) in &totals {
         for (code, n) in &t.statuses {
+            let code = code.to_string();
             sample(
                 &mut out,
-                "http_requests_total",
+                (REQUESTS.name, ""),
                 route,
-                Some(("status", &code.to_string())),
+                Some(("status", &code)),
                 n,
             );
         }
         let counted: u64 = t.statuses.iter().map(|(_, n)| n).sum();
         let none = t.requests.saturating_sub(counted);
         if none > 0 {
-            sample(
-                &mut out,
-                "http_requests_total",
-                route,
-                Some(("status", "none")),
-                none,
-            );
+            let status = Some(("status", "none"));
+            sample(&mut out, (REQUESTS.name, ""), route, status, none);
         }
     }
 
-    family(
-        &mut out,
-        "http_request_duration_seconds",
-        "histogram",
-        "Time from the request's arrival to the end of its response body.",
-    );
+    family(&mut out, DURATION, "histogram");
     for (route, t) in &totals {
         let mut cumulative = 0;
         for (i, bound) in PROM_BOUNDS_US.iter().enumerate() {
             cumulative += t.prom[i];
             let le = format!("{}", *bound as f64 / 1e6);
-            sample(
-                &mut out,
-                "http_request_duration_seconds_bucket",
-                route,
-                Some(("le", &le)),
-                cumulative,
-            );
+            let le = Some(("le", le.as_str()));
+            sample(&mut out, (DURATION.name, "_bucket"), route, le, cumulative);
         }
         cumulative += t.prom[PROM_BOUNDS_US.len()];
-        sample(
-            &mut out,
-            "http_request_duration_seconds_bucket",
-            route,
-            Some(("le", "+Inf")),
-            cumulative,
-        );
-        sample(
-            &mut out,
-            "http_request_duration_seconds_sum",
-            route,
-            None,
-            t.latency_sum_us as f64 / 1e6,
-        );
-        sample(
-            &mut out,
-            "http_request_duration_seconds_count",
-            route,
-            None,
-            cumulative,
-        );
+        let le = Some(("le", "+Inf"));
+        sample(&mut out, (DURATION.name, "_bucket"), route, le, cumulative);
+        let sum = t.latency_sum_us as f64 / 1e6;
+        sample(&mut out, (DURATION.name, "_sum"), route, None, sum);
+        sample(&mut out, (DURATION.name, "_count"), route, None, cumulative);
     }
 
-    family(
-        &mut out,
-        "http_requests_in_flight",
-        "gauge",
-        "Requests started and not finished.",
-    );
-    for (route, t) in &totals {
-        sample(
-            &mut out,
-            "http_requests_in_flight",
-            route,
-            None,
-            t.in_flight,
-        );
-    }
-    family(
-        &mut out,
-        "http_requests_errors_total",
-        "counter",
-        "5xx answers, inner service errors and failed response bodies.",
-    );
-    for (route, t) in &totals {
-        sample(
-            &mut out,
-            "http_requests_errors_total",
-            route,
-            None,
-            t.errors,
-        );
-    }
-    family(
-        &mut out,
-        "http_requests_aborted_total",
-        "counter",
-        "Requests dropped before their response or before the end of its body.",
-    );
-    for (route, t) in &totals {
-        sample(
-            &mut out,
-            "http_requests_aborted_total",
-            route,
-            None,
-            t.aborted,
-        );
-    }
-    family(
-        &mut out,
-        "http_request_body_bytes_total",
-        "counter",
-        "Request body bytes, from Content-Length.",
-    );
-    for (route, t) in &totals {
-        sample(
-            &mut out,
-            "http_request_body_bytes_total",
-            route,
-            None,
-            t.bytes_in,
-        );
-    }
-    family(
-        &mut out,
-        "http_response_body_bytes_total",
-        "counter",
-        "Response body bytes sent.",
-    );
-    for (route, t) in &totals {
-        sample(
-            &mut out,
-            "http_response_body_bytes_total",
-            route,
-            None,
-            t.bytes_out,
-        );
+    // The figures with one sample per route.
+    let per_route: [(Family, &str, fn(&Totals) -> i128); 5] = [
+        (IN_FLIGHT, "gauge", |t| t.in_flight.into()),
+        (ERRORS, "counter", |t| t.errors.into()),
+        (ABORTED, "counter", |t| t.aborted.into()),
+        (BYTES_IN, "counter", |t| t.bytes_in.into()),
+        (BYTES_OUT, "counter", |t| t.bytes_out.into()),
+    ];
+    for (f, kind, value) in per_route {
+        family(&mut out, f, kind);
+        for (route, t) in &totals {
+            sample(&mut out, (f.name, ""), route, None, value(t));
+        }
     }
 
     let overflow = crate::registry::overflow(&totals);
-    family(
-        &mut out,
-        "http_stats_routes_overflow_total",
-        "counter",
-        "Requests counted under route=\"other\" because max_routes was reached.",
-    );
-    let _ = writeln!(out, "http_stats_routes_overflow_total {overflow}");
-    family(
-        &mut out,
-        "http_stats_uptime_seconds",
-        "gauge",
-        "Seconds since the stats layer was built.",
-    );
-    let _ = writeln!(
-        out,
-        "http_stats_uptime_seconds {}",
-        reg.start.elapsed().as_secs_f64()
-    );
+    let f = Family {
+        name: "http_stats_routes_overflow_total",
+        help: "Requests counted under route=\"other\" because max_routes was reached.",
+    };
+    family(&mut out, f, "counter");
+    let _ = writeln!(out, "{} {overflow}", f.name);
+    let f = Family {
+        name: "http_stats_uptime_seconds",
+        help: "Seconds since the stats layer was built.",
+    };
+    family(&mut out, f, "gauge");
+    let _ = writeln!(out, "{} {}", f.name, reg.start.elapsed().as_secs_f64());
 
     for (_, c) in &reg.collectors {
         c.prometheus(&mut out);

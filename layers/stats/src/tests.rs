@@ -70,15 +70,13 @@ async fn counts_status_classes_and_percentiles_of_known_latencies() {
     let stats = layer.handle();
     let svc = layer.layer(app());
     for ms in 1..=100u64 {
-        let mut r = req(&format!("/items/{ms}"), Duration::from_millis(ms));
+        let r = req(&format!("/items/{ms}"), Duration::from_millis(ms));
         let status = match ms % 10 {
             0 => "500",
             5 => "404",
             _ => "200",
         };
-        r.headers_mut().insert("x-status", status.parse().unwrap());
-        r.headers_mut()
-            .insert("content-length", "0".parse().unwrap());
+        let r = header(header(r, "x-status", status), "content-length", "0");
         send(&svc, r).await;
     }
     let snap = stats.snapshot();
@@ -165,8 +163,7 @@ async fn aborted_requests_leave_nothing_in_flight() {
     let svc = layer.layer(app());
 
     // The response is dropped before its body is read.
-    let mut r = req("/a", Duration::ZERO);
-    r.headers_mut().insert("x-len", "10000".parse().unwrap());
+    let r = header(req("/a", Duration::ZERO), "x-len", "10000");
     let res = svc.clone().oneshot(r).await.unwrap();
     assert_eq!(stats.snapshot().overall.in_flight, 1);
     drop(res);
@@ -225,9 +222,11 @@ async fn the_large_responses_collector_counts_bodies_over_its_threshold() {
         ("/small", 10),
         ("/large", 5000),
     ] {
-        let mut r = req(path, Duration::ZERO);
-        r.headers_mut().insert("x-len", len.into());
-        send(&svc, r).await;
+        send(
+            &svc,
+            header(req(path, Duration::ZERO), "x-len", &len.to_string()),
+        )
+        .await;
     }
     let snap = stats.snapshot();
     let large = &snap.collectors["large_responses"];
@@ -281,6 +280,12 @@ async fn collectors_see_every_hook() {
     assert_eq!(layer.handle().snapshot().collectors["seen"], 3);
 }
 
+/// `r` with the header `name: value` added.
+fn header(mut r: Request<Full<Bytes>>, name: &'static str, value: &str) -> Request<Full<Bytes>> {
+    r.headers_mut().append(name, value.parse().unwrap());
+    r
+}
+
 fn from(peer: &str, path: &str) -> Request<Full<Bytes>> {
     let mut r = Request::get(path).body(Full::default()).unwrap();
     r.extensions_mut()
@@ -319,10 +324,10 @@ async fn endpoints_answer_loopback_clients_only_by_default() {
     assert_eq!(v["overall"]["requests"], 1);
     assert_eq!(v["routes"][0]["route"], "unmatched");
 
-    let mut r = from("127.0.0.1:1", "/admin/stats");
-    r.headers_mut().insert(
+    let r = header(
+        from("127.0.0.1:1", "/admin/stats"),
         "accept",
-        "text/html,application/xhtml+xml;q=0.9".parse().unwrap(),
+        "text/html,application/xhtml+xml;q=0.9",
     );
     let res = send(&svc, r).await;
     assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
@@ -365,29 +370,22 @@ async fn a_token_is_required_when_set() {
         .unwrap()
         .token("s3cret-token");
     let svc = layer.layer(app());
+    let with_token = |peer, auth| header(from(peer, "/metrics"), "authorization", auth);
     // Any address may ask, with the token.
     let res = send(&svc, from("203.0.113.7:1", "/metrics")).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"stats\"");
-    let mut r = from("203.0.113.7:1", "/metrics");
-    r.headers_mut()
-        .insert("authorization", "Bearer s3cret-tokeN".parse().unwrap());
+    let r = with_token("203.0.113.7:1", "Bearer s3cret-tokeN");
     assert_eq!(send(&svc, r).await.status(), StatusCode::UNAUTHORIZED);
-    let mut r = from("203.0.113.7:1", "/metrics");
-    r.headers_mut()
-        .insert("authorization", "bearer s3cret-token".parse().unwrap());
+    let r = with_token("203.0.113.7:1", "bearer s3cret-token");
     assert_eq!(send(&svc, r).await.status(), StatusCode::OK);
 
     // With both, both are needed.
     let layer = layer.allow(["10.0.0.0/8"]).unwrap();
     let svc = layer.layer(app());
-    let mut r = from("203.0.113.7:1", "/metrics");
-    r.headers_mut()
-        .insert("authorization", "Bearer s3cret-token".parse().unwrap());
+    let r = with_token("203.0.113.7:1", "Bearer s3cret-token");
     assert_eq!(send(&svc, r).await.status(), StatusCode::FORBIDDEN);
-    let mut r = from("10.1.2.3:1", "/metrics");
-    r.headers_mut()
-        .insert("authorization", "Bearer s3cret-token".parse().unwrap());
+    let r = with_token("10.1.2.3:1", "Bearer s3cret-token");
     assert_eq!(send(&svc, r).await.status(), StatusCode::OK);
 }
 
@@ -399,14 +397,10 @@ async fn allow_uses_the_trusted_proxy_resolution() {
         .client_ip(ClientIpResolver::new().trust(["10.0.0.1"]).unwrap());
     let svc = layer.layer(app());
     // Through the trusted proxy, for a remote client: refused.
-    let mut r = from("10.0.0.1:1", "/s");
-    r.headers_mut()
-        .insert("x-forwarded-for", "198.51.100.4".parse().unwrap());
+    let r = header(from("10.0.0.1:1", "/s"), "x-forwarded-for", "198.51.100.4");
     assert_eq!(send(&svc, r).await.status(), StatusCode::FORBIDDEN);
     // A remote client claiming loopback, not through the proxy: refused.
-    let mut r = from("198.51.100.4:1", "/s");
-    r.headers_mut()
-        .insert("x-forwarded-for", "127.0.0.1".parse().unwrap());
+    let r = header(from("198.51.100.4:1", "/s"), "x-forwarded-for", "127.0.0.1");
     assert_eq!(send(&svc, r).await.status(), StatusCode::FORBIDDEN);
 }
 
@@ -496,11 +490,11 @@ mod facade {
         }
     }
 
-    fn with(status: &str, len: &str, ago_ms: u64) -> Request<Full<Bytes>> {
-        let mut r = req("/items/7", Duration::from_millis(ago_ms));
-        r.headers_mut().insert("x-status", status.parse().unwrap());
-        r.headers_mut().insert("x-len", len.parse().unwrap());
-        r
+    /// A request to `/items/7` answered with `status` and a body of `len` bytes, arrived
+    /// `ago_ms` ago.
+    fn item(status: &str, len: &str, ago_ms: u64) -> Request<Full<Bytes>> {
+        let r = req("/items/7", Duration::from_millis(ago_ms));
+        header(header(r, "x-status", status), "x-len", len)
     }
 
     #[tokio::test]
@@ -515,17 +509,15 @@ mod facade {
             .metrics_facade(MetricNames::Prometheus);
         let stats = layer.handle();
         let svc = layer.layer(app());
-        send(&svc, with("200", "10", 30)).await;
-        send(&svc, with("200", "20", 30)).await;
-        let mut post = with("503", "5", 30);
+        send(&svc, item("200", "10", 30)).await;
+        send(&svc, item("200", "20", 30)).await;
+        let mut post = header(item("503", "5", 30), "content-length", "4");
         *post.method_mut() = http::Method::POST;
-        post.headers_mut()
-            .insert(http::header::CONTENT_LENGTH, "4".parse().unwrap());
         send(&svc, post).await;
         // Dropped before its body was read: counted with its status, and aborted.
-        drop(svc.clone().oneshot(with("200", "1000", 0)).await.unwrap());
+        drop(svc.clone().oneshot(item("200", "1000", 0)).await.unwrap());
         // A method a client made up is `_OTHER`.
-        let mut odd = with("204", "0", 0);
+        let mut odd = item("204", "0", 0);
         *odd.method_mut() = http::Method::from_bytes(b"PURGE").unwrap();
         send(&svc, odd).await;
 
@@ -578,13 +570,10 @@ mod facade {
             .unwrap()
             .metrics_facade(MetricNames::OpenTelemetry);
         let svc = layer.layer(app());
-        let mut ok = with("200", "12", 0);
-        ok.headers_mut()
-            .insert(http::header::CONTENT_LENGTH, "3".parse().unwrap());
-        send(&svc, ok).await;
-        send(&svc, with("502", "7", 0)).await;
-        drop(svc.clone().oneshot(with("200", "1000", 0)).await.unwrap());
-        let in_flight = svc.clone().oneshot(with("200", "1", 0)).await.unwrap();
+        send(&svc, header(item("200", "12", 0), "content-length", "3")).await;
+        send(&svc, item("502", "7", 0)).await;
+        drop(svc.clone().oneshot(item("200", "1000", 0)).await.unwrap());
+        let in_flight = svc.clone().oneshot(item("200", "1", 0)).await.unwrap();
 
         let all = read(&snapshotter);
         let base = [
@@ -657,7 +646,7 @@ mod facade {
         // 60 distinct statuses, twice each: more label sets than a route keeps handles for.
         for _ in 0..2 {
             for code in 200..260 {
-                send(&svc, with(&code.to_string(), "1", 0)).await;
+                send(&svc, item(&code.to_string(), "1", 0)).await;
             }
         }
         let all = read(&snapshotter);
@@ -682,7 +671,7 @@ mod facade {
         let snapshotter = recorder.snapshotter();
         let _local = metrics::set_default_local_recorder(&recorder);
         let svc = StatsLayer::new().layer(app());
-        send(&svc, with("200", "1", 0)).await;
+        send(&svc, item("200", "1", 0)).await;
         assert!(read(&snapshotter).is_empty());
     }
 }
