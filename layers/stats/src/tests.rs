@@ -431,7 +431,23 @@ async fn two_threads_record_into_one_registry() {
 mod facade {
     use super::*;
     use crate::MetricNames;
+    use metrics::LocalRecorderGuard;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+    /// A recorder for this thread (the test runtime runs every task on it), and a layer
+    /// counting `/items/{id}` that emits under `names`.
+    fn recorded(
+        names: impl Into<Option<MetricNames>>,
+    ) -> (Snapshotter, LocalRecorderGuard<'static>, StatsLayer) {
+        // Leaked: the guard must outlive the test body, and a test's recorder is small.
+        let recorder: &'static DebuggingRecorder = Box::leak(Box::new(DebuggingRecorder::new()));
+        let guard = metrics::set_default_local_recorder(recorder);
+        let layer = StatsLayer::new()
+            .routes(["/items/{id}"])
+            .unwrap()
+            .metrics_facade(names);
+        (recorder.snapshotter(), guard, layer)
+    }
 
     /// Every metric as (name, sorted labels, value).
     fn read(s: &Snapshotter) -> Vec<(String, Vec<(String, String)>, DebugValue)> {
@@ -499,14 +515,7 @@ mod facade {
 
     #[tokio::test]
     async fn prometheus_names_carry_route_method_and_status() {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        let _local = metrics::set_default_local_recorder(&recorder);
-
-        let layer = StatsLayer::new()
-            .routes(["/items/{id}"])
-            .unwrap()
-            .metrics_facade(MetricNames::Prometheus);
+        let (snapshotter, _local, layer) = recorded(MetricNames::Prometheus);
         let stats = layer.handle();
         let svc = layer.layer(app());
         send(&svc, item("200", "10", 30)).await;
@@ -561,14 +570,7 @@ mod facade {
 
     #[tokio::test]
     async fn opentelemetry_names_follow_the_semantic_conventions() {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        let _local = metrics::set_default_local_recorder(&recorder);
-
-        let layer = StatsLayer::new()
-            .routes(["/items/{id}"])
-            .unwrap()
-            .metrics_facade(MetricNames::OpenTelemetry);
+        let (snapshotter, _local, layer) = recorded(MetricNames::OpenTelemetry);
         let svc = layer.layer(app());
         send(&svc, header(item("200", "12", 0), "content-length", "3")).await;
         send(&svc, item("502", "7", 0)).await;
@@ -634,14 +636,7 @@ mod facade {
 
     #[tokio::test]
     async fn label_sets_past_the_kept_handles_are_still_counted() {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        let _local = metrics::set_default_local_recorder(&recorder);
-
-        let layer = StatsLayer::new()
-            .routes(["/items/{id}"])
-            .unwrap()
-            .metrics_facade(MetricNames::Prometheus);
+        let (snapshotter, _local, layer) = recorded(MetricNames::Prometheus);
         let svc = layer.layer(app());
         // 60 distinct statuses, twice each: more label sets than a route keeps handles for.
         for _ in 0..2 {
@@ -667,10 +662,8 @@ mod facade {
 
     #[tokio::test]
     async fn off_by_default() {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        let _local = metrics::set_default_local_recorder(&recorder);
-        let svc = StatsLayer::new().layer(app());
+        let (snapshotter, _local, layer) = recorded(None);
+        let svc = layer.layer(app());
         send(&svc, item("200", "1", 0)).await;
         assert!(read(&snapshotter).is_empty());
     }
