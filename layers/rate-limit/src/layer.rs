@@ -12,14 +12,14 @@ use governor::RateLimiter;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::StateStore;
-use http::{HeaderValue, Method, Response};
+use http::{Method, Response};
 use tower_layer::Layer;
 use tower_plugins_core::{ClientIpResolver, PathSet, Quota};
 
 use crate::RateLimit;
 use crate::clock::{ManualClock, RateClock};
 use crate::key::{KeySource, UnknownKey};
-use crate::lines::{Lines, intern};
+use crate::lines::Lines;
 use crate::store::{Probe, Store};
 
 /// Which answers a rule counts.
@@ -266,9 +266,7 @@ pub(crate) struct Compiled {
     pub(crate) t: u64,
     /// How far ahead of now the TAT may run: `t * (burst - 1)`.
     pub(crate) tau: u64,
-    /// `RateLimit-Policy` for this rule.
-    pub(crate) policy: HeaderValue,
-    /// This rule's `RateLimit` values.
+    /// This rule's `RateLimit-Policy` and `RateLimit` values.
     pub(crate) lines: Lines,
     /// The memory limiter (absent under the Redis backend).
     pub(crate) limiter: Option<(Limiter, Arc<Store>)>,
@@ -348,8 +346,6 @@ impl Engine {
                 let full = crate::service::ceil_secs(t.saturating_mul(u64::from(burst.get())));
                 let window = full.max(1);
                 let item = sf_string(&r.name);
-                let policy =
-                    HeaderValue::from_static(intern(format!("{item};q={burst};w={window}")));
                 let limiter = memory.then(|| {
                     let clock = match &s.clock {
                         Some(m) => RateClock::Manual(m.clone()),
@@ -374,8 +370,7 @@ impl Engine {
                     burst: burst.get(),
                     t,
                     tau,
-                    policy,
-                    lines: Lines::new(item, burst.get(), full),
+                    lines: Lines::new(item, burst.get(), full, window),
                     limiter,
                 }
             })

@@ -1,40 +1,75 @@
-//! `RateLimit` header values of one rule: made once per (remaining, reset) pair, then copied.
+//! The `RateLimit-Policy` and `RateLimit` values of one rule: made once per (remaining, reset)
+//! pair, then referred to.
 //!
 //! An admitted request's `RateLimit` value depends only on the rule, the units left and the
 //! whole seconds until the bucket is full again; both figures are bounded by the rule (at
 //! most `burst` units, at most the time to refill the whole burst). Formatting the value,
 //! validating it and copying it into a fresh allocation cost more than the rest of the
 //! decision, so each rule keeps a table of finished values: a row per remaining count, made
-//! the first time that count is reported, holding a value for every reset. The texts are
-//! static (interned once per process, like the policy headers), so copying a value out of
-//! the table touches no reference count that other cores would fight over.
+//! the first time that count is reported, holding a value for every reset. Rows and texts are
+//! `'static` (interned once per process, like the policy values), so a request carries two
+//! references to its values until its response is written, and copying a value out touches
+//! no reference count that other cores would fight over.
 //!
 //! A rule whose table would exceed [`MAX_CELLS`] (long windows with large bursts, such as
 //! `1000/hour`) formats each value instead, exactly as before.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
+
+use crate::service::{RATELIMIT, RATELIMIT_POLICY};
 
 /// The most values one rule keeps: 16,384 cells of roughly 60 bytes, about 1 MB if every
 /// pair occurs (the demo's rule, 20 at once refilled one a second, has 441).
 pub(crate) const MAX_CELLS: u64 = 1 << 14;
 
-/// The `RateLimit` values of one rule.
+/// A rule's `RateLimit-Policy` and `RateLimit` values for one response.
+#[derive(Debug)]
+pub(crate) enum Line {
+    /// From the rule's table.
+    Table(&'static HeaderValue, &'static HeaderValue),
+    /// Formatted for this response (past the table).
+    Formatted(&'static HeaderValue, Box<HeaderValue>),
+}
+
+impl Line {
+    /// Appends both fields to `headers`.
+    #[inline]
+    pub(crate) fn append_to(self, headers: &mut HeaderMap) {
+        let (policy, line) = self.values();
+        headers.append(RATELIMIT_POLICY, policy);
+        headers.append(RATELIMIT, line);
+    }
+
+    /// The `RateLimit-Policy` and `RateLimit` values.
+    #[inline]
+    pub(crate) fn values(self) -> (HeaderValue, HeaderValue) {
+        match self {
+            Line::Table(policy, line) => (policy.clone(), line.clone()),
+            Line::Formatted(policy, line) => (policy.clone(), *line),
+        }
+    }
+}
+
+/// The `RateLimit-Policy` and `RateLimit` values of one rule.
 pub(crate) struct Lines {
+    /// `"name";q=BURST;w=WINDOW`.
+    policy: &'static HeaderValue,
     /// The rule's `"name"` item, quoted.
     item: Box<str>,
     /// The largest reset a value in the table carries, in whole seconds.
     max_reset: u64,
     /// One row per remaining count (`0..=burst`); empty when the table would be too large.
-    rows: Box<[OnceLock<Box<[HeaderValue]>>]>,
+    rows: Box<[OnceLock<&'static [HeaderValue]>]>,
 }
 
 impl Lines {
     /// The values of a rule whose item is `item` (already an sf-string), holding up to
-    /// `burst` units and full again at most `max_reset` whole seconds after any request.
-    pub(crate) fn new(item: String, burst: u32, max_reset: u64) -> Self {
+    /// `burst` units and full again at most `max_reset` whole seconds after any request,
+    /// whose policy window is `window` seconds.
+    pub(crate) fn new(item: String, burst: u32, max_reset: u64, window: u64) -> Self {
         let cells = (u64::from(burst) + 1).saturating_mul(max_reset.saturating_add(1));
         let rows = if cells <= MAX_CELLS {
             (0..=burst).map(|_| OnceLock::new()).collect()
@@ -42,24 +77,34 @@ impl Lines {
             Box::default()
         };
         Lines {
+            policy: &static_values(std::iter::once(format!("{item};q={burst};w={window}")))[0],
             item: item.into(),
             max_reset,
             rows,
         }
     }
 
-    /// `"name";r=REMAINING;t=RESET`.
+    /// `RateLimit-Policy`: `"name";q=BURST;w=WINDOW`.
+    #[cfg(test)]
+    pub(crate) fn policy(&self) -> &'static HeaderValue {
+        self.policy
+    }
+
+    /// The policy and `"name";r=REMAINING;t=RESET`.
     #[inline]
-    pub(crate) fn get(&self, remaining: u32, reset_secs: u64) -> HeaderValue {
+    pub(crate) fn get(&self, remaining: u32, reset_secs: u64) -> Line {
         if reset_secs <= self.max_reset {
             if let Some(row) = self.rows.get(remaining as usize) {
                 // `reset_secs <= max_reset`, and every row holds `max_reset + 1` values.
-                return row.get_or_init(|| self.row(remaining))[reset_secs as usize].clone();
+                let row = row.get_or_init(|| self.row(remaining));
+                return Line::Table(self.policy, &row[reset_secs as usize]);
             }
         }
         // Past the table: formatted once into its own allocation, which the value keeps.
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(self.text(remaining, reset_secs)))
-            .expect("an sf-string item with integer parameters is a valid header value")
+        let value =
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(self.text(remaining, reset_secs)))
+                .expect("an sf-string item with integer parameters is a valid header value");
+        Line::Formatted(self.policy, Box::new(value))
     }
 
     fn text(&self, remaining: u32, reset_secs: u64) -> String {
@@ -74,9 +119,8 @@ impl Lines {
         .concat()
     }
 
-    /// Every value for `remaining`, one per reset from 0 to `max_reset`, cut from one
-    /// interned text.
-    fn row(&self, remaining: u32) -> Box<[HeaderValue]> {
+    /// Every value for `remaining`, one per reset from 0 to `max_reset`.
+    fn row(&self, remaining: u32) -> &'static [HeaderValue] {
         static_values((0..=self.max_reset).map(|t| self.text(remaining, t)))
     }
 }
@@ -85,26 +129,40 @@ impl Lines {
 /// headers and `Retry-After` usually carry (below 4,096), formatted otherwise.
 pub(crate) fn int_value(n: u64) -> HeaderValue {
     const SMALL: u64 = 4096;
-    static TABLE: OnceLock<Box<[HeaderValue]>> = OnceLock::new();
+    static TABLE: OnceLock<&'static [HeaderValue]> = OnceLock::new();
     if n >= SMALL {
         return HeaderValue::from(n);
     }
     TABLE.get_or_init(|| static_values((0..SMALL).map(|i| i.to_string())))[n as usize].clone()
 }
 
-/// Header values for `texts`, cut from one interned copy of them all.
-fn static_values(texts: impl Iterator<Item = String>) -> Box<[HeaderValue]> {
+/// Header values for `texts`, cut from one interned copy of them all, made once per process
+/// for each distinct list of texts (bounded, as the texts are, by the rules configured).
+fn static_values(texts: impl Iterator<Item = String>) -> &'static [HeaderValue] {
+    type Made = HashMap<(usize, Vec<usize>), &'static [HeaderValue]>;
+    static MADE: Mutex<Option<Made>> = Mutex::new(None);
     let texts: Vec<String> = texts.collect();
     let all = intern(texts.concat());
-    let mut at = 0;
-    texts
-        .iter()
-        .map(|t| {
-            let value = HeaderValue::from_static(&all[at..at + t.len()]);
-            at += t.len();
-            value
+    // The interned text and where it is cut name the list exactly.
+    let key = (
+        all.as_ptr() as usize,
+        texts.iter().map(String::len).collect(),
+    );
+    let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
+    made.get_or_insert_with(HashMap::new)
+        .entry(key)
+        .or_insert_with(|| {
+            let mut at = 0;
+            let values: Box<[HeaderValue]> = texts
+                .iter()
+                .map(|t| {
+                    let value = HeaderValue::from_static(&all[at..at + t.len()]);
+                    at += t.len();
+                    value
+                })
+                .collect();
+            Box::leak(values)
         })
-        .collect()
 }
 
 /// A `'static` copy of `s`, made once per distinct text. The texts are bounded by the rules
@@ -125,23 +183,46 @@ pub(crate) fn intern(s: String) -> &'static str {
 mod tests {
     use super::*;
 
+    fn line(lines: &Lines, r: u32, t: u64) -> String {
+        let (policy, line) = lines.get(r, t).values();
+        assert_eq!(policy, lines.policy());
+        line.to_str().unwrap().to_owned()
+    }
+
     #[test]
     fn table_values_equal_formatted_ones() {
-        let lines = Lines::new("\"api\"".into(), 20, 20);
+        let lines = Lines::new("\"api\"".into(), 20, 20, 20);
         assert_eq!(lines.rows.len(), 21);
+        assert_eq!(lines.policy(), "\"api\";q=20;w=20");
         for (r, t) in [(0, 0), (19, 1), (20, 20), (7, 13)] {
-            assert_eq!(lines.get(r, t), format!("\"api\";r={r};t={t}").as_str());
+            assert!(matches!(lines.get(r, t), Line::Table(..)));
+            assert_eq!(line(&lines, r, t), format!("\"api\";r={r};t={t}"));
         }
         // Outside the table (a Redis server's clock may report more): formatted.
-        assert_eq!(lines.get(21, 3), "\"api\";r=21;t=3");
-        assert_eq!(lines.get(3, 99), "\"api\";r=3;t=99");
+        assert!(matches!(lines.get(21, 3), Line::Formatted(..)));
+        assert_eq!(line(&lines, 21, 3), "\"api\";r=21;t=3");
+        assert_eq!(line(&lines, 3, 99), "\"api\";r=3;t=99");
+    }
+
+    #[test]
+    fn rows_are_made_once_per_process() {
+        let a = Lines::new("\"shared\"".into(), 5, 5, 5);
+        let b = Lines::new("\"shared\"".into(), 5, 5, 5);
+        let (Line::Table(_, x), Line::Table(_, y)) = (a.get(2, 3), b.get(2, 3)) else {
+            panic!("both in the table");
+        };
+        assert!(
+            std::ptr::eq(x, y),
+            "a rebuilt layer reuses the rows, it does not leak more"
+        );
+        assert!(std::ptr::eq(a.policy(), b.policy()));
     }
 
     #[test]
     fn large_tables_are_not_kept() {
-        let lines = Lines::new("\"hourly\"".into(), 1000, 3600);
+        let lines = Lines::new("\"hourly\"".into(), 1000, 3600, 3600);
         assert!(lines.rows.is_empty());
-        assert_eq!(lines.get(999, 3600), "\"hourly\";r=999;t=3600");
+        assert_eq!(line(&lines, 999, 3600), "\"hourly\";r=999;t=3600");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use crate::key::{Key, KeyRequest, UnknownKey, ip_key};
 use crate::layer::{Compiled, Count, Engine, RejectReason, Rejection};
-use crate::lines::int_value;
+use crate::lines::{Line, int_value};
 use crate::store::Probe;
 
 pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -72,14 +72,17 @@ pub(crate) enum Few<T> {
 
 impl<T> Few<T> {
     pub(crate) fn push(&mut self, item: T) {
-        *self = match std::mem::take(self) {
-            Few::Zero => Few::One(item),
-            Few::One(first) => Few::Many(vec![first, item]),
-            Few::Many(mut v) => {
-                v.push(item);
-                Few::Many(v)
+        match self {
+            // Written in place: the first item (the hot case) moves nothing else.
+            Few::Zero => *self = Few::One(item),
+            Few::One(_) => {
+                let Few::One(first) = std::mem::take(self) else {
+                    unreachable!("matched One")
+                };
+                *self = Few::Many(vec![first, item]);
             }
-        };
+            Few::Many(v) => v.push(item),
+        }
     }
 
     pub(crate) fn as_slice(&self) -> &[T] {
@@ -136,7 +139,7 @@ impl Refund {
 #[derive(Default)]
 pub(crate) struct Report {
     /// `RateLimit-Policy` and `RateLimit` for each rule that applied.
-    lines: Few<(HeaderValue, HeaderValue)>,
+    lines: Few<Line>,
     /// The legacy headers' figures: those of the tightest rule.
     legacy: Option<Legacy>,
     refund: Option<Box<Refund>>,
@@ -182,8 +185,7 @@ impl Report {
     pub(crate) fn admit(&mut self, e: &Engine, rule: &Compiled, remaining: u32, reset_ns: u64) {
         let reset = ceil_secs(reset_ns);
         if e.headers {
-            self.lines
-                .push((rule.policy.clone(), rule.lines.get(remaining, reset)));
+            self.lines.push(rule.lines.get(remaining, reset));
         }
         if e.legacy_headers && self.legacy.is_none_or(|l| remaining < l.remaining) {
             self.legacy = Some(Legacy {
@@ -211,14 +213,10 @@ impl Report {
         // iterator measured slower there.
         match std::mem::take(&mut self.lines) {
             Few::Zero => {}
-            Few::One((policy, line)) => {
-                headers.append(RATELIMIT_POLICY, policy);
-                headers.append(RATELIMIT, line);
-            }
+            Few::One(line) => line.append_to(headers),
             Few::Many(lines) => {
-                for (policy, line) in lines {
-                    headers.append(RATELIMIT_POLICY, policy);
-                    headers.append(RATELIMIT, line);
+                for line in lines {
+                    line.append_to(headers);
                 }
             }
         }
@@ -305,8 +303,9 @@ pub(crate) fn refusal(
     h.entry(RETRY_AFTER).or_insert_with(|| int_value(retry));
     if let Some(rule) = rule.filter(|_| reason == RejectReason::Limited) {
         if e.headers && !h.contains_key(RATELIMIT) {
-            h.insert(RATELIMIT_POLICY, rule.policy.clone());
-            h.insert(RATELIMIT, rule.lines.get(0, ceil_secs(reset_ns)));
+            let (policy, line) = rule.lines.get(0, ceil_secs(reset_ns)).values();
+            h.insert(RATELIMIT_POLICY, policy);
+            h.insert(RATELIMIT, line);
         }
         if e.legacy_headers {
             Legacy {
