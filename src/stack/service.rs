@@ -315,7 +315,7 @@ where
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         match &mut self.kind {
             SlotKind::Pass(n) => SlotFuture::Pass { fut: n.call(req) },
@@ -356,7 +356,7 @@ where
 {
     /// Polls, wrapping the body in this slot's variant and then in `wrap`: one move of the
     /// response for both, where mapping twice would move it twice.
-    #[inline]
+    #[inline(always)]
     fn poll_wrapped<T>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
