@@ -30,8 +30,9 @@ pub(crate) const MAX_CELLS: u64 = 1 << 14;
 pub(crate) enum Line {
     /// From the rule's table.
     Table(&'static HeaderValue, &'static HeaderValue),
-    /// Formatted for this response (past the table).
-    Formatted(&'static HeaderValue, Box<HeaderValue>),
+    /// Formatted for this response (past the table): the text, in the one allocation the
+    /// value then keeps.
+    Formatted(&'static HeaderValue, Box<str>),
 }
 
 impl Line {
@@ -48,7 +49,12 @@ impl Line {
     pub(crate) fn values(self) -> (HeaderValue, HeaderValue) {
         match self {
             Line::Table(policy, line) => (policy.clone(), line.clone()),
-            Line::Formatted(policy, line) => (policy.clone(), *line),
+            Line::Formatted(policy, text) => (
+                policy.clone(),
+                // `Bytes` takes over the exact-size allocation of the text without a copy.
+                HeaderValue::from_maybe_shared(bytes::Bytes::from(String::from(text)))
+                    .expect("an sf-string item with integer parameters is a valid header value"),
+            ),
         }
     }
 }
@@ -100,11 +106,11 @@ impl Lines {
                 return Line::Table(self.policy, &row[reset_secs as usize]);
             }
         }
-        // Past the table: formatted once into its own allocation, which the value keeps.
-        let value =
-            HeaderValue::from_maybe_shared(bytes::Bytes::from(self.text(remaining, reset_secs)))
-                .expect("an sf-string item with integer parameters is a valid header value");
-        Line::Formatted(self.policy, Box::new(value))
+        // Past the table: formatted into its own allocation, which the value will keep.
+        Line::Formatted(
+            self.policy,
+            self.text(remaining, reset_secs).into_boxed_str(),
+        )
     }
 
     fn text(&self, remaining: u32, reset_secs: u64) -> String {
