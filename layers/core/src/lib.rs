@@ -9,6 +9,7 @@
 //! - [`PluginBody`]: the response body of a layer that sometimes answers by itself;
 //! - [`GuardedBody`]: accounting that runs exactly once, when a body ends or is dropped;
 //! - [`RequestStart`]: one clock reading per request, shared by every plugin;
+//! - [`write_json_str`]: a JSON string literal, for bodies and log lines written by hand;
 //! - [`ConfigError`]: every problem of a configuration, each with its file, plugin entry, key,
 //!   line and column.
 //!
@@ -24,6 +25,7 @@ mod client_ip;
 mod error;
 mod guard;
 mod human;
+mod json;
 mod pattern;
 mod timing;
 
@@ -32,6 +34,7 @@ pub use client_ip::{ClientIpConfig, ClientIpResolver, ForwardedHeader, parse_cid
 pub use error::{ConfigError, ConfigProblem, Location, PluginRef, ProblemKind, Problems, join_key};
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
+pub use json::write_json_str;
 pub use pattern::{PathPattern, PathSet};
 pub use timing::{AuthUser, RequestStart};
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tower_plugins_core::PluginBody;
+use tower_plugins_core::{PluginBody, write_json_str};
 use tower_service::Service;
 
 use crate::key::{Key, KeyRequest, UnknownKey, ip_key};
@@ -231,20 +231,6 @@ impl Report {
     }
 }
 
-/// A JSON string literal.
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// The answer to a refused request.
 pub(crate) fn refusal(
     e: &Engine,
@@ -268,12 +254,15 @@ pub(crate) fn refusal(
                 RejectReason::BackendUnavailable => StatusCode::SERVICE_UNAVAILABLE,
                 RejectReason::Limited | RejectReason::NoKey => StatusCode::TOO_MANY_REQUESTS,
             };
-            let mut body = String::with_capacity(200);
-            body.push_str("{\"type\":\"about:blank\",\"title\":");
-            json_str(&mut body, status.canonical_reason().unwrap_or(""));
-            body.push_str(",\"status\":");
-            body.push_str(itoa::Buffer::new().format(status.as_u16()));
-            body.push_str(",\"detail\":");
+            let mut body = Vec::with_capacity(200);
+            body.extend_from_slice(b"{\"type\":\"about:blank\",\"title\":");
+            write_json_str(
+                &mut body,
+                status.canonical_reason().unwrap_or("").as_bytes(),
+            );
+            body.extend_from_slice(b",\"status\":");
+            body.extend_from_slice(itoa::Buffer::new().format(status.as_u16()).as_bytes());
+            body.extend_from_slice(b",\"detail\":");
             let detail = match reason {
                 RejectReason::Limited => {
                     format!("rate limit {policy:?} exceeded; retry in {retry} s")
@@ -285,14 +274,14 @@ pub(crate) fn refusal(
                     "the rate limiter cannot decide now; retry shortly".to_owned()
                 }
             };
-            json_str(&mut body, &detail);
+            write_json_str(&mut body, detail.as_bytes());
             if rule.is_some() {
-                body.push_str(",\"policy\":");
-                json_str(&mut body, policy);
+                body.extend_from_slice(b",\"policy\":");
+                write_json_str(&mut body, policy.as_bytes());
             }
-            body.push_str(",\"retry_after\":");
-            body.push_str(itoa::Buffer::new().format(retry));
-            body.push_str("}\n");
+            body.extend_from_slice(b",\"retry_after\":");
+            body.extend_from_slice(itoa::Buffer::new().format(retry).as_bytes());
+            body.extend_from_slice(b"}\n");
             let mut res = Response::new(Bytes::from(body));
             *res.status_mut() = status;
             res.headers_mut().insert(CONTENT_TYPE, PROBLEM_JSON);

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue, Method, Uri, Version};
-use tower_plugins_core::{ConfigError, ProblemKind};
+use tower_plugins_core::{ConfigError, ProblemKind, write_json_str};
 
 /// What one access-log line is made of.
 #[derive(Debug, Clone)]
@@ -546,34 +546,12 @@ fn write_clf(r: &Record, out: &mut Vec<u8>, combined: bool) {
     }
 }
 
-/// Writes a JSON string; invalid UTF-8 is replaced, control characters escaped.
-pub(crate) fn json_str(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.push(b'"');
-    for c in String::from_utf8_lossy(bytes).chars() {
-        match c {
-            '"' => put(out, "\\\""),
-            '\\' => put(out, "\\\\"),
-            '\n' => put(out, "\\n"),
-            '\r' => put(out, "\\r"),
-            '\t' => put(out, "\\t"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                put(out, c.encode_utf8(&mut buf));
-            }
-        }
-    }
-    out.push(b'"');
-}
-
 fn json_opt(out: &mut Vec<u8>, key: &str, v: Option<&[u8]>) {
     put(out, ",\"");
     put(out, key);
     put(out, "\":");
     match v {
-        Some(v) => json_str(out, v),
+        Some(v) => write_json_str(out, v),
         None => put(out, "null"),
     }
 }
@@ -582,9 +560,9 @@ fn write_json(r: &Record, include_query: bool, out: &mut Vec<u8>) {
     put(out, "{\"timestamp\":\"");
     let _ = write!(out, "{}", humantime::format_rfc3339_millis(r.time));
     put(out, "\",\"method\":");
-    json_str(out, r.method.as_str().as_bytes());
+    write_json_str(out, r.method.as_str().as_bytes());
     put(out, ",\"path\":");
-    json_str(out, r.uri.path().as_bytes());
+    write_json_str(out, r.uri.path().as_bytes());
     json_opt(out, "route", r.route.as_deref().map(str::as_bytes));
     if include_query {
         let (_, q) = target(r);
