@@ -354,13 +354,26 @@ fn prepare<'a, B>(e: &Engine, req: &'a Request<B>) -> Option<(usize, KeyRequest<
     ))
 }
 
-/// The key `rule` counts `kreq` under: `Some(Ok(key))`, `None` when the rule does not
-/// apply to it, `Some(Err(()))` when it has no usable key and the policy is to refuse.
+/// The rules from `first` on that apply to `kreq`, with their indices: `first` is the one
+/// [`prepare`] found, so its path and method are not matched again.
+fn applying<'e, 'r>(
+    e: &'e Engine,
+    first: usize,
+    kreq: &KeyRequest<'r>,
+) -> impl Iterator<Item = (usize, &'e Compiled)> + use<'e, 'r> {
+    let (method, path) = (kreq.method, kreq.uri.path());
+    e.rules
+        .iter()
+        .enumerate()
+        .skip(first)
+        .filter(move |(i, rule)| *i == first || rule.applies(method, path))
+}
+
+/// The key a rule that applies counts `kreq` under: `Some(Ok(key))`, `None` when it has no
+/// usable key and the policy is to let it through, `Some(Err(()))` when the policy is to
+/// refuse.
 #[inline]
 fn key_for(e: &Engine, rule: &Compiled, kreq: &KeyRequest<'_>) -> Option<Result<Key, ()>> {
-    if !rule.applies(kreq.method, kreq.uri.path()) {
-        return None;
-    }
     Some(match rule.key.extract(kreq) {
         Some(k) => Ok(k),
         None => match e.unknown_key {
@@ -385,7 +398,7 @@ fn matched<B>(e: &Engine, req: &Request<B>) -> Few<Matched> {
     let Some((first, kreq)) = prepare(e, req) else {
         return out;
     };
-    for (i, rule) in e.rules.iter().enumerate().skip(first) {
+    for (i, rule) in applying(e, first, &kreq) {
         match key_for(e, rule, &kreq) {
             None => {}
             Some(Ok(key)) => out.push(Matched::Key(i, key)),
@@ -419,7 +432,7 @@ fn decide_memory<B>(engine: &Arc<Engine>, req: &Request<B>) -> Decision {
             }
         }
     };
-    for (i, rule) in e.rules.iter().enumerate().skip(first) {
+    for (i, rule) in applying(e, first, &kreq) {
         let key = match key_for(e, rule, &kreq) {
             None => continue,
             Some(Ok(key)) => key,
