@@ -7,14 +7,14 @@
 //! validating it and copying it into a fresh allocation cost more than the rest of the
 //! decision, so each rule keeps a table of finished values: a row per remaining count, made
 //! the first time that count is reported, holding a value for every reset. Rows and texts are
-//! `'static` (interned once per process, like the policy values), so a request carries two
+//! `'static` (made once per process, like the policy values), so a request carries two
 //! references to its values until its response is written, and copying a value out touches
 //! no reference count that other cores would fight over.
 //!
 //! A rule whose table would exceed [`MAX_CELLS`] (long windows with large bursts, such as
 //! `1000/hour`) formats each value instead, exactly as before.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use http::{HeaderMap, HeaderValue};
@@ -142,47 +142,39 @@ pub(crate) fn int_value(n: u64) -> HeaderValue {
     TABLE.get_or_init(|| static_values((0..SMALL).map(|i| i.to_string())))[n as usize].clone()
 }
 
-/// Header values for `texts`, cut from one interned copy of them all, made once per process
-/// for each distinct list of texts (bounded, as the texts are, by the rules configured).
+/// Header values for `texts`, cut from one `'static` copy of them all, made once per process
+/// for each distinct list of texts. The lists are bounded by the rules a process configures
+/// (their names, bursts and windows), never by its requests.
 fn static_values(texts: impl Iterator<Item = String>) -> &'static [HeaderValue] {
-    type Made = HashMap<(usize, Vec<usize>), &'static [HeaderValue]>;
+    /// Per joined text, the values made from it, each with where its texts were cut.
+    type Made = HashMap<&'static str, Vec<(Box<[usize]>, &'static [HeaderValue])>>;
     static MADE: Mutex<Option<Made>> = Mutex::new(None);
     let texts: Vec<String> = texts.collect();
-    let all = intern(texts.concat());
-    // The interned text and where it is cut name the list exactly.
-    let key = (
-        all.as_ptr() as usize,
-        texts.iter().map(String::len).collect(),
-    );
+    let cuts: Box<[usize]> = texts.iter().map(String::len).collect();
+    let joined = texts.concat();
     let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
-    made.get_or_insert_with(HashMap::new)
-        .entry(key)
-        .or_insert_with(|| {
-            let mut at = 0;
-            let values: Box<[HeaderValue]> = texts
-                .iter()
-                .map(|t| {
-                    let value = HeaderValue::from_static(&all[at..at + t.len()]);
-                    at += t.len();
-                    value
-                })
-                .collect();
-            Box::leak(values)
-        })
-}
-
-/// A `'static` copy of `s`, made once per distinct text. The texts are bounded by the rules
-/// a process configures (their names, bursts and windows), never by its requests.
-pub(crate) fn intern(s: String) -> &'static str {
-    static TEXTS: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-    let mut texts = TEXTS.lock().unwrap_or_else(PoisonError::into_inner);
-    let texts = texts.get_or_insert_with(HashSet::new);
-    if let Some(t) = texts.get(s.as_str()) {
-        return t;
+    let made = made.get_or_insert_with(HashMap::new);
+    if let Some(lists) = made.get(joined.as_str()) {
+        if let Some((_, values)) = lists.iter().find(|(c, _)| *c == cuts) {
+            return values;
+        }
     }
-    let t: &'static str = Box::leak(s.into_boxed_str());
-    texts.insert(t);
-    t
+    let all: &'static str = match made.get_key_value(joined.as_str()) {
+        Some((all, _)) => all,
+        None => Box::leak(joined.into_boxed_str()),
+    };
+    let mut at = 0;
+    let values: &'static [HeaderValue] = Box::leak(
+        cuts.iter()
+            .map(|&len| {
+                let value = HeaderValue::from_static(&all[at..at + len]);
+                at += len;
+                value
+            })
+            .collect(),
+    );
+    made.entry(all).or_default().push((cuts, values));
+    values
 }
 
 #[cfg(test)]
@@ -239,9 +231,20 @@ mod tests {
     }
 
     #[test]
-    fn interned_texts_are_shared() {
-        let a = intern("\"x\";q=1;w=1".to_owned());
-        let b = intern("\"x\";q=1;w=1".to_owned());
+    fn texts_are_kept_once() {
+        let texts = || ["\"x\";q=1;w=1", "2"].map(String::from).into_iter();
+        let (a, b) = (static_values(texts()), static_values(texts()));
         assert!(std::ptr::eq(a, b));
+        assert!(std::ptr::eq(a[0].as_bytes(), b[0].as_bytes()));
+        // The same text cut elsewhere is another list, over the same copy.
+        let c = static_values(["\"x\";q=1;w=", "12"].map(String::from).into_iter());
+        assert_eq!(
+            (c[0].as_bytes(), c[1].as_bytes()),
+            (&b"\"x\";q=1;w="[..], &b"12"[..])
+        );
+        assert!(std::ptr::eq(
+            a[0].as_bytes().as_ptr(),
+            c[0].as_bytes().as_ptr()
+        ));
     }
 }
