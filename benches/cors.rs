@@ -15,7 +15,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{HeaderValue, Method, Request};
 use http_body_util::Full;
 use support::{drive, inner};
@@ -76,12 +76,8 @@ fn preflight() -> Request<Full<Bytes>> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut g = c.benchmark_group("cors");
-    g.throughput(Throughput::Elements(1));
+    let rt = support::runtime();
+    let mut g = support::group(c, "cors");
 
     let bare = inner::<Full<Bytes>>();
     let ours = ours().layer(inner());

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::Request;
 use support::{axum_inner as inner, drive};
 use tower::Layer;
@@ -54,12 +54,8 @@ fn ours(quota: Quota, burst: u32) -> RateLimitLayer {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut g = c.benchmark_group("rate_limit");
-    g.throughput(Throughput::Elements(1));
+    let rt = support::runtime();
+    let mut g = support::group(c, "rate_limit");
 
     let bare = inner();
     g.bench_function(BenchmarkId::new("bare", "service"), |b| {

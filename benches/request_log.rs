@@ -16,7 +16,7 @@
 mod support;
 
 use bytes::Bytes;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::Request;
 use http_body_util::Full;
 use support::{drive, inner};
@@ -45,12 +45,8 @@ fn bench(c: &mut Criterion) {
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut g = c.benchmark_group("request_log");
-    g.throughput(Throughput::Elements(1));
+    let rt = support::runtime();
+    let mut g = support::group(c, "request_log");
 
     let bare = inner::<Full<Bytes>>();
     g.bench_function(BenchmarkId::new("bare", "service"), |b| {

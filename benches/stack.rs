@@ -16,7 +16,7 @@
 #[path = "support.rs"]
 mod support;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::Request;
 use support::{drive, inner};
 use tower::Layer;
@@ -35,12 +35,8 @@ fn get_from(origin: &'static str) -> Request<Body> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut g = c.benchmark_group("stack");
-    g.throughput(Throughput::Elements(1));
+    let rt = support::runtime();
+    let mut g = support::group(c, "stack");
 
     let bare = inner::<Body>();
     g.bench_function(BenchmarkId::new("bare", "service"), |b| {

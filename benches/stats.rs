@@ -32,7 +32,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use axum_prometheus::PrometheusMetricLayer;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::Request;
 use support::drive;
 use tower_plugins::stats::{MetricNames, StatsLayer};
@@ -76,12 +76,8 @@ fn threaded(svc: &Router, threads: usize, iters: u64) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut g = c.benchmark_group("stats");
-    g.throughput(Throughput::Elements(1));
+    let rt = support::runtime();
+    let mut g = support::group(c, "stats");
 
     let bare = router();
     g.bench_function(BenchmarkId::new("bare", "service"), |b| {

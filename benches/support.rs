@@ -9,6 +9,24 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceExt, service_fn};
 
+/// The runtime the benches drive their requests on (criterion's async loop): one thread.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A benchmark group measured in requests: one request per iteration.
+pub fn group<'c>(
+    c: &'c mut criterion::Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(criterion::Throughput::Elements(1));
+    g
+}
+
 /// The bare service: answers every request with a short fixed body.
 pub fn inner<B: Send + 'static>() -> impl Service<
     Request<B>,
