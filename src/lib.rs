@@ -44,9 +44,8 @@
 mod stack;
 
 pub use stack::{
-    CustomLayer, DEPTH, EntryInfo, Next, PluginContext, PluginEntry, PluginStack,
-    PluginStackBuilder, PluginStackLayer, PluginStackService, ResponseBody, ResponseFuture, Slot,
-    SlotBody, SlotFuture,
+    CustomLayer, EntryInfo, Next, PluginContext, PluginEntry, PluginStack, PluginStackBuilder,
+    PluginStackLayer, PluginStackService, ResponseBody, ResponseFuture,
 };
 
 /// The request body inside a stack, and of the service it wraps: a boxed body (axum's own

@@ -1,8 +1,11 @@
 //! [`PluginStack`]: plugins composed in a configured order, from TOML and code.
 
+mod built_in;
 mod registry;
 mod service;
+mod slot;
 mod source;
+mod when;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -16,14 +19,13 @@ use tower_plugins_core::{
     join_key,
 };
 
-pub use registry::{CustomLayer, Next, PluginContext};
-pub use service::{
-    DEPTH, PluginStackLayer, PluginStackService, ResponseBody, ResponseFuture, Slot, SlotBody,
-    SlotFuture,
-};
+pub use registry::{CustomLayer, Next};
+pub use service::{PluginStackLayer, PluginStackService, ResponseBody, ResponseFuture};
+pub use tower_plugins_core::PluginContext;
 
 use registry::{Registry, Step, custom_factory, nearest};
 use source::{Origin, Source, expand_env};
+use when::When;
 
 /// Plugins composed in a configured order.
 ///
@@ -86,6 +88,8 @@ pub struct EntryInfo {
     pub custom: bool,
     /// A one-line summary of the effective settings.
     pub summary: String,
+    /// The requests it applies to, when its `when` table restricts them.
+    pub when: Option<String>,
 }
 
 impl PluginStack {
@@ -156,7 +160,7 @@ impl fmt::Display for PluginStack {
         let kw = self.entries.iter().map(|e| e.kind.len()).max().unwrap_or(0);
         let nw = self.entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
         for e in &self.entries {
-            writeln!(
+            write!(
                 f,
                 "  {:>2}. {:<kw$}  {:<nw$}  {:<8} {}",
                 e.index + 1,
@@ -165,6 +169,10 @@ impl fmt::Display for PluginStack {
                 if e.enabled { "enabled" } else { "disabled" },
                 e.summary,
             )?;
+            match &e.when {
+                Some(when) => writeln!(f, " (when {when})")?,
+                None => writeln!(f)?,
+            }
         }
         let ip = &self.client_ip;
         if ip.trusted_proxies().is_empty() {
@@ -676,16 +684,20 @@ impl PluginStackBuilder {
                 problems.push(p);
                 continue;
             };
-            let ctx = PluginContext {
-                client_ip: client_ip.clone(),
-                name: name.clone(),
-                index: i,
-            };
-            match factory(e.table.clone(), &ctx) {
-                Ok(built) => {
-                    if e.enabled {
-                        steps.push(built.step);
+            let ctx = PluginContext::new(client_ip.clone(), name.clone(), i);
+            let mut table = e.table.clone();
+            let when = match table.remove("when").map(When::parse).transpose() {
+                Ok(w) => w.flatten().map(Arc::new),
+                Err(err) => {
+                    for mut p in err.into_problems() {
+                        locate_entry(&sources, &e, i, &mut p);
+                        problems.push(p);
                     }
+                    None
+                }
+            };
+            match factory(table, &ctx) {
+                Ok(built) => {
                     entries.push(EntryInfo {
                         index: i,
                         kind: kind.clone(),
@@ -693,7 +705,14 @@ impl PluginStackBuilder {
                         enabled: e.enabled,
                         custom: !Registry::is_built_in(&kind),
                         summary: built.summary,
+                        when: when.as_ref().map(|w| w.describe()),
                     });
+                    if e.enabled {
+                        steps.push(Step {
+                            layer: built.layer,
+                            when,
+                        });
+                    }
                 }
                 Err(err) => {
                     for mut p in err.into_problems() {

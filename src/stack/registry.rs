@@ -10,55 +10,49 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
-use tower_plugins_core::{ClientIpResolver, ConfigError, ConfigProblem, ProblemKind, join_key};
+use tower_plugins_core::{
+    ConfigError, ConfigProblem, Plugin, PluginContext, ProblemKind, join_key,
+};
 use tower_service::Service;
 
+use super::built_in::{self, BUILT_IN, built_ins};
+use super::when::When;
 use crate::{Body, BoxError};
 
 /// The inner service a custom plugin's layer wraps: the rest of the stack, with its types
 /// erased. Custom layers are built over this type.
 pub type Next = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
-/// What a plugin factory is given besides its own config table.
-#[derive(Debug, Clone)]
-pub struct PluginContext {
-    pub(crate) client_ip: Arc<ClientIpResolver>,
-    pub(crate) name: String,
-    pub(crate) index: usize,
-}
-
-impl PluginContext {
-    /// The shared client-IP resolver built from the `[client_ip]` section.
-    pub fn client_ip(&self) -> &Arc<ClientIpResolver> {
-        &self.client_ip
-    }
-
-    /// The instance name of the entry being built.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The entry's position in the stack, outermost first.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-}
-
-/// A built, enabled stack entry.
+/// A built, enabled stack entry: its layer, and the requests it applies to.
 #[derive(Clone)]
-pub(crate) enum Step {
-    #[cfg(feature = "timer")]
-    Timer(tower_plugins_timer::TimerLayer),
-    #[cfg(feature = "cors")]
-    Cors(tower_plugins_cors::CorsLayer),
-    #[cfg(feature = "request-log")]
-    RequestLog(tower_plugins_request_log::RequestLogLayer),
-    #[cfg(feature = "rate-limit")]
-    RateLimit(tower_plugins_rate_limit::RateLimitLayer),
-    #[cfg(feature = "stats")]
-    Stats(tower_plugins_stats::StatsLayer),
-    Dyn(DynLayer),
+pub(crate) struct Step {
+    pub(crate) layer: AnyLayer,
+    pub(crate) when: Option<Arc<When>>,
 }
+
+macro_rules! any_layer {
+    ($($variant:ident: $name:ident, $feature:literal, $layer:ty;)*) => {
+        /// A built entry's layer: a built-in's, or a custom one.
+        #[derive(Clone)]
+        pub(crate) enum AnyLayer {
+            $($variant(built_in::$name::Layer),)*
+            Custom(DynLayer),
+        }
+
+        impl Registry {
+            /// A registry of every built-in compiled in.
+            pub(crate) fn with_built_ins() -> Self {
+                let mut r = Registry::default();
+                $(if cfg!(feature = $feature) {
+                    r.built_in(stringify!($name), AnyLayer::$variant);
+                })*
+                r
+            }
+        }
+    };
+}
+
+built_ins!(any_layer);
 
 /// A layer a custom plugin may return: any tower layer over [`Next`] whose service takes
 /// `Request<Body>`, answers a `Response` with a `Bytes` body, and does not fail (implemented
@@ -100,9 +94,9 @@ where
     res.map(Body::new)
 }
 
-/// The outcome of a factory: a step and its one-line summary.
+/// The outcome of a factory: a layer and its one-line summary.
 pub(crate) struct Built {
-    pub(crate) step: Step,
+    pub(crate) layer: AnyLayer,
     pub(crate) summary: String,
 }
 
@@ -121,75 +115,19 @@ impl fmt::Debug for Registry {
     }
 }
 
-/// Built-in plugin names, whether or not their feature is compiled in, with the feature.
-pub(crate) const BUILT_IN: &[(&str, &str)] = &[
-    ("timer", "timer"),
-    ("cors", "cors"),
-    ("request_log", "request-log"),
-    ("rate_limit", "rate-limit"),
-    ("stats", "stats"),
-];
-
 impl Registry {
-    pub(crate) fn with_built_ins() -> Self {
-        #[allow(unused_mut)]
-        let mut r = Registry::default();
-        #[cfg(feature = "timer")]
-        r.built_in(
-            "timer",
-            |c: tower_plugins_timer::TimerConfig, _| c.try_into(),
-            tower_plugins_timer::TimerLayer::describe,
-            Step::Timer,
-        );
-        #[cfg(feature = "cors")]
-        r.built_in(
-            "cors",
-            |c: tower_plugins_cors::CorsConfig, _| c.try_into(),
-            tower_plugins_cors::CorsLayer::describe,
-            Step::Cors,
-        );
-        #[cfg(feature = "request-log")]
-        r.built_in(
-            "request_log",
-            |c: tower_plugins_request_log::RequestLogConfig, ctx| c.build(ctx.client_ip().clone()),
-            tower_plugins_request_log::RequestLogLayer::describe,
-            Step::RequestLog,
-        );
-        #[cfg(feature = "rate-limit")]
-        r.built_in(
-            "rate_limit",
-            |c: tower_plugins_rate_limit::RateLimitConfig, ctx| c.build(ctx.client_ip().clone()),
-            tower_plugins_rate_limit::RateLimitLayer::describe,
-            Step::RateLimit,
-        );
-        #[cfg(feature = "stats")]
-        r.built_in(
-            "stats",
-            |c: tower_plugins_stats::StatsConfig, ctx| c.build(ctx.client_ip().clone()),
-            tower_plugins_stats::StatsLayer::describe,
-            Step::Stats,
-        );
-        r
-    }
-
-    /// Registers a built-in kind: its table deserializes as `C`, `build` validates it into a
-    /// layer, which becomes a slot step.
-    #[allow(dead_code)] // unused when every plugin feature is off
-    fn built_in<C, L>(
-        &mut self,
-        name: &str,
-        build: impl Fn(C, &PluginContext) -> Result<L, ConfigError> + Send + Sync + 'static,
-        describe: fn(&L) -> String,
-        step: fn(L) -> Step,
-    ) where
-        C: DeserializeOwned,
-        L: 'static,
+    /// Registers a built-in kind: its table deserializes as its config, which it validates
+    /// into a layer.
+    fn built_in<L>(&mut self, name: &str, any: fn(L) -> AnyLayer)
+    where
+        L: Plugin,
+        L::Config: DeserializeOwned,
     {
         let factory: Factory = Arc::new(move |table, ctx| {
-            let layer = build(deserialize(table)?, ctx)?;
+            let layer = L::from_config(deserialize(table)?, ctx)?;
             Ok(Built {
-                summary: describe(&layer),
-                step: step(layer),
+                summary: layer.describe(),
+                layer: any(layer),
             })
         });
         self.kinds.insert(name.to_owned(), factory);
@@ -332,7 +270,7 @@ where
         let cfg: C = deserialize(table)?;
         let layer = f(cfg, ctx)?;
         Ok(Built {
-            step: Step::Dyn(DynLayer(Arc::new(layer))),
+            layer: AnyLayer::Custom(DynLayer(Arc::new(layer))),
             summary,
         })
     })

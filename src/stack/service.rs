@@ -1,11 +1,7 @@
-//! The stack as a service: a fixed depth of static slots, each holding any built-in plugin.
+//! The stack as a service: a chain of nested [`Slot`]s, as deep as the stack needs.
 //!
-//! An arbitrary order of different layer types cannot be written as one static type without
-//! erasing the type at every boundary (one boxed future per entry per request). Instead the
-//! stack is [`DEPTH`] nested [`Slot`]s; each slot is an enum over every built-in plugin's
-//! service (or a pass-through), so the configured order is honoured with no allocation and no
-//! dynamic call. Only a custom plugin (whose type is unknown here) erases the service below it,
-//! and entries past the static depth are composed erased inside the last slot.
+//! A stack of one entry pays for one slot, not eight: the chain is 0, 1, 2, 4 or 8 slots deep
+//! (entries past the eighth are composed erased inside the last slot).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -18,436 +14,42 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::registry::{DynLayer, Next, Step, into_body_response};
+use super::registry::Step;
+use super::slot::{Slot, SlotBody, SlotFuture, enum_body};
 use crate::{Body, BoxError};
-
-/// Implements `http_body::Body` (`Bytes` data, boxed errors) for a pin-projected enum whose
-/// every variant holds one body in a pinned `body` field.
-macro_rules! enum_body {
-    ($ty:ident, $proj:ident, [$($variant:ident),+ $(,)?]) => {
-        impl<B> http_body::Body for $ty<B>
-        where
-            B: http_body::Body<Data = Bytes>,
-            B::Error: Into<BoxError>,
-        {
-            type Data = Bytes;
-            type Error = BoxError;
-
-            #[inline]
-            fn poll_frame(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-            ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-                match self.project() {
-                    $($proj::$variant { body } => body.poll_frame(cx).map_err(Into::into),)+
-                }
-            }
-
-            #[inline]
-            fn is_end_stream(&self) -> bool {
-                match self {
-                    $($ty::$variant { body } => body.is_end_stream(),)+
-                }
-            }
-
-            #[inline]
-            fn size_hint(&self) -> SizeHint {
-                match self {
-                    $($ty::$variant { body } => body.size_hint(),)+
-                }
-            }
-        }
-    };
-}
 
 /// How many entries the stack composes statically; entries past it are composed with their
 /// types erased inside the last slot.
-pub const DEPTH: usize = 8;
+#[cfg(test)]
+pub(crate) const DEPTH: usize = 8;
 
-/// Names a built-in plugin's response future and body for the slot enums: the plugin's own
-/// types when its feature is on, [`Off`] otherwise.
-macro_rules! slot_types {
-    ($feature:literal, $future:ident = $f:ty, $body:ident = $b:ty) => {
-        #[cfg(feature = $feature)]
-        type $future<F> = $f;
-        #[cfg(feature = $feature)]
-        type $body<B> = $b;
-        #[cfg(not(feature = $feature))]
-        type $future<F> = Off<F>;
-        #[cfg(not(feature = $feature))]
-        type $body<B> = Off<B>;
-    };
-}
-
-slot_types!(
-    "timer",
-    TimerFuture = tower_plugins_timer::ResponseFuture<F>,
-    TimerBody = tower_plugins_timer::ResponseBody<B>
-);
-slot_types!(
-    "cors",
-    CorsFuture = tower_plugins_cors::ResponseFuture<F>,
-    CorsBody = tower_plugins_core::PluginBody<B>
-);
-slot_types!(
-    "rate-limit",
-    RateFuture = tower_plugins_rate_limit::ResponseFuture<F>,
-    RateBody = tower_plugins_core::PluginBody<B>
-);
-slot_types!(
-    "stats",
-    StatsFuture = tower_plugins_stats::ResponseFuture<F>,
-    StatsBody = tower_plugins_stats::ResponseBody<B>
-);
-slot_types!(
-    "request-log",
-    LogFuture = tower_plugins_request_log::ResponseFuture<F>,
-    LogBody = tower_plugins_request_log::ResponseBody<B>
-);
-
-/// The future and body of a plugin whose feature is off: a type with no value, so its slot
-/// variants exist (pin-project-lite cannot `cfg` them away) but are never built.
-#[allow(dead_code, unreachable_pub)]
-#[derive(Debug)]
-#[doc(hidden)]
-pub struct Off<T>(Infallible, std::marker::PhantomData<fn() -> T>);
-
-impl<F, B> Future for Off<F>
-where
-    F: Future<Output = Result<Response<B>, Infallible>>,
-{
-    type Output = Result<Response<Off<B>>, Infallible>;
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.0 {}
-    }
-}
-
-impl<F> Off<F> {
-    /// The disabled plugin's `poll_with`: never called, as no `Off` value exists.
-    #[allow(dead_code)]
-    fn poll_with<T, B>(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        _: impl FnOnce(Off<B>) -> T,
-    ) -> Poll<Result<Response<T>, Infallible>> {
-        match self.0 {}
-    }
-}
-
-impl<B> http_body::Body for Off<B> {
-    type Data = Bytes;
-    type Error = Infallible;
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.0 {}
-    }
-}
-
-/// One position of the stack.
-pub struct Slot<N> {
-    kind: SlotKind<N>,
-}
-
-enum SlotKind<N> {
-    Pass(N),
-    #[cfg(feature = "timer")]
-    Timer(tower_plugins_timer::Timer<N>),
-    #[cfg(feature = "cors")]
-    Cors(tower_plugins_cors::Cors<N>),
-    #[cfg(feature = "request-log")]
-    RequestLog(tower_plugins_request_log::RequestLog<N>),
-    #[cfg(feature = "rate-limit")]
-    RateLimit(tower_plugins_rate_limit::RateLimit<N>),
-    #[cfg(feature = "stats")]
-    Stats(tower_plugins_stats::Stats<N>),
-    Dyn(Next),
-}
-
-impl<N: Clone> Clone for Slot<N> {
-    fn clone(&self) -> Self {
-        Slot {
-            kind: match &self.kind {
-                SlotKind::Pass(n) => SlotKind::Pass(n.clone()),
-                #[cfg(feature = "timer")]
-                SlotKind::Timer(t) => SlotKind::Timer(t.clone()),
-                #[cfg(feature = "cors")]
-                SlotKind::Cors(c) => SlotKind::Cors(c.clone()),
-                #[cfg(feature = "request-log")]
-                SlotKind::RequestLog(l) => SlotKind::RequestLog(l.clone()),
-                #[cfg(feature = "rate-limit")]
-                SlotKind::RateLimit(l) => SlotKind::RateLimit(l.clone()),
-                #[cfg(feature = "stats")]
-                SlotKind::Stats(l) => SlotKind::Stats(l.clone()),
-                SlotKind::Dyn(d) => SlotKind::Dyn(d.clone()),
-            },
-        }
-    }
-}
-
-impl<N> fmt::Debug for Slot<N> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let k = match &self.kind {
-            SlotKind::Pass(_) => "pass",
-            #[cfg(feature = "timer")]
-            SlotKind::Timer(_) => "timer",
-            #[cfg(feature = "cors")]
-            SlotKind::Cors(_) => "cors",
-            #[cfg(feature = "request-log")]
-            SlotKind::RequestLog(_) => "request_log",
-            #[cfg(feature = "rate-limit")]
-            SlotKind::RateLimit(_) => "rate_limit",
-            #[cfg(feature = "stats")]
-            SlotKind::Stats(_) => "stats",
-            SlotKind::Dyn(_) => "dyn",
-        };
-        f.debug_tuple("Slot").field(&k).finish()
-    }
-}
-
-/// Erases a service into [`Next`].
-fn erase<N, B>(n: N) -> Next
-where
-    N: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    N::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    BoxCloneSyncService::new(tower::util::MapResponse::new(n, into_body_response))
-}
-
-fn apply_dyn(step: &Step, next: Next) -> Next {
-    match step {
-        #[cfg(feature = "timer")]
-        Step::Timer(l) => erase(l.layer(next)),
-        #[cfg(feature = "cors")]
-        Step::Cors(l) => erase(l.layer(next)),
-        #[cfg(feature = "request-log")]
-        Step::RequestLog(l) => erase(l.layer(next)),
-        #[cfg(feature = "rate-limit")]
-        Step::RateLimit(l) => erase(l.layer(next)),
-        #[cfg(feature = "stats")]
-        Step::Stats(l) => erase(l.layer(next)),
-        Step::Dyn(DynLayer(l)) => l.wrap(next),
-    }
-}
-
-impl<N, B> Slot<N>
-where
-    N: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    N::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    /// A slot holding `step` (or nothing) over `inner`.
-    fn one(step: Option<&Step>, inner: N) -> Self {
-        let kind = match step {
-            None => SlotKind::Pass(inner),
-            #[cfg(feature = "timer")]
-            Some(Step::Timer(l)) => SlotKind::Timer(l.layer(inner)),
-            #[cfg(feature = "cors")]
-            Some(Step::Cors(l)) => SlotKind::Cors(l.layer(inner)),
-            #[cfg(feature = "request-log")]
-            Some(Step::RequestLog(l)) => SlotKind::RequestLog(l.layer(inner)),
-            #[cfg(feature = "rate-limit")]
-            Some(Step::RateLimit(l)) => SlotKind::RateLimit(l.layer(inner)),
-            #[cfg(feature = "stats")]
-            Some(Step::Stats(l)) => SlotKind::Stats(l.layer(inner)),
-            Some(Step::Dyn(DynLayer(l))) => SlotKind::Dyn(l.wrap(erase(inner))),
-        };
-        Slot { kind }
-    }
-
-    /// The last slot: one step statically, or every remaining step erased.
-    fn tail(steps: &[Step], inner: N) -> Self {
-        if steps.len() <= 1 {
-            return Self::one(steps.first(), inner);
-        }
-        let next = steps
-            .iter()
-            .rev()
-            .fold(erase(inner), |next, step| apply_dyn(step, next));
-        Slot {
-            kind: SlotKind::Dyn(next),
-        }
-    }
-}
-
-impl<N, B> Service<Request<Body>> for Slot<N>
-where
-    // Clone and Send for the plugins that call the rest of the stack later (the rate
-    // limiter, after asking Redis); every stack service is both (see `PluginStackLayer`).
-    N: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
-    B: http_body::Body<Data = Bytes>,
-{
-    type Response = Response<SlotBody<B>>;
-    type Error = Infallible;
-    type Future = SlotFuture<N::Future>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        match &mut self.kind {
-            SlotKind::Pass(n) => n.poll_ready(cx),
-            #[cfg(feature = "timer")]
-            SlotKind::Timer(t) => t.poll_ready(cx),
-            #[cfg(feature = "cors")]
-            SlotKind::Cors(c) => c.poll_ready(cx),
-            #[cfg(feature = "request-log")]
-            SlotKind::RequestLog(l) => l.poll_ready(cx),
-            #[cfg(feature = "rate-limit")]
-            SlotKind::RateLimit(l) => l.poll_ready(cx),
-            #[cfg(feature = "stats")]
-            SlotKind::Stats(l) => l.poll_ready(cx),
-            SlotKind::Dyn(d) => d.poll_ready(cx),
-        }
-    }
-
-    #[inline(always)]
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        match &mut self.kind {
-            SlotKind::Pass(n) => SlotFuture::Pass { fut: n.call(req) },
-            #[cfg(feature = "timer")]
-            SlotKind::Timer(t) => SlotFuture::Timer { fut: t.call(req) },
-            #[cfg(feature = "cors")]
-            SlotKind::Cors(c) => SlotFuture::Cors { fut: c.call(req) },
-            #[cfg(feature = "request-log")]
-            SlotKind::RequestLog(l) => SlotFuture::RequestLog { fut: l.call(req) },
-            #[cfg(feature = "rate-limit")]
-            SlotKind::RateLimit(l) => SlotFuture::RateLimit { fut: l.call(req) },
-            #[cfg(feature = "stats")]
-            SlotKind::Stats(l) => SlotFuture::Stats { fut: l.call(req) },
-            SlotKind::Dyn(d) => SlotFuture::Dyn { fut: d.call(req) },
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of a [`Slot`].
-    #[project = SlotFutureProj]
-    #[allow(missing_docs)]
-    pub enum SlotFuture<F> {
-        Pass { #[pin] fut: F },
-        Timer { #[pin] fut: TimerFuture<F> },
-        Cors { #[pin] fut: CorsFuture<F> },
-        RequestLog { #[pin] fut: LogFuture<F> },
-        RateLimit { #[pin] fut: RateFuture<F> },
-        Stats { #[pin] fut: StatsFuture<F> },
-        Dyn { fut: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> },
-    }
-}
-
-impl<F, B> SlotFuture<F>
-where
-    F: Future<Output = Result<Response<B>, Infallible>>,
-    B: http_body::Body<Data = Bytes>,
-{
-    /// Polls, wrapping the body in this slot's variant and then in `wrap`: one move of the
-    /// response for both, where mapping twice would move it twice.
-    #[inline(always)]
-    fn poll_wrapped<T>(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        wrap: impl FnOnce(SlotBody<B>) -> T,
-    ) -> Poll<Result<Response<T>, Infallible>> {
-        let res = match self.project() {
-            SlotFutureProj::Pass { fut } => {
-                ready!(fut.poll(cx))?.map(|body| wrap(SlotBody::Pass { body }))
-            }
-            // The plugins' own futures build the response around the slot's wrapping: one move.
-            SlotFutureProj::Timer { fut } => {
-                ready!(fut.poll_with(cx, |body| wrap(SlotBody::Timer { body })))?
-            }
-            SlotFutureProj::Cors { fut } => {
-                ready!(fut.poll_with(cx, |body| wrap(SlotBody::Cors { body })))?
-            }
-            SlotFutureProj::RequestLog { fut } => {
-                ready!(fut.poll_with(cx, |body| wrap(SlotBody::RequestLog { body })))?
-            }
-            SlotFutureProj::RateLimit { fut } => {
-                ready!(fut.poll_with(cx, |body| wrap(SlotBody::RateLimit { body })))?
-            }
-            SlotFutureProj::Stats { fut } => {
-                ready!(fut.poll_with(cx, |body| wrap(SlotBody::Stats { body })))?
-            }
-            SlotFutureProj::Dyn { fut } => {
-                ready!(fut.as_mut().poll(cx))?.map(|body| wrap(SlotBody::Dyn { body }))
-            }
-        };
-        Poll::Ready(Ok(res))
-    }
-}
-
-impl<F, B> Future for SlotFuture<F>
-where
-    F: Future<Output = Result<Response<B>, Infallible>>,
-    B: http_body::Body<Data = Bytes>,
-{
-    type Output = Result<Response<SlotBody<B>>, Infallible>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll_wrapped(cx, |body| body)
-    }
-}
-
-pin_project! {
-    /// The response body of a [`Slot`].
-    #[project = SlotBodyProj]
-    #[allow(missing_docs)]
-    pub enum SlotBody<B> {
-        Pass { #[pin] body: B },
-        Timer { #[pin] body: TimerBody<B> },
-        Cors { #[pin] body: CorsBody<B> },
-        RequestLog { #[pin] body: LogBody<B> },
-        RateLimit { #[pin] body: RateBody<B> },
-        Stats { #[pin] body: StatsBody<B> },
-        Dyn { #[pin] body: Body },
-    }
-}
-
-enum_body!(
-    SlotBody,
-    SlotBodyProj,
-    [Pass, Timer, Cors, RequestLog, RateLimit, Stats, Dyn]
-);
-
-type C2<S> = Slot<Slot<S>>;
-type C4<S> = C2<C2<S>>;
-type C8<S> = C4<C4<S>>;
-type F2<F> = SlotFuture<SlotFuture<F>>;
-type F4<F> = F2<F2<F>>;
-type F8<F> = F4<F4<F>>;
-type B2<B> = SlotBody<SlotBody<B>>;
-type B4<B> = B2<B2<B>>;
-type B8<B> = B4<B4<B>>;
+/// Two nested slots, their future and their body; then four, then eight.
+type TwoSlots<S> = Slot<Slot<S>>;
+type FourSlots<S> = TwoSlots<TwoSlots<S>>;
+type EightSlots<S> = FourSlots<FourSlots<S>>;
+type TwoFutures<F> = SlotFuture<SlotFuture<F>>;
+type FourFutures<F> = TwoFutures<TwoFutures<F>>;
+type EightFutures<F> = FourFutures<FourFutures<F>>;
+type TwoBodies<B> = SlotBody<SlotBody<B>>;
+type FourBodies<B> = TwoBodies<TwoBodies<B>>;
+type EightBodies<B> = FourBodies<FourBodies<B>>;
 
 fn rest(steps: &[Step], from: usize) -> &[Step] {
     steps.get(from..).unwrap_or(&[])
 }
 
-/// The chain of slots, as deep as the stack needs: a stack of one entry pays for one slot,
-/// not for [`DEPTH`].
+/// The chain of slots, as deep as the stack needs.
 enum Chain<S> {
     D0(S),
     D1(Slot<S>),
-    D2(C2<S>),
+    D2(TwoSlots<S>),
     // Deep chains live behind a box so that every stack service is not as large as the
     // deepest one (it is cloned and moved on every request under axum).
-    D4(Box<C4<S>>),
-    D8(Box<C8<S>>),
+    D4(Box<FourSlots<S>>),
+    D8(Box<EightSlots<S>>),
 }
 
 impl<S: Clone> Clone for Chain<S> {
@@ -474,25 +76,26 @@ where
     B::Error: Into<BoxError>,
 {
     /// Two slots holding the first two of `steps` (or fewer) over `inner`.
-    fn two(steps: &[Step], inner: N) -> C2<N> {
+    fn two(steps: &[Step], inner: N) -> TwoSlots<N> {
         Slot::one(steps.first(), Slot::one(steps.get(1), inner))
     }
 
-    /// Two slots; the second takes every step after the first.
-    fn two_tail(steps: &[Step], inner: N) -> C2<N> {
-        Slot::one(steps.first(), Slot::tail(rest(steps, 1), inner))
+    /// Two slots, the second being the [last](Slot::last): it takes every step after the
+    /// first.
+    fn two_last(steps: &[Step], inner: N) -> TwoSlots<N> {
+        Slot::one(steps.first(), Slot::last(rest(steps, 1), inner))
     }
 
-    fn four(steps: &[Step], inner: N) -> C4<N> {
+    fn four(steps: &[Step], inner: N) -> FourSlots<N> {
         Slot::two(steps, Slot::two(rest(steps, 2), inner))
     }
 
-    fn four_tail(steps: &[Step], inner: N) -> C4<N> {
-        Slot::two(steps, Slot::two_tail(rest(steps, 2), inner))
+    fn four_last(steps: &[Step], inner: N) -> FourSlots<N> {
+        Slot::two(steps, Slot::two_last(rest(steps, 2), inner))
     }
 
-    fn eight_tail(steps: &[Step], inner: N) -> C8<N> {
-        Slot::four(steps, Slot::four_tail(rest(steps, 4), inner))
+    fn eight_last(steps: &[Step], inner: N) -> EightSlots<N> {
+        Slot::four(steps, Slot::four_last(rest(steps, 4), inner))
     }
 }
 
@@ -510,10 +113,10 @@ where
     fn new(steps: &[Step], inner: S) -> Self {
         match steps.len() {
             0 => Chain::D0(inner),
-            1 => Chain::D1(Slot::tail(steps, inner)),
-            2 => Chain::D2(Slot::two_tail(steps, inner)),
-            3 | 4 => Chain::D4(Box::new(Slot::four_tail(steps, inner))),
-            _ => Chain::D8(Box::new(Slot::eight_tail(steps, inner))),
+            1 => Chain::D1(Slot::last(steps, inner)),
+            2 => Chain::D2(Slot::two_last(steps, inner)),
+            3 | 4 => Chain::D4(Box::new(Slot::four_last(steps, inner))),
+            _ => Chain::D8(Box::new(Slot::eight_last(steps, inner))),
         }
     }
 }
@@ -523,11 +126,11 @@ pin_project! {
     enum ChainFuture<F> {
         D0 { #[pin] fut: F },
         D1 { #[pin] fut: SlotFuture<F> },
-        D2 { #[pin] fut: F2<F> },
-        D4 { fut: Pin<Box<F4<F>>> },
+        D2 { #[pin] fut: TwoFutures<F> },
+        D4 { fut: Pin<Box<FourFutures<F>>> },
         // Boxed so that every stack's future is not as large as the deepest one: a stack of
         // five to eight entries pays one allocation instead of every stack paying the copies.
-        D8 { fut: Pin<Box<F8<F>>> },
+        D8 { fut: Pin<Box<EightFutures<F>>> },
     }
 }
 
@@ -536,11 +139,11 @@ pin_project! {
     enum ChainBody<B> {
         D0 { #[pin] body: B },
         D1 { #[pin] body: SlotBody<B> },
-        D2 { #[pin] body: B2<B> },
+        D2 { #[pin] body: TwoBodies<B> },
         // Boxed for the same reason as the deep futures: the body moves with the response,
         // and an inline eight-slot body would make every stack's response that large.
-        D4 { #[pin] body: Pin<Box<B4<B>>> },
-        D8 { #[pin] body: Pin<Box<B8<B>>> },
+        D4 { #[pin] body: Pin<Box<FourBodies<B>>> },
+        D8 { #[pin] body: Pin<Box<EightBodies<B>>> },
     }
 }
 

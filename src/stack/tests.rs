@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_service::Service;
 
+use super::service::DEPTH;
 use super::*;
 use crate::Body;
 

@@ -10,6 +10,7 @@
 //! - [`GuardedBody`]: accounting that runs exactly once, when a body ends or is dropped;
 //! - [`RequestStart`]: one clock reading per request, shared by every plugin;
 //! - [`write_json_str`]: a JSON string literal, for bodies and log lines written by hand;
+//! - [`Plugin`] and [`PluginFuture`]: the contract of a built-in plugin of the stack;
 //! - [`ConfigError`]: every problem of a configuration, each with its file, plugin entry, key,
 //!   line and column.
 //!
@@ -27,6 +28,7 @@ mod guard;
 mod human;
 mod json;
 mod pattern;
+mod plugin;
 mod timing;
 
 pub use body::PluginBody;
@@ -36,6 +38,7 @@ pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use json::write_json_str;
 pub use pattern::{PathPattern, PathSet};
+pub use plugin::{Plugin, PluginContext, PluginFuture};
 pub use timing::{AuthUser, RequestStart};
 
 /// Writes `get_ref`, `get_mut` and `into_inner` for a service struct whose wrapped service is
@@ -112,3 +115,9 @@ pub fn header_name(s: &str) -> Result<http::HeaderName, ConfigError> {
 
 /// A boxed error, as used by body and service errors across the tower ecosystem.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the crate's macros name; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use http::Response;
+}

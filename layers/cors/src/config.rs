@@ -229,3 +229,21 @@ impl TryFrom<CorsConfig> for CorsLayer {
         p.finish(layer)
     }
 }
+
+impl tower_plugins_core::Plugin for crate::CorsLayer {
+    type Config = CorsConfig;
+    type Service<S> = crate::Cors<S>;
+    type Future<F> = crate::ResponseFuture<F>;
+    type Body<B> = tower_plugins_core::PluginBody<B>;
+
+    fn from_config(
+        config: CorsConfig,
+        _ctx: &tower_plugins_core::PluginContext,
+    ) -> Result<Self, ConfigError> {
+        config.try_into()
+    }
+
+    fn describe(&self) -> String {
+        crate::CorsLayer::describe(self)
+    }
+}

@@ -13,7 +13,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tower_plugins_core::PluginBody;
+use tower_plugins_core::{PluginBody, PluginFuture};
 use tower_service::Service;
 
 use crate::layer::{AllowHeaders, AllowMethods, Shared};
@@ -437,19 +437,14 @@ pin_project! {
     }
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B, E> ResponseFuture<F>
+impl<F, B, E> PluginFuture for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    /// Polls like [`Future::poll`], and builds the response around `wrap(body)`: a layer that
-    /// nests this future (the plugin stack does) then moves the response once, not twice.
-    pub fn poll_with<T>(
+    type Body = PluginBody<B>;
+    type Error = E;
+
+    fn poll_with<T>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         wrap: impl FnOnce(PluginBody<B>) -> T,
@@ -483,17 +478,7 @@ where
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<PluginBody<B>>, E>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll_with(cx, |body| body)
-    }
-}
+tower_plugins_core::plugin_future!(ResponseFuture);
 
 fn apply_actual(h: &mut HeaderMap, allow: Allow) {
     let s = &*allow.shared;

@@ -511,3 +511,21 @@ impl TryFrom<RateLimitConfig> for RateLimitLayer {
         c.build(Arc::new(ClientIpResolver::new()))
     }
 }
+
+impl tower_plugins_core::Plugin for crate::RateLimitLayer {
+    type Config = RateLimitConfig;
+    type Service<S> = crate::RateLimit<S>;
+    type Future<F> = crate::ResponseFuture<F>;
+    type Body<B> = tower_plugins_core::PluginBody<B>;
+
+    fn from_config(
+        config: RateLimitConfig,
+        ctx: &tower_plugins_core::PluginContext,
+    ) -> Result<Self, ConfigError> {
+        config.build(ctx.client_ip().clone())
+    }
+
+    fn describe(&self) -> String {
+        crate::RateLimitLayer::describe(self)
+    }
+}

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{PluginBody, write_json_str};
+use tower_plugins_core::{PluginBody, PluginFuture, write_json_str};
 use tower_service::Service;
 
 use crate::key::{Key, KeyRequest, UnknownKey, ip_key};
@@ -547,12 +547,6 @@ pin_project! {
     }
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
 impl<F> ResponseFuture<F> {
     fn inner(fut: F, report: Report) -> Self {
         ResponseFuture {
@@ -562,14 +556,15 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> ResponseFuture<F>
+impl<F, B, E> PluginFuture for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    /// Polls, building the response around `wrap(body)`: the plugin stack wraps the body in
-    /// its own enum in the same move.
+    type Body = PluginBody<B>;
+    type Error = E;
+
     #[inline]
-    pub fn poll_with<T>(
+    fn poll_with<T>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         wrap: impl FnOnce(PluginBody<B>) -> T,
@@ -604,14 +599,4 @@ where
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<PluginBody<B>>, E>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll_with(cx, |b| b)
-    }
-}
+tower_plugins_core::plugin_future!(ResponseFuture);

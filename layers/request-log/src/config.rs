@@ -216,6 +216,24 @@ impl RequestLogConfig {
     }
 }
 
+impl tower_plugins_core::Plugin for crate::RequestLogLayer {
+    type Config = RequestLogConfig;
+    type Service<S> = crate::RequestLog<S>;
+    type Future<F> = crate::ResponseFuture<F>;
+    type Body<B> = crate::ResponseBody<B>;
+
+    fn from_config(
+        config: RequestLogConfig,
+        ctx: &tower_plugins_core::PluginContext,
+    ) -> Result<Self, ConfigError> {
+        config.build(ctx.client_ip().clone())
+    }
+
+    fn describe(&self) -> String {
+        crate::RequestLogLayer::describe(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

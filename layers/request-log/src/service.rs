@@ -9,7 +9,9 @@ use std::time::{Instant, SystemTime};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use tower_plugins_core::{AuthUser, BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, RequestStart};
+use tower_plugins_core::{
+    AuthUser, BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, PluginFuture, RequestStart,
+};
 use tower_service::Service;
 
 use crate::format::{ClfParts, LogFormat, REDACTED, Record, clf_finish, clf_request_part};
@@ -265,20 +267,15 @@ pin_project! {
     }
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B, E> ResponseFuture<F>
+impl<F, B, E> PluginFuture for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
 {
-    /// Polls like [`Future::poll`], and builds the response around `wrap(body)`: a layer that
-    /// nests this future (the plugin stack does) then moves the response once, not twice.
-    pub fn poll_with<T>(
+    type Body = ResponseBody<B>;
+    type Error = E;
+
+    fn poll_with<T>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         wrap: impl FnOnce(ResponseBody<B>) -> T,
@@ -317,18 +314,7 @@ where
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: Body,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll_with(cx, |body| body)
-    }
-}
+tower_plugins_core::plugin_future!(ResponseFuture);
 
 /// The request log's end-of-body hook: writes the line when the body ends, fails, or is
 /// dropped.

@@ -105,3 +105,21 @@ impl StatsConfig {
         p.finish(layer.metrics_facade(self.metrics_facade))
     }
 }
+
+impl tower_plugins_core::Plugin for crate::StatsLayer {
+    type Config = StatsConfig;
+    type Service<S> = crate::Stats<S>;
+    type Future<F> = crate::ResponseFuture<F>;
+    type Body<B> = crate::ResponseBody<B>;
+
+    fn from_config(
+        config: StatsConfig,
+        ctx: &tower_plugins_core::PluginContext,
+    ) -> Result<Self, ConfigError> {
+        config.build(ctx.client_ip().clone())
+    }
+
+    fn describe(&self) -> String {
+        crate::StatsLayer::describe(self)
+    }
+}

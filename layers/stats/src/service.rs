@@ -9,7 +9,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, PluginBody, RequestStart};
+use tower_plugins_core::{
+    BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, PluginBody, PluginFuture, RequestStart,
+};
 use tower_service::Service;
 
 use crate::collector::{EndInfo, RequestInfo, ResponseInfo};
@@ -237,21 +239,16 @@ pin_project! {
     }
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B, E> ResponseFuture<F>
+impl<F, B, E> PluginFuture for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: http_body::Body,
 {
-    /// Polls, building the response around `wrap(body)`: the plugin stack wraps the body in
-    /// its own enum in the same move.
+    type Body = ResponseBody<B>;
+    type Error = E;
+
     #[inline]
-    pub fn poll_with<T>(
+    fn poll_with<T>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         wrap: impl FnOnce(ResponseBody<B>) -> T,
@@ -298,15 +295,4 @@ where
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: http_body::Body,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll_with(cx, |b| b)
-    }
-}
+tower_plugins_core::plugin_future!(ResponseFuture);

@@ -112,6 +112,24 @@ impl TryFrom<TimerConfig> for TimerLayer {
     }
 }
 
+impl tower_plugins_core::Plugin for crate::TimerLayer {
+    type Config = TimerConfig;
+    type Service<S> = crate::Timer<S>;
+    type Future<F> = crate::ResponseFuture<F>;
+    type Body<B> = crate::ResponseBody<B>;
+
+    fn from_config(
+        config: TimerConfig,
+        _ctx: &tower_plugins_core::PluginContext,
+    ) -> Result<Self, ConfigError> {
+        config.try_into()
+    }
+
+    fn describe(&self) -> String {
+        crate::TimerLayer::describe(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use tower_plugins_core::{BodyEnd, GuardedBody, OnBodyEnd, RequestStart};
+use tower_plugins_core::{BodyEnd, GuardedBody, OnBodyEnd, PluginFuture, RequestStart};
 use tower_service::Service;
 
 use crate::ServerTiming;
@@ -90,21 +90,15 @@ pin_project! {
     }
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B, E> ResponseFuture<F>
+impl<F, B, E> PluginFuture for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
 {
-    /// Polls like [`Future::poll`], and builds the response around `wrap(body)` instead of the
-    /// timed body itself: a layer that nests this future (the plugin stack does) then moves the
-    /// response once instead of twice.
-    pub fn poll_with<T>(
+    type Body = ResponseBody<B>;
+    type Error = E;
+
+    fn poll_with<T>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         wrap: impl FnOnce(ResponseBody<B>) -> T,
@@ -142,18 +136,7 @@ where
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: Body,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll_with(cx, |body| body)
-    }
-}
+tower_plugins_core::plugin_future!(ResponseFuture);
 
 fn server_timing_value(
     shared: &Shared,
