@@ -1,8 +1,11 @@
 //! A custom plugin registered from code, configured from the same TOML file as the built-ins.
 //!
-//! The `maintenance` plugin answers `503 Service Unavailable` with `Retry-After` for the paths
-//! it is given, and lets everything else through. Its config table is a serde struct; its
-//! layer is an ordinary tower layer over [`tower_plugins::Next`].
+//! The `maintenance` plugin answers `503 Service Unavailable` with `Retry-After`. It is an async
+//! function of its config, the request and the rest of the stack ([`tower_plugins::Next`]),
+//! registered with `register_fn`; its config table is a serde struct. The entry's `when`
+//! gives the paths it applies to; every other request goes past it. (A plugin that calls the
+//! rest of the stack does `next.run(req).await`; any tower layer over `Next` works too, with
+//! `register`.)
 //!
 //! Run with
 //!
@@ -12,98 +15,36 @@
 //!
 //! then `curl -i http://127.0.0.1:3003/admin/users` (503) and `curl -i http://127.0.0.1:3003/`.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
+use axum::response::IntoResponse;
 use axum::{Router, routing::get};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, StatusCode, header::RETRY_AFTER};
 use serde::Deserialize;
-use tower::{Layer, Service};
-use tower_plugins::core::{HumanDuration, PathSet};
-use tower_plugins::{Body, ConfigError, PluginContext, PluginStack};
+use tower_plugins::core::HumanDuration;
+use tower_plugins::{Body, Next, PluginStack};
 
 /// The plugin's table in the stack file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MaintenanceConfig {
-    /// Path patterns under maintenance (`/admin/**`).
-    paths: Vec<String>,
+struct Maintenance {
     /// How long clients should wait (`Retry-After`), such as "10m".
     retry_after: HumanDuration,
     /// The message in the 503 body.
-    #[serde(default = "default_message")]
     message: String,
 }
 
-fn default_message() -> String {
-    "down for maintenance".to_owned()
-}
-
-#[derive(Clone)]
-struct MaintenanceLayer(Arc<Settings>);
-
-struct Settings {
-    paths: PathSet,
-    retry_after: HeaderValue,
-    message: String,
-}
-
-impl MaintenanceLayer {
-    /// Validates the config; every problem is a ConfigError the stack locates in the file.
-    fn try_new(c: MaintenanceConfig, _ctx: &PluginContext) -> Result<Self, ConfigError> {
-        let paths = PathSet::new(&c.paths).map_err(|e| e.nest("paths"))?;
-        let retry_after = HeaderValue::from(c.retry_after.get().as_secs().max(1));
-        Ok(MaintenanceLayer(Arc::new(Settings {
-            paths,
-            retry_after,
-            message: c.message,
-        })))
-    }
-}
-
-impl<S> Layer<S> for MaintenanceLayer {
-    type Service = Maintenance<S>;
-    fn layer(&self, inner: S) -> Maintenance<S> {
-        Maintenance {
-            inner,
-            settings: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct Maintenance<S> {
-    inner: S,
-    settings: Arc<Settings>,
-}
-
-impl<S> Service<Request<Body>> for Maintenance<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        if self.settings.paths.matches(req.uri().path()) {
-            let mut res = Response::new(Body::from(format!("{}\n", self.settings.message)));
-            *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            res.headers_mut()
-                .insert(http::header::RETRY_AFTER, self.settings.retry_after.clone());
-            return Box::pin(async move { Ok(res) });
-        }
-        Box::pin(self.inner.call(req))
-    }
+/// The plugin: every request it sees is answered 503. Which requests it sees is the entry's
+/// `when` (a stack key every entry has).
+async fn maintenance(cfg: Arc<Maintenance>, _req: Request<Body>, _next: Next) -> impl IntoResponse {
+    let retry_after = cfg.retry_after.get().as_secs().max(1).to_string();
+    let body = format!("{}\n", cfg.message);
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(RETRY_AFTER, retry_after)],
+        body,
+    )
 }
 
 const STACK: &str = r#"
@@ -112,7 +53,7 @@ use = "timer"
 
 [[plugin]]
 use = "maintenance"
-paths = ["/admin/**"]
+when = { paths = ["/admin/**"] }
 retry_after = "10m"
 message = "the admin area is down for maintenance"
 "#;
@@ -120,7 +61,7 @@ message = "the admin area is down for maintenance"
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stack = PluginStack::builder()
-        .register("maintenance", MaintenanceLayer::try_new)
+        .register_fn("maintenance", maintenance)
         .toml_str(STACK)
         .build()?;
     println!("{stack}");

@@ -41,11 +41,11 @@
 //! - `full`: everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod stack;
+pub mod stack;
 
 pub use stack::{
     CustomLayer, EntryInfo, Next, PluginContext, PluginEntry, PluginStack, PluginStackBuilder,
-    PluginStackLayer, PluginStackService, ResponseBody, ResponseFuture,
+    PluginStackLayer, PluginStackService, from_fn,
 };
 
 /// The request body inside a stack, and of the service it wraps: a boxed body (axum's own

@@ -8,15 +8,12 @@ mod common;
 mod app;
 
 use std::convert::Infallible;
-use std::net::IpAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body_util::Full;
-use tower::{Layer, Service, service_fn};
-use tower_plugins::core::ClientIpResolver;
-use tower_plugins::{Body, PluginContext, PluginStack};
+use tower::{Layer, service_fn};
+use tower_plugins::{Body, Next, PluginContext, PluginStack, from_fn};
 
 use common::{demo_stack, get, send, spawn_axum, spawn_hyper};
 
@@ -98,65 +95,25 @@ async fn json_post_through_the_stack() {
     assert!(parts.headers.contains_key("x-response-time"));
 }
 
-/// A custom plugin that reports the client IP the stack's shared resolver sees.
-#[derive(Clone)]
-struct ShowIp(Arc<ClientIpResolver>);
-
-impl<S> Layer<S> for ShowIp {
-    type Service = ShowIpService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ShowIpService {
-            inner,
-            resolver: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct ShowIpService<S> {
-    inner: S,
-    resolver: Arc<ClientIpResolver>,
-}
-
-impl<S> Service<Request<Body>> for ShowIpService<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let ip: Option<IpAddr> = self.resolver.resolve(&req);
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut res = fut.await?;
-            let v = ip.map_or_else(|| "none".to_owned(), |ip| ip.to_string());
-            res.headers_mut()
-                .insert("x-client-ip", HeaderValue::from_str(&v).unwrap());
-            Ok(res)
-        })
-    }
-}
-
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoConfig {}
 
+/// The stack with a custom plugin that reports the client IP the shared resolver sees.
 fn hyper_stack(client_ip: &str) -> PluginStack {
     PluginStack::builder()
         .register("show_ip", |_: NoConfig, ctx: &PluginContext| {
-            Ok(ShowIp(ctx.client_ip().clone()))
+            let resolver = ctx.client_ip().clone();
+            Ok(from_fn(move |req: Request<Body>, next: Next| {
+                let ip = resolver
+                    .resolve(&req)
+                    .map_or("none".to_owned(), |ip| ip.to_string());
+                async move {
+                    let mut res = next.run(req).await;
+                    res.headers_mut().insert("x-client-ip", ip.parse().unwrap());
+                    res
+                }
+            }))
         })
         .toml_str(format!(
             "{client_ip}\n[[plugin]]\nuse = \"timer\"\n\n[[plugin]]\nuse = \"show_ip\"\n"
@@ -264,7 +221,7 @@ async fn stack_around_the_whole_router() {
     // `axum::serve` wants axum's own response body: box the stack's once.
     let app = tower::ServiceExt::<axum::extract::Request>::map_response(
         demo_stack().layer().layer(app::router()),
-        |res: Response<tower_plugins::ResponseBody<Body>>| res.map(Body::new),
+        |res: Response<tower_plugins::stack::ResponseBody<Body>>| res.map(Body::new),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -329,4 +286,34 @@ async fn request_log_writes_combined_lines_for_real_connections() {
         )),
         "{line}"
     );
+}
+
+#[tokio::test]
+async fn when_restricts_entries_to_their_routes_over_a_socket() {
+    let stack = PluginStack::from_toml_str(
+        "[[plugin]]\nuse = \"request_log\"\nwhen = { except = [\"/health\"] }\n\
+         [[plugin]]\nuse = \"timer\"\nwhen = { paths = [\"/api/**\"], methods = [\"GET\"] }\n\
+         [[plugin]]\nuse = \"rate_limit\"\nquota = \"2/hour\"\nwhen = { paths = [\"/profile\"] }\n",
+    )
+    .unwrap();
+    let server = spawn_axum(app::router().layer(stack.layer())).await;
+    let (parts, _) = get(server.addr, "/api/items", &[]).await;
+    response_time_ms(&parts);
+    assert!(parts.headers.contains_key("x-request-id"));
+    assert!(!parts.headers.contains_key("ratelimit"));
+    let (parts, body) = get(server.addr, "/health", &[]).await;
+    assert_eq!(body, "ok");
+    for skipped in ["x-request-id", "x-response-time", "ratelimit"] {
+        assert!(!parts.headers.contains_key(skipped), "{skipped}");
+    }
+    let statuses: Vec<u16> = statuses_of(server.addr, "/profile", 3).await;
+    assert_eq!(statuses, [200, 200, 429]);
+}
+
+async fn statuses_of(addr: std::net::SocketAddr, path: &str, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(get(addr, path, &[]).await.0.status.as_u16());
+    }
+    out
 }

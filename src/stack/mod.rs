@@ -1,6 +1,18 @@
-//! [`PluginStack`]: plugins composed in a configured order, from TOML and code.
+//! [`PluginStack`]: plugins composed in a configured order, from TOML and code, and the
+//! tower types of the composed service.
+//!
+//! The stack's nouns:
+//! - an **entry** is one `[[plugin]]` table (or a [`PluginEntry`] from code): a plugin kind,
+//!   an instance name, `enabled`, `when` and the plugin's own keys;
+//! - a **step** is a built, enabled entry: its layer and the requests it applies to;
+//! - a **slot** is one position of the composed service: an enum holding any built-in
+//!   plugin's service (or a pass-through, or an erased custom one) over the next slot;
+//! - the **chain** is the nested slots, 0, 1, 2, 4 or 8 deep as the stack needs; steps past
+//!   the eighth are composed erased inside the last slot.
 
 mod built_in;
+mod from_fn;
+mod next;
 mod registry;
 mod service;
 mod slot;
@@ -9,9 +21,12 @@ mod when;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use axum_core::response::IntoResponse;
+use http::Request;
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_plugins_core::{
@@ -19,13 +34,17 @@ use tower_plugins_core::{
     join_key,
 };
 
-pub use registry::{CustomLayer, Next};
+pub use from_fn::{FromFn, FromFnFuture, FromFnLayer, from_fn};
+pub use next::Next;
+pub use registry::CustomLayer;
 pub use service::{PluginStackLayer, PluginStackService, ResponseBody, ResponseFuture};
 pub use tower_plugins_core::PluginContext;
 
 use registry::{Registry, Step, custom_factory, nearest};
 use source::{Origin, Source, expand_env};
 use when::When;
+
+use crate::Body;
 
 /// Plugins composed in a configured order.
 ///
@@ -434,6 +453,54 @@ impl PluginStackBuilder {
                 .insert(name.to_owned(), custom_factory::<C, L, F>(factory));
         }
         self
+    }
+
+    /// Registers a custom plugin written as an async function, with a typed config: each
+    /// request calls `f(config, request, next)` (see [`from_fn`]). The entry's table
+    /// deserializes as `C`; for checks beyond serde's, use [`register`](Self::register) with a
+    /// factory that returns [`from_fn`]'s layer.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::Arc;
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    /// use tower_plugins::{Body, Next, PluginStack};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Closed { message: String }
+    ///
+    /// let stack = PluginStack::builder()
+    ///     .register_fn("closed", |cfg: Arc<Closed>, req: Request<Body>, next: Next| async move {
+    ///         if req.uri().path().starts_with("/admin") {
+    ///             return (StatusCode::SERVICE_UNAVAILABLE, cfg.message.clone()).into_response();
+    ///         }
+    ///         next.run(req).await
+    ///     })
+    ///     .toml_str("[[plugin]]\nuse = \"closed\"\nmessage = \"back soon\"")
+    ///     .build()
+    ///     .unwrap();
+    /// # use axum_core::response::IntoResponse;
+    /// let app = service_fn(|_req: Request<Body>| async {
+    ///     Ok::<_, std::convert::Infallible>(Response::new(Body::from("hello")))
+    /// });
+    /// let req = Request::get("/admin/users").body(Body::empty()).unwrap();
+    /// let res = stack.layer().layer(app).oneshot(req).await.unwrap();
+    /// assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    /// # }
+    /// ```
+    pub fn register_fn<C, F, Fut>(self, name: &str, f: F) -> Self
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+        F: Fn(Arc<C>, Request<Body>, Next) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoResponse,
+    {
+        let f = Arc::new(f);
+        self.register(name, move |config: C, _: &PluginContext| {
+            let (config, f) = (Arc::new(config), f.clone());
+            Ok(from_fn(move |req, next| f(config.clone(), req, next)))
+        })
     }
 
     /// Reads, merges, validates and builds every entry.

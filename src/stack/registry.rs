@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response};
 use serde::de::DeserializeOwned;
-use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
 use tower_plugins_core::{
     ConfigError, ConfigProblem, Plugin, PluginContext, ProblemKind, join_key,
@@ -16,12 +15,9 @@ use tower_plugins_core::{
 use tower_service::Service;
 
 use super::built_in::{self, BUILT_IN, built_ins};
+use super::next::Next;
 use super::when::When;
 use crate::{Body, BoxError};
-
-/// The inner service a custom plugin's layer wraps: the rest of the stack, with its types
-/// erased. Custom layers are built over this type.
-pub type Next = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
 /// A built, enabled stack entry: its layer, and the requests it applies to.
 #[derive(Clone)]
@@ -75,7 +71,7 @@ where
     B::Error: Into<BoxError>,
 {
     fn wrap(&self, next: Next) -> Next {
-        BoxCloneSyncService::new(tower::util::MapResponse::new(
+        Next::new(tower::util::MapResponse::new(
             self.layer(next),
             into_body_response,
         ))

@@ -18,13 +18,13 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
 use tower_plugins_core::PluginFuture;
 use tower_service::Service;
 
 use super::built_in::{self, built_ins};
-use super::registry::{AnyLayer, Next, Step, into_body_response};
+use super::next::Next;
+use super::registry::{AnyLayer, Step, into_body_response};
 use super::when::When;
 use crate::{Body, BoxError};
 
@@ -261,14 +261,14 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    BoxCloneSyncService::new(tower::util::MapResponse::new(n, into_body_response))
+    Next::new(tower::util::MapResponse::new(n, into_body_response))
 }
 
 /// `step` over the erased `next`, erased; with `when`, a request outside it goes to `next`.
 fn erase_step(step: &Step, next: Next) -> Next {
     match &step.when {
         None => erase_layer(&step.layer, next),
-        Some(when) => BoxCloneSyncService::new(Scoped {
+        Some(when) => Next::new(Scoped {
             when: when.clone(),
             layered: erase_layer(&step.layer, next.clone()),
             next,

@@ -1,7 +1,4 @@
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
@@ -13,50 +10,16 @@ use super::*;
 use crate::Body;
 
 /// A custom plugin that records the order in which requests and responses pass it.
-#[derive(Clone)]
-struct TagLayer(String);
-
-#[derive(Clone)]
-struct Tag<S> {
-    inner: S,
-    tag: String,
-}
-
-impl<S> Layer<S> for TagLayer {
-    type Service = Tag<S>;
-    fn layer(&self, inner: S) -> Tag<S> {
-        Tag {
-            inner,
-            tag: self.0.clone(),
+fn tag_layer(tag: String) -> impl CustomLayer {
+    from_fn(move |mut req: Request<Body>, next: Next| {
+        let tag = HeaderValue::from_str(&tag).unwrap();
+        req.headers_mut().append("x-seen", tag.clone());
+        async move {
+            let mut res = next.run(req).await;
+            res.headers_mut().append("x-order", tag);
+            res
         }
-    }
-}
-
-impl<S> Service<Request<Body>> for Tag<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let tag = self.tag.clone();
-        req.headers_mut()
-            .append("x-seen", HeaderValue::from_str(&tag).unwrap());
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut res = fut.await?;
-            res.headers_mut()
-                .append("x-order", HeaderValue::from_str(&tag).unwrap());
-            Ok(res)
-        })
-    }
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -67,7 +30,7 @@ struct TagConfig {
 
 fn builder() -> PluginStackBuilder {
     PluginStack::builder().register("tag", |c: TagConfig, _ctx: &PluginContext| {
-        Ok(TagLayer(c.tag))
+        Ok(tag_layer(c.tag))
     })
 }
 
@@ -226,10 +189,10 @@ fn display_lists_order_names_state_and_settings() {
 fn registering_a_taken_name_is_an_error() {
     let e = builder()
         .register("timer", |c: TagConfig, _ctx: &PluginContext| {
-            Ok(TagLayer(c.tag))
+            Ok(tag_layer(c.tag))
         })
         .register("tag", |c: TagConfig, _ctx: &PluginContext| {
-            Ok(TagLayer(c.tag))
+            Ok(tag_layer(c.tag))
         })
         .build()
         .unwrap_err();
@@ -261,10 +224,14 @@ async fn poll_ready_is_passed_through_every_slot() {
         );
         handle.allow(1);
         assert!(svc.poll_ready::<Request<Body>>().is_ready(), "{n} entries");
+        // A from_fn plugin calls the rest of the stack when its future is first polled.
         let fut = svc.call(Request::new(Body::empty()));
-        let (_, send) = handle.next_request().await.unwrap();
-        send.send_response(Response::new(Body::from("ok")));
-        let res = fut.await.unwrap();
+        let answer = async {
+            let (_, send) = handle.next_request().await.unwrap();
+            send.send_response(Response::new(Body::from("ok")));
+        };
+        let (res, ()) = tokio::join!(fut, answer);
+        let res = res.unwrap();
         assert_eq!(res.headers().get_all("x-order").iter().count(), n);
     }
 }
@@ -286,4 +253,164 @@ async fn composes_with_service_builder() {
     assert!(res.headers().contains_key("x-response-time"));
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "t0");
+}
+
+/// Sends `method path` (from a loopback peer) through `stack` over the echo app.
+async fn send_to(stack: &PluginStack, method: &str, path: &str) -> (Response<()>, String) {
+    let svc = stack.layer().layer(app());
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("origin", "https://app.example.com")
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(std::net::SocketAddr::from(([127, 0, 0, 1], 40000)));
+    let res = svc.oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        Response::from_parts(parts, ()),
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+fn has(res: &Response<()>, header: &str) -> bool {
+    res.headers().contains_key(header)
+}
+
+#[tokio::test]
+async fn when_applies_a_timer_to_some_paths_and_methods() {
+    let stack = PluginStack::from_toml_str(
+        "[[plugin]]\nuse = \"timer\"\n\
+         when = { paths = [\"/api/**\"], except = [\"/api/health\"], methods = [\"GET\"] }\n",
+    )
+    .unwrap();
+    assert!(has(
+        &send_to(&stack, "GET", "/api/items").await.0,
+        "x-response-time"
+    ));
+    for (method, path) in [("GET", "/"), ("GET", "/api/health"), ("POST", "/api/items")] {
+        let (res, _) = send_to(&stack, method, path).await;
+        assert!(!has(&res, "x-response-time"), "{method} {path}");
+        assert!(!has(&res, "server-timing"), "{method} {path}");
+    }
+    let text = stack.to_string();
+    assert!(
+        text.contains("(when paths /api/**; except /api/health; methods GET)"),
+        "{text}"
+    );
+    assert_eq!(
+        stack.entries()[0].when.as_deref(),
+        Some("paths /api/**; except /api/health; methods GET")
+    );
+}
+
+#[tokio::test]
+async fn when_skips_cors_outside_its_paths() {
+    let stack = PluginStack::from_toml_str(
+        "[[plugin]]\nuse = \"cors\"\nallow_origins = [\"https://app.example.com\"]\n\
+         when = { except = [\"/public/**\"] }\n",
+    )
+    .unwrap();
+    let (res, _) = send_to(&stack, "GET", "/api").await;
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let (res, _) = send_to(&stack, "GET", "/public/logo.png").await;
+    assert!(!has(&res, "access-control-allow-origin"));
+    assert!(!has(&res, "vary"));
+}
+
+#[tokio::test]
+async fn when_limits_only_the_paths_it_names() {
+    let stack = PluginStack::from_toml_str(
+        "[[plugin]]\nuse = \"rate_limit\"\nquota = \"1/hour\"\n\
+         when = { paths = [\"/login\"] }\n",
+    )
+    .unwrap();
+    assert_eq!(send_to(&stack, "POST", "/login").await.0.status(), 200);
+    assert_eq!(send_to(&stack, "POST", "/login").await.0.status(), 429);
+    for _ in 0..3 {
+        let (res, _) = send_to(&stack, "POST", "/other").await;
+        assert_eq!(res.status(), 200);
+        assert!(!has(&res, "ratelimit"));
+    }
+}
+
+#[tokio::test]
+async fn when_keeps_the_request_log_off_other_paths() {
+    let stack = PluginStack::from_toml_str(
+        "[[plugin]]\nuse = \"request_log\"\nwhen = { except = [\"/health\"] }\n",
+    )
+    .unwrap();
+    assert!(has(&send_to(&stack, "GET", "/api").await.0, "x-request-id"));
+    // A skipped entry does nothing at all: no line and no request id (its own `skip` key
+    // still writes the id).
+    assert!(!has(
+        &send_to(&stack, "GET", "/health").await.0,
+        "x-request-id"
+    ));
+}
+
+#[tokio::test]
+async fn when_keeps_other_paths_out_of_the_stats() {
+    let stack = PluginStack::from_toml_str(
+        "[[plugin]]\nuse = \"stats\"\nroutes = [\"/a\", \"/health\"]\nendpoint = \"/stats\"\n\
+         when = { except = [\"/health\"] }\n",
+    )
+    .unwrap();
+    send_to(&stack, "GET", "/a").await;
+    send_to(&stack, "GET", "/health").await;
+    let (res, body) = send_to(&stack, "GET", "/stats").await;
+    assert_eq!(res.status(), 200, "{body}");
+    let snap: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let routes = snap["routes"].as_array().unwrap();
+    let count = |name: &str| {
+        routes
+            .iter()
+            .find(|r| r["route"] == name)
+            .map_or(0, |r| r["requests"].as_u64().unwrap())
+    };
+    assert_eq!((count("/a"), count("/health")), (1, 0), "{snap}");
+}
+
+#[tokio::test]
+async fn when_applies_custom_plugins_in_static_and_erased_slots() {
+    // Ten entries: the ninth and tenth are composed erased inside the last slot.
+    let mut text = tags_toml(DEPTH + 2);
+    for i in [0, DEPTH + 1] {
+        text = text.replace(
+            &format!("tag = \"t{i}\"\n"),
+            &format!("tag = \"t{i}\"\nwhen = {{ paths = [\"/tagged\"] }}\n"),
+        );
+    }
+    let stack = builder().toml_str(text).build().unwrap();
+    let (_, seen) = send_to(&stack, "GET", "/tagged").await;
+    let all: Vec<String> = (0..DEPTH + 2).map(|i| format!("t{i}")).collect();
+    assert_eq!(seen, all.join(","));
+    let (_, seen) = send_to(&stack, "GET", "/other").await;
+    assert_eq!(seen, all[1..=DEPTH].join(","));
+}
+
+#[test]
+fn a_bad_when_is_located_in_its_entry() {
+    let e = PluginStack::from_toml_str(
+        "[[plugin]]\nuse = \"timer\"\nwhen = { paths = [\"/a*\"], method = [\"GET\"] }\n",
+    )
+    .unwrap_err();
+    let p = &e.problems()[0];
+    assert_eq!(p.location.key, "when.method");
+    assert_eq!(p.location.line, Some(3));
+    let e = PluginStack::from_toml_str(
+        "[[plugin]]\nuse = \"timer\"\n\n[[plugin]]\nuse = \"cors\"\nwhen = { paths = [\"/a*\"] }\n",
+    )
+    .unwrap_err();
+    let p = &e.problems()[0];
+    assert_eq!(
+        (p.location.key.as_str(), p.location.line),
+        ("when.paths[0]", Some(6))
+    );
+    assert_eq!(p.location.plugin.as_ref().unwrap().index, 1);
 }
