@@ -97,6 +97,13 @@ impl Plugin for Off {
     }
 }
 
+#[cfg(test)]
+impl Default for Off {
+    fn default() -> Self {
+        unreachable!("no layer exists for a plugin whose feature is off")
+    }
+}
+
 impl<S> Layer<S> for Off {
     type Service = Off<S>;
     fn layer(&self, _: S) -> Off<S> {

@@ -414,3 +414,40 @@ fn a_bad_when_is_located_in_its_entry() {
     );
     assert_eq!(p.location.plugin.as_ref().unwrap().index, 1);
 }
+
+/// Each built-in's defaults are written twice, as its config's `Default` and its layer's: the
+/// two must describe the same settings, unless the config has a required key (cors' origins,
+/// rate_limit's quota), which its default leaves out on purpose.
+macro_rules! defaults_agree {
+    ($($variant:ident: $name:ident, $feature:literal, $layer:ty;)*) => {
+        #[test]
+        fn every_built_in_config_default_builds_its_layer_default() {
+            $(if cfg!(feature = $feature) {
+                defaults_of::<super::built_in::$name::Layer>(stringify!($name));
+            })*
+        }
+    };
+}
+
+super::built_in::built_ins!(defaults_agree);
+
+fn defaults_of<L>(name: &str)
+where
+    L: tower_plugins_core::Plugin + Default,
+    L::Config: Default,
+{
+    let ctx = PluginContext::new(
+        std::sync::Arc::new(tower_plugins_core::ClientIpResolver::new()),
+        name,
+        0,
+    );
+    match L::from_config(L::Config::default(), &ctx) {
+        Ok(from_config) => assert_eq!(from_config.describe(), L::default().describe(), "{name}"),
+        Err(e) => assert!(
+            e.problems()
+                .iter()
+                .all(|p| p.kind == ProblemKind::MissingKey),
+            "{name}: the default config is refused for more than a required key: {e}"
+        ),
+    }
+}

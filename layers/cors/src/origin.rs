@@ -230,6 +230,7 @@ impl ExactOrigins {
         self.large.insert(origin);
     }
 
+    #[cfg(feature = "serde")]
     pub(crate) fn is_empty(&self) -> bool {
         self.small.is_empty() && self.large.is_empty()
     }
@@ -418,7 +419,8 @@ impl AllowOrigin {
         }
     }
 
-    /// Nothing is allowed (the default of a new layer).
+    /// Nothing is allowed (the default of a new layer). Asked by the config only.
+    #[cfg(feature = "serde")]
     pub(crate) fn is_empty(&self) -> bool {
         !self.any
             && !self.mirror
