@@ -8,6 +8,7 @@ use tower_service::Service;
 use super::service::DEPTH;
 use super::*;
 use crate::Body;
+use tower_plugins_core::ProblemKind;
 
 /// A custom plugin that records the order in which requests and responses pass it.
 fn tag_layer(tag: String) -> impl CustomLayer {
