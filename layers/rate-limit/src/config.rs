@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
+use ipnet::IpNet;
 use serde::Deserialize;
 use tower_plugins_core::{
     ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, header_name,
@@ -291,109 +292,105 @@ impl RateLimitConfig {
     /// backend without the `redis` feature), and a configuration with no rule at all.
     pub fn build(self, client_ip: Arc<ClientIpResolver>) -> Result<RateLimitLayer, ConfigError> {
         let mut p = Problems::new();
-        let prefix = |p: &mut Problems, key: &str, v: i64, max: u8| -> u8 {
-            match u8::try_from(v).ok().filter(|v| (1..=max).contains(v)) {
-                Some(v) => v,
-                None => {
-                    p.push(
-                        ProblemKind::InvalidValue,
-                        key,
-                        format!("a prefix length from 1 to {max}, not {v}"),
-                    );
-                    max
-                }
-            }
-        };
         let v4 = prefix(&mut p, "ipv4_prefix", self.ipv4_prefix, 32);
         let v6 = prefix(&mut p, "ipv6_prefix", self.ipv6_prefix, 128);
         let key = key_source(&mut p, "key", &self.key, v4, v6);
+        let rules = self.rules_of(&mut p, v4, v6);
+        let (unknown, on_error) = self.policies(&mut p, v4, v6);
+        let exempt_paths = p.check("exempt_paths", PathSet::new(&self.exempt_paths));
+        let exempt_ips: Vec<IpNet> = (self.exempt_ips.iter().enumerate())
+            .filter_map(|(i, s)| p.check(&format!("exempt_ips[{i}]"), parse_cidr(s)))
+            .collect();
+        let (max_keys, sweep) = self.memory(&mut p);
+        let backend = self.backend(&mut p);
+        let parts = (
+            key,
+            exempt_paths,
+            rules.into_iter().collect::<Option<Vec<_>>>(),
+        );
+        let (Some(key), Some(exempt_paths), Some(rules)) = p.finish(parts)? else {
+            // Every part missing above recorded its problem; finish returned them.
+            return Err(ConfigError::new(
+                ProblemKind::InvalidValue,
+                "",
+                "invalid rate limit configuration",
+            ));
+        };
+        let mut l = RateLimitLayer::from_rules(rules)
+            .key(key)
+            .client_ip(client_ip)
+            .exempt_paths(exempt_paths)
+            .exempt_ips(exempt_ips)
+            .unknown_key(unknown)
+            .shadow(self.shadow)
+            .headers(self.headers)
+            .legacy_headers(self.legacy_headers)
+            .max_keys(max_keys)
+            .on_backend_error(on_error);
+        if let Some(s) = sweep {
+            l = l.sweep_interval(s);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(r) = backend {
+            l = l.redis(r);
+        }
+        #[cfg(not(feature = "redis"))]
+        let () = backend;
+        Ok(l)
+    }
 
+    /// The `default` rule (from the top-level keys) and the `[[plugin.rules]]`, each `None`
+    /// where it had a problem.
+    fn rules_of(&self, p: &mut Problems, v4: u8, v6: u8) -> Vec<Option<Rule>> {
         let mut rules = Vec::new();
         let mut names: Vec<String> = Vec::new();
         if self.quota.is_some() {
             names.push("default".to_owned());
-            rules.push(rule(
-                &mut p,
-                "default".to_owned(),
-                RuleParts {
-                    key: "",
-                    quota: &self.quota,
-                    burst: self.burst,
-                    paths: &self.paths,
-                    methods: &self.methods,
-                    count: self.count.as_deref(),
-                },
-            ));
+            let parts = RuleParts {
+                key: "",
+                quota: &self.quota,
+                burst: self.burst,
+                paths: &self.paths,
+                methods: &self.methods,
+                count: self.count.as_deref(),
+            };
+            rules.push(rule(p, "default".to_owned(), parts));
         } else {
-            for (k, set) in [
-                ("burst", self.burst.is_some()),
-                ("paths", !self.paths.is_empty()),
-                ("methods", !self.methods.is_empty()),
-                ("count", self.count.is_some()),
-            ] {
-                if set {
-                    p.push(
-                        ProblemKind::Conflict,
-                        k,
-                        format!("`{k}` belongs to the default rule, which needs a `quota`"),
-                    );
-                }
-            }
-            if self.rules.is_empty() {
-                p.push(
-                    ProblemKind::MissingKey,
-                    "quota",
-                    "a rate limiter needs a `quota` or at least one [[plugin.rules]] entry",
-                );
-            }
+            self.no_default_rule(p);
         }
         for (i, rc) in self.rules.iter().enumerate() {
-            let at = format!("rules[{i}]");
-            let name = rc.name.clone().unwrap_or_else(|| format!("rule{i}"));
-            if !valid_name(&name) {
-                p.push(
-                    ProblemKind::InvalidValue,
-                    format!("{at}.name"),
-                    format!(
-                        "{name:?}: a rule name is 1 to 64 letters, digits, `_`, `-`, `.` or `:`"
-                    ),
-                );
-            } else if names.contains(&name) {
-                p.push(
-                    ProblemKind::DuplicateName,
-                    format!("{at}.name"),
-                    format!("two rules are named {name:?}"),
-                );
-            }
-            names.push(name.clone());
-            let mut r = rule(
-                &mut p,
-                name,
-                RuleParts {
-                    key: &at,
-                    quota: &rc.quota,
-                    burst: rc.burst,
-                    paths: &rc.paths,
-                    methods: &rc.methods,
-                    count: rc.count.as_deref(),
-                },
-            );
-            if let Some(k) = &rc.key {
-                let src = key_source(&mut p, &format!("{at}.key"), k, v4, v6);
-                r = r.zip(src).map(|(r, k)| r.key(k));
-            }
-            if let Some(s) = rc.shadow {
-                r = r.map(|r| r.shadow(s));
-            }
-            rules.push(r);
+            rules.push(extra_rule(p, i, rc, &mut names, v4, v6));
         }
+        rules
+    }
 
-        let unknown = match choice(
-            &mut p,
-            "unknown_key",
-            &self.unknown_key,
-            &["shared", "client_ip", "allow", "deny"],
-        ) {
+    /// Without a `quota` there is no default rule: its other keys are conflicts, and some
+    /// other rule must exist.
+    fn no_default_rule(&self, p: &mut Problems) {
+        for (k, set) in [
+            ("burst", self.burst.is_some()),
+            ("paths", !self.paths.is_empty()),
+            ("methods", !self.methods.is_empty()),
+            ("count", self.count.is_some()),
+        ] {
+            if set {
+                let message = format!("`{k}` belongs to the default rule, which needs a `quota`");
+                p.push(ProblemKind::Conflict, k, message);
+            }
+        }
+        if self.rules.is_empty() {
+            p.push(
+                ProblemKind::MissingKey,
+                "quota",
+                "a rate limiter needs a `quota` or at least one [[plugin.rules]] entry",
+            );
+        }
+    }
+
+    /// `unknown_key` and `on_backend_error`.
+    fn policies(&self, p: &mut Problems, v4: u8, v6: u8) -> (UnknownKey, OnBackendError) {
+        let unknown_choices = ["shared", "client_ip", "allow", "deny"];
+        let unknown = match choice(p, "unknown_key", &self.unknown_key, &unknown_choices) {
             Some("client_ip") => UnknownKey::ClientIp {
                 v4_prefix: v4,
                 v6_prefix: v6,
@@ -403,7 +400,7 @@ impl RateLimitConfig {
             _ => UnknownKey::Shared,
         };
         let on_error = match choice(
-            &mut p,
+            p,
             "on_backend_error",
             &self.on_backend_error,
             &["allow", "deny"],
@@ -411,21 +408,16 @@ impl RateLimitConfig {
             Some("deny") => OnBackendError::Deny,
             _ => OnBackendError::Allow,
         };
-        let exempt_paths = p.check("exempt_paths", PathSet::new(&self.exempt_paths));
-        let mut exempt_ips = Vec::new();
-        for (i, s) in self.exempt_ips.iter().enumerate() {
-            if let Some(n) = p.check(&format!("exempt_ips[{i}]"), parse_cidr(s)) {
-                exempt_ips.push(n);
-            }
-        }
+        (unknown, on_error)
+    }
+
+    /// The memory backend's bounds: `max_keys` and `sweep_interval`.
+    fn memory(&self, p: &mut Problems) -> (usize, Option<Duration>) {
         let max_keys = match usize::try_from(self.max_keys) {
             Ok(n) if n > 0 => n,
             _ => {
-                p.push(
-                    ProblemKind::InvalidValue,
-                    "max_keys",
-                    format!("max_keys must be at least 1, not {}", self.max_keys),
-                );
+                let message = format!("max_keys must be at least 1, not {}", self.max_keys);
+                p.push(ProblemKind::InvalidValue, "max_keys", message);
                 1
             }
         };
@@ -437,29 +429,41 @@ impl RateLimitConfig {
                 "the sweep interval must be at least 1ms",
             );
         }
-        #[cfg(feature = "redis")]
-        let mut redis = None;
+        (max_keys, sweep)
+    }
+
+    /// The Redis settings of `backend = { redis = ... }`, `None` for memory.
+    #[cfg(feature = "redis")]
+    fn backend(&self, p: &mut Problems) -> Option<crate::RedisSettings> {
         match &self.backend {
             BackendConfig::Named(n) => {
-                choice(&mut p, "backend", n, &["memory"]);
+                choice(p, "backend", n, &["memory"]);
+                None
             }
-            #[cfg(feature = "redis")]
             BackendConfig::Redis {
                 redis: url,
                 timeout,
                 prefix,
             } => {
-                if let Some(mut r) = p.check("backend.redis", crate::RedisSettings::new(url)) {
-                    if let Some(t) = timeout {
-                        r = r.timeout(t.get());
-                    }
-                    if let Some(pre) = prefix {
-                        r = r.prefix(pre.clone());
-                    }
-                    redis = Some(r);
+                let mut r = p.check("backend.redis", crate::RedisSettings::new(url))?;
+                if let Some(t) = timeout {
+                    r = r.timeout(t.get());
                 }
+                if let Some(pre) = prefix {
+                    r = r.prefix(pre.clone());
+                }
+                Some(r)
             }
-            #[cfg(not(feature = "redis"))]
+        }
+    }
+
+    /// Without the `redis` feature, only `"memory"`.
+    #[cfg(not(feature = "redis"))]
+    fn backend(&self, p: &mut Problems) {
+        match &self.backend {
+            BackendConfig::Named(n) => {
+                choice(p, "backend", n, &["memory"]);
+            }
             BackendConfig::Redis { .. } => p.push(
                 ProblemKind::InvalidValue,
                 "backend.redis",
@@ -467,40 +471,59 @@ impl RateLimitConfig {
                  tower-plugins-rate-limit (`rate-limit-redis` in tower-plugins)",
             ),
         }
-
-        let (Some(key), Some(exempt_paths)) = (key, exempt_paths) else {
-            return Err(p.finish(()).expect_err("a problem was recorded"));
-        };
-        let rules: Option<Vec<Rule>> = rules.into_iter().collect();
-        let layer = p.finish(rules)?.map(|rules| {
-            let mut l = RateLimitLayer::from_rules(rules)
-                .key(key)
-                .client_ip(client_ip)
-                .exempt_paths(exempt_paths)
-                .exempt_ips(exempt_ips)
-                .unknown_key(unknown)
-                .shadow(self.shadow)
-                .headers(self.headers)
-                .legacy_headers(self.legacy_headers)
-                .max_keys(max_keys)
-                .on_backend_error(on_error);
-            if let Some(s) = sweep {
-                l = l.sweep_interval(s);
-            }
-            #[cfg(feature = "redis")]
-            if let Some(r) = redis {
-                l = l.redis(r);
-            }
-            l
-        });
-        layer.ok_or_else(|| {
-            ConfigError::new(
-                ProblemKind::InvalidValue,
-                "",
-                "invalid rate limit configuration",
-            )
-        })
     }
+}
+
+/// A prefix length from 1 to `max`; `max` (with a problem) otherwise.
+fn prefix(p: &mut Problems, key: &str, v: i64, max: u8) -> u8 {
+    match u8::try_from(v).ok().filter(|v| (1..=max).contains(v)) {
+        Some(v) => v,
+        None => {
+            let message = format!("a prefix length from 1 to {max}, not {v}");
+            p.push(ProblemKind::InvalidValue, key, message);
+            max
+        }
+    }
+}
+
+/// The rule `rules[i]`: its name checked against the `names` so far (and added), its own key
+/// and shadow setting over the plugin's.
+fn extra_rule(
+    p: &mut Problems,
+    i: usize,
+    rc: &RuleConfig,
+    names: &mut Vec<String>,
+    v4: u8,
+    v6: u8,
+) -> Option<Rule> {
+    let at = format!("rules[{i}]");
+    let name = rc.name.clone().unwrap_or_else(|| format!("rule{i}"));
+    if !valid_name(&name) {
+        let message =
+            format!("{name:?}: a rule name is 1 to 64 letters, digits, `_`, `-`, `.` or `:`");
+        p.push(ProblemKind::InvalidValue, format!("{at}.name"), message);
+    } else if names.contains(&name) {
+        let message = format!("two rules are named {name:?}");
+        p.push(ProblemKind::DuplicateName, format!("{at}.name"), message);
+    }
+    names.push(name.clone());
+    let parts = RuleParts {
+        key: &at,
+        quota: &rc.quota,
+        burst: rc.burst,
+        paths: &rc.paths,
+        methods: &rc.methods,
+        count: rc.count.as_deref(),
+    };
+    let mut r = rule(p, name, parts);
+    if let Some(k) = &rc.key {
+        let src = key_source(p, &format!("{at}.key"), k, v4, v6);
+        r = r.zip(src).map(|(r, k)| r.key(k));
+    }
+    if let Some(s) = rc.shadow {
+        r = r.map(|r| r.shadow(s));
+    }
+    r
 }
 
 impl TryFrom<RateLimitConfig> for RateLimitLayer {
