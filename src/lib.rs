@@ -76,5 +76,4 @@ pub use tower_plugins_rate_limit as rate_limit;
 #[cfg(feature = "stats")]
 pub use tower_plugins_stats as stats;
 
-/// A boxed error.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use tower_plugins_core::BoxError;

@@ -10,6 +10,7 @@
 //! - [`GuardedBody`]: accounting that runs exactly once, when a body ends or is dropped;
 //! - [`RequestStart`]: one clock reading per request, shared by every plugin;
 //! - [`write_json_str`]: a JSON string literal, for bodies and log lines written by hand;
+//! - [`is_tchar`] and [`write_quoted`]: HTTP tokens and quoted strings;
 //! - [`Plugin`] and [`PluginFuture`]: the contract of a built-in plugin of the stack;
 //! - [`ConfigError`]: every problem of a configuration, each with its file, plugin entry, key,
 //!   line and column.
@@ -30,6 +31,7 @@ mod json;
 mod pattern;
 mod plugin;
 mod timing;
+mod token;
 
 pub use body::PluginBody;
 pub use client_ip::{ClientIpConfig, ClientIpResolver, ForwardedHeader, parse_cidr};
@@ -40,6 +42,7 @@ pub use json::write_json_str;
 pub use pattern::{PathPattern, PathSet};
 pub use plugin::{Plugin, PluginContext, PluginFuture};
 pub use timing::{AuthUser, RequestStart};
+pub use token::{TOKEN_CHARS, is_tchar, write_quoted};
 
 /// Writes `get_ref`, `get_mut` and `into_inner` for a service struct whose wrapped service is
 /// the field `inner` (the accessors every tower-plugins service offers, as tower-http's do).
@@ -109,11 +112,14 @@ pub fn header_name(s: &str) -> Result<http::HeaderName, ConfigError> {
             "",
             format!("{s:?} is not a valid header name"),
         )
-        .with_hint("header names are letters, digits and !#$%&'*+-.^_`|~, such as \"x-request-id\"")
+        .with_hint(format!(
+            "header names are {TOKEN_CHARS}, such as \"x-request-id\""
+        ))
     })
 }
 
-/// A boxed error, as used by body and service errors across the tower ecosystem.
+/// A boxed error, as used by body and service errors across the tower ecosystem (the facade
+/// re-exports this one).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What the crate's macros name; not part of the API.

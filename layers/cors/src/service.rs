@@ -13,7 +13,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{PluginBody, PluginFuture};
+use tower_plugins_core::{PluginBody, PluginFuture, is_tchar};
 use tower_service::Service;
 
 use crate::layer::{AllowHeaders, AllowMethods, Shared};
@@ -237,11 +237,6 @@ fn eq_lower(name: &[u8], lower: &str) -> bool {
             .iter()
             .zip(lower.as_bytes())
             .all(|(a, b)| a.to_ascii_lowercase() == *b)
-}
-
-/// Whether `b` may appear in an HTTP token (RFC 9110 `tchar`).
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Trims optional whitespace (spaces and tabs) from both ends.

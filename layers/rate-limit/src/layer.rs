@@ -287,24 +287,6 @@ impl Compiled {
     }
 }
 
-/// An RFC 8941 string: printable ASCII, with `"` and `\` escaped; anything else becomes `_`.
-pub(crate) fn sf_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' '..='~' => out.push(c),
-            _ => out.push('_'),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// The state every clone of the layer (and every service it makes) shares.
 pub(crate) struct Engine {
     pub(crate) rules: Vec<Compiled>,
@@ -345,7 +327,9 @@ impl Engine {
                 // Whole seconds to refill the whole burst: the largest reset, and the window.
                 let full = crate::service::ceil_secs(t.saturating_mul(u64::from(burst.get())));
                 let window = full.max(1);
-                let item = sf_string(&r.name);
+                let mut item = String::with_capacity(r.name.len() + 2);
+                // A String's writes do not fail.
+                let _ = tower_plugins_core::write_quoted(&mut item, &r.name);
                 let limiter = memory.then(|| {
                     let clock = match &s.clock {
                         Some(m) => RateClock::Manual(m.clone()),

@@ -1,7 +1,7 @@
 //! [`TimerConfig`]: the `use = "timer"` table of a plugin stack.
 
 use serde::Deserialize;
-use tower_plugins_core::{ConfigError, ProblemKind, Problems};
+use tower_plugins_core::{ConfigError, ProblemKind, Problems, TOKEN_CHARS, is_tchar};
 
 use crate::{TimeUnit, TimerLayer};
 
@@ -79,13 +79,13 @@ impl TryFrom<TimerConfig> for TimerLayer {
             || !c
                 .server_timing_name
                 .chars()
-                .all(crate::server_timing::is_tchar)
+                .all(|c| u8::try_from(c).is_ok_and(is_tchar))
         {
             problems.push(
                 ProblemKind::InvalidValue,
                 "server_timing_name",
                 format!(
-                    "{:?} is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)",
+                    "{:?} is not an HTTP token ({TOKEN_CHARS})",
                     c.server_timing_name
                 ),
             );

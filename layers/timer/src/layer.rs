@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use http::HeaderName;
 use tower_layer::Layer;
-use tower_plugins_core::BodyOutcome;
+use tower_plugins_core::{BodyOutcome, is_tchar};
 
 use crate::format::TimeUnit;
 use crate::service::Timer;
@@ -120,7 +120,7 @@ impl TimerLayer {
     pub fn server_timing_name(self, name: &str) -> Self {
         let clean: String = name
             .chars()
-            .filter(|c| crate::server_timing::is_tchar(*c))
+            .filter(|c| u8::try_from(*c).is_ok_and(is_tchar))
             .collect();
         self.map(|s| {
             if !clean.is_empty() {

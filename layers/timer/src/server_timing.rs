@@ -1,8 +1,10 @@
 //! [`ServerTiming`]: entries a handler adds to the `Server-Timing` header.
 
-use std::fmt::{self, Write};
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tower_plugins_core::{is_tchar, write_quoted};
 
 /// A handle, found in the request extensions, through which a handler adds its own
 /// `Server-Timing` entries (`db;dur=12.5;desc="users"`).
@@ -58,7 +60,7 @@ impl ServerTiming {
     fn push(&self, name: &str, dur: Option<Duration>, desc: Option<&str>) {
         let name: String = name
             .chars()
-            .filter(|c| is_tchar(*c))
+            .filter(|c| u8::try_from(*c).is_ok_and(is_tchar))
             .take(MAX_LEN)
             .collect();
         if name.is_empty() {
@@ -97,29 +99,6 @@ impl ServerTiming {
         }
         Ok(())
     }
-}
-
-/// Whether `c` may appear in an HTTP token (RFC 9110 `tchar`).
-pub(crate) fn is_tchar(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
-}
-
-/// Writes `s` as an HTTP quoted-string. Non-ASCII characters, which a header value cannot
-/// carry portably, are replaced by `?`.
-pub(crate) fn write_quoted(out: &mut impl Write, s: &str) -> fmt::Result {
-    out.write_char('"')?;
-    for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.write_char('\\')?;
-                out.write_char(c)?;
-            }
-            c if c.is_ascii() && !c.is_ascii_control() => out.write_char(c)?,
-            c if c.is_control() => {}
-            _ => out.write_char('?')?,
-        }
-    }
-    out.write_char('"')
 }
 
 #[cfg(test)]

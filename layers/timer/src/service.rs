@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use tower_plugins_core::{BodyEnd, GuardedBody, OnBodyEnd, PluginFuture, RequestStart};
+use tower_plugins_core::{
+    BodyEnd, GuardedBody, OnBodyEnd, PluginFuture, RequestStart, write_quoted,
+};
 use tower_service::Service;
 
 use crate::ServerTiming;
 use crate::format::{StackBuf, TimeUnit, write_duration};
 use crate::layer::{Shared, Timings};
-use crate::server_timing::write_quoted;
 
 /// The timer service. See the [crate docs](crate) for an example.
 #[derive(Clone)]
