@@ -157,7 +157,7 @@ impl CorsLayer {
     fn map(mut self, f: impl FnOnce(&mut Shared)) -> Self {
         let s = Arc::make_mut(&mut self.shared);
         f(s);
-        s.preflight_template = crate::service::preflight_template(s);
+        s.preflight_template = crate::preflight::preflight_template(s);
         self
     }
 

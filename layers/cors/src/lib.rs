@@ -60,6 +60,7 @@
 mod config;
 mod layer;
 mod origin;
+mod preflight;
 mod service;
 
 #[cfg(feature = "serde")]
