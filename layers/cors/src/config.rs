@@ -130,91 +130,12 @@ impl TryFrom<CorsConfig> for CorsLayer {
     fn try_from(c: CorsConfig) -> Result<Self, ConfigError> {
         let mut p = Problems::new();
         let mut layer = CorsLayer::new();
-
-        let origins = match &c.allow_origins {
-            o if is_star(o) => Some(AllowOrigin::any()),
-            OneOrMany::One(s) if s.trim() == "mirror" => Some(AllowOrigin::mirror()),
-            o => p.check("allow_origins", AllowOrigin::list(list(o))),
-        };
-        if let Some(origins) = origins {
-            let origins = if c.allow_origin_regex.is_empty() {
-                Some(origins)
-            } else {
-                p.check("allow_origin_regex", origins.regexes(&c.allow_origin_regex))
-            };
-            if let Some(o) = origins {
-                if o.is_empty() {
-                    p.push(
-                        ProblemKind::MissingKey,
-                        "allow_origins",
-                        "no origin is allowed: set allow_origins or allow_origin_regex",
-                    );
-                }
-                layer = layer.allow_origin(o);
-            }
+        if let Some(origins) = origins(&c, &mut p) {
+            layer = layer.allow_origin(origins);
         }
-
-        if is_star(&c.allow_methods) {
-            layer = layer.allow_any_method();
-        } else if c.allow_methods == OneOrMany::One("mirror".to_owned()) {
-            layer = layer.mirror_request_method();
-        } else {
-            let mut methods = Vec::new();
-            for (i, m) in list(&c.allow_methods).iter().enumerate() {
-                let m = m.trim();
-                if m == "*" {
-                    p.push(
-                        ProblemKind::InvalidValue,
-                        format!("allow_methods[{i}]"),
-                        "`*` inside a list of methods",
-                    );
-                    continue;
-                }
-                match Method::from_bytes(m.as_bytes()) {
-                    // Methods are case-sensitive; browsers upper-case only the standard ones.
-                    Ok(method) => methods.push(method),
-                    Err(_) => p.push(
-                        ProblemKind::InvalidValue,
-                        format!("allow_methods[{i}]"),
-                        format!("{m:?} is not a valid method"),
-                    ),
-                }
-            }
-            layer = layer.allow_methods(methods);
-        }
-
-        match &c.allow_headers {
-            h if is_star(h) => layer = layer.allow_any_header(),
-            OneOrMany::One(s) if s.trim() == "mirror" => layer = layer.mirror_request_headers(),
-            h => {
-                if let Some(l) = p.check("allow_headers", layer.clone().allow_headers(list(h))) {
-                    layer = l;
-                }
-            }
-        }
-
-        if is_star(&c.expose_headers) {
-            layer = layer.expose_any_header();
-        } else if let Some(l) = p.check(
-            "expose_headers",
-            layer.clone().expose_headers(list(&c.expose_headers)),
-        ) {
-            layer = l;
-        }
-
-        match StatusCode::from_u16(c.preflight_status) {
-            Ok(status) => {
-                if let Some(l) = p.check("", layer.clone().preflight_status(status)) {
-                    layer = l;
-                }
-            }
-            Err(_) => p.push(
-                ProblemKind::InvalidValue,
-                "preflight_status",
-                format!("{} is not an HTTP status", c.preflight_status),
-            ),
-        }
-
+        layer = methods(&c, &mut p, layer);
+        layer = headers(&c, &mut p, layer);
+        layer = preflight_status(&c, &mut p, layer);
         if let Some(max_age) = c.max_age {
             layer = layer.max_age(max_age.get());
         }
@@ -227,6 +148,92 @@ impl TryFrom<CorsConfig> for CorsLayer {
             p.add("", e);
         }
         p.finish(layer)
+    }
+}
+
+/// `allow_origins` (`*`, `mirror` or a list) and `allow_origin_regex`; allowing nothing is a
+/// missing key.
+fn origins(c: &CorsConfig, p: &mut Problems) -> Option<AllowOrigin> {
+    let origins = match &c.allow_origins {
+        o if is_star(o) => AllowOrigin::any(),
+        OneOrMany::One(s) if s.trim() == "mirror" => AllowOrigin::mirror(),
+        o => p.check("allow_origins", AllowOrigin::list(list(o)))?,
+    };
+    let origins = if c.allow_origin_regex.is_empty() {
+        origins
+    } else {
+        p.check("allow_origin_regex", origins.regexes(&c.allow_origin_regex))?
+    };
+    if origins.is_empty() {
+        p.push(
+            ProblemKind::MissingKey,
+            "allow_origins",
+            "no origin is allowed: set allow_origins or allow_origin_regex",
+        );
+    }
+    Some(origins)
+}
+
+/// `allow_methods`: `*`, `mirror` or a list of methods (case-sensitive, as methods are;
+/// browsers upper-case only the standard ones).
+fn methods(c: &CorsConfig, p: &mut Problems, layer: CorsLayer) -> CorsLayer {
+    if is_star(&c.allow_methods) {
+        return layer.allow_any_method();
+    }
+    if c.allow_methods == OneOrMany::One("mirror".to_owned()) {
+        return layer.mirror_request_method();
+    }
+    let mut methods = Vec::new();
+    for (i, m) in list(&c.allow_methods).iter().enumerate() {
+        let (m, key) = (m.trim(), format!("allow_methods[{i}]"));
+        if m == "*" {
+            p.push(
+                ProblemKind::InvalidValue,
+                key,
+                "`*` inside a list of methods",
+            );
+            continue;
+        }
+        match Method::from_bytes(m.as_bytes()) {
+            Ok(method) => methods.push(method),
+            Err(_) => {
+                let message = format!("{m:?} is not a valid method");
+                p.push(ProblemKind::InvalidValue, key, message);
+            }
+        }
+    }
+    layer.allow_methods(methods)
+}
+
+/// `allow_headers` (`*`, `mirror` or a list) and `expose_headers` (`*` or a list).
+fn headers(c: &CorsConfig, p: &mut Problems, mut layer: CorsLayer) -> CorsLayer {
+    match &c.allow_headers {
+        h if is_star(h) => layer = layer.allow_any_header(),
+        OneOrMany::One(s) if s.trim() == "mirror" => layer = layer.mirror_request_headers(),
+        h => {
+            if let Some(l) = p.check("allow_headers", layer.clone().allow_headers(list(h))) {
+                layer = l;
+            }
+        }
+    }
+    if is_star(&c.expose_headers) {
+        return layer.expose_any_header();
+    }
+    let exposed = layer.clone().expose_headers(list(&c.expose_headers));
+    p.check("expose_headers", exposed).unwrap_or(layer)
+}
+
+/// `preflight_status`: an HTTP status the layer accepts for allowed preflights.
+fn preflight_status(c: &CorsConfig, p: &mut Problems, layer: CorsLayer) -> CorsLayer {
+    match StatusCode::from_u16(c.preflight_status) {
+        Ok(status) => p
+            .check("", layer.clone().preflight_status(status))
+            .unwrap_or(layer),
+        Err(_) => {
+            let message = format!("{} is not an HTTP status", c.preflight_status);
+            p.push(ProblemKind::InvalidValue, "preflight_status", message);
+            layer
+        }
     }
 }
 
