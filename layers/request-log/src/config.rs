@@ -1,6 +1,9 @@
 //! [`RequestLogConfig`]: the `use = "request_log"` table of a plugin stack.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
+
+use http::HeaderName;
 
 use serde::Deserialize;
 use tower_plugins_core::{
@@ -127,30 +130,11 @@ impl RequestLogConfig {
         let mut p = Problems::new();
         let format = p.check("format", LogFormat::parse(&self.format));
         let skip = p.check("skip", PathSet::new(&self.skip));
-        let mut ranges = Vec::new();
-        for (i, s) in self.only_status.iter().enumerate() {
-            match status_range(s) {
-                Some(r) => ranges.push(r),
-                None => p.push(
-                    ProblemKind::InvalidValue,
-                    format!("only_status[{i}]"),
-                    format!("{s:?} is not a status, a range such as \"400-599\", or a class such as \"5xx\""),
-                ),
-            }
-        }
-        if let Some(rate) = self.sample {
-            if !(rate > 0.0 && rate <= 1.0) {
-                p.push(
-                    ProblemKind::InvalidValue,
-                    "sample",
-                    format!("{rate} is not a fraction in (0, 1]"),
-                );
-            }
-        }
-        let mut redact = Vec::new();
-        for (i, h) in self.redact_headers.iter().enumerate() {
-            redact.extend(p.check(&format!("redact_headers[{i}]"), header_name(h)));
-        }
+        let ranges = self.status_ranges(&mut p);
+        self.check_sample(&mut p);
+        let redact: Vec<HeaderName> = (self.redact_headers.iter().enumerate())
+            .filter_map(|(i, h)| p.check(&format!("redact_headers[{i}]"), header_name(h)))
+            .collect();
         let id_header = if self.request_id_header.is_empty() {
             None
         } else {
@@ -194,25 +178,58 @@ impl RequestLogConfig {
         if let Some(rate) = self.sample {
             layer = layer.sample(rate);
         }
-        layer = match self.sink {
+        self.sink.open(layer, rotate, self.buffer)
+    }
+
+    /// `only_status`: statuses, ranges and classes.
+    fn status_ranges(&self, p: &mut Problems) -> Vec<RangeInclusive<u16>> {
+        let mut ranges = Vec::new();
+        for (i, s) in self.only_status.iter().enumerate() {
+            match status_range(s) {
+                Some(r) => ranges.push(r),
+                None => p.push(
+                    ProblemKind::InvalidValue,
+                    format!("only_status[{i}]"),
+                    format!("{s:?} is not a status, a range such as \"400-599\", or a class such as \"5xx\""),
+                ),
+            }
+        }
+        ranges
+    }
+
+    /// `sample`: a fraction in (0, 1].
+    fn check_sample(&self, p: &mut Problems) {
+        if let Some(rate) = self.sample {
+            if !(rate > 0.0 && rate <= 1.0) {
+                let message = format!("{rate} is not a fraction in (0, 1]");
+                p.push(ProblemKind::InvalidValue, "sample", message);
+            }
+        }
+    }
+}
+
+impl SinkConfig {
+    /// Sends `layer`'s lines to this sink (opening a file or starting the writer thread).
+    fn open(
+        self,
+        layer: RequestLogLayer,
+        rotate: Rotate,
+        buffer: usize,
+    ) -> Result<RequestLogLayer, ConfigError> {
+        match self {
             SinkConfig::Named(n) => match n.as_str() {
-                "tracing" => layer.to_tracing(),
-                "stdout" => layer.to_stdout(self.buffer)?,
-                "stderr" => layer.to_stderr(self.buffer)?,
-                other => {
-                    return Err(ConfigError::new(
-                        ProblemKind::InvalidValue,
-                        "sink",
-                        format!("unknown sink {other:?}"),
-                    )
-                    .with_hint(
-                        "\"tracing\", \"stdout\", \"stderr\", or { file = \"access.log\" }",
-                    ));
-                }
+                "tracing" => Ok(layer.to_tracing()),
+                "stdout" => layer.to_stdout(buffer),
+                "stderr" => layer.to_stderr(buffer),
+                other => Err(ConfigError::new(
+                    ProblemKind::InvalidValue,
+                    "sink",
+                    format!("unknown sink {other:?}"),
+                )
+                .with_hint("\"tracing\", \"stdout\", \"stderr\", or { file = \"access.log\" }")),
             },
-            SinkConfig::File { file, .. } => layer.to_file(file, rotate, self.buffer)?,
-        };
-        Ok(layer)
+            SinkConfig::File { file, .. } => layer.to_file(file, rotate, buffer),
+        }
     }
 }
 

@@ -150,18 +150,7 @@ where
         let s = &*self.shared;
         // One wall-clock reading serves the log line's time and the request id.
         let time = SystemTime::now();
-        let request_id = s.request_id_header.as_ref().map(|h| {
-            let incoming = req
-                .headers()
-                .get(h)
-                .filter(|v| s.trust_request_id && valid_request_id(v));
-            let id = match incoming {
-                Some(v) => RequestId(v.clone()),
-                None => RequestId::v7_at(time),
-            };
-            req.extensions_mut().insert(id.clone());
-            (h.clone(), id.0)
-        });
+        let request_id = request_id(s, &mut req, time);
         if s.skip.matches(req.uri().path()) {
             return ResponseFuture {
                 inner: self.inner.call(req),
@@ -170,67 +159,11 @@ where
             };
         }
         let start = RequestStart::get_or_insert(&mut req);
-        let headers = req.headers();
         let user = req.extensions().get::<AuthUser>().map(|u| u.0.clone());
-        let clf = match (&s.format, &s.sink) {
-            (LogFormat::Common, Sink::Lines(_)) => Some(false),
-            (LogFormat::Combined, Sink::Lines(_)) => Some(true),
-            _ => None,
-        };
-        let capture = if let Some(combined) = clf {
-            let redacted;
-            let query = match req.uri().query() {
-                Some(q) if !s.redact_query.is_empty() => {
-                    redacted = redact_query(q, &s.redact_query);
-                    Some(redacted.as_str())
-                }
-                q => q,
-            };
-            let mut part = Vec::with_capacity(192);
-            let at = clf_request_part(
-                &ClfParts {
-                    client_ip: s.client_ip.resolve(&req),
-                    time,
-                    method: req.method(),
-                    path: req.uri().path(),
-                    query,
-                    version: req.version(),
-                    referer: headers.get(http::header::REFERER),
-                    user_agent: headers.get(http::header::USER_AGENT),
-                },
-                combined,
-                &mut part,
-            );
-            Capture::Clf {
-                part,
-                at,
-                user,
-                status: 0,
-            }
-        } else {
-            Capture::Record(Box::new(Record {
-                time,
-                method: req.method().clone(),
-                uri: req.uri().clone(),
-                query: None,
-                route: route(&req),
-                version: req.version(),
-                status: 0,
-                bytes: 0,
-                duration: std::time::Duration::ZERO,
-                client_ip: s.client_ip.resolve(&req),
-                user,
-                request_id: request_id.as_ref().map(|(_, v)| v.clone()),
-                user_agent: headers.get(http::header::USER_AGENT).cloned(),
-                referer: headers.get(http::header::REFERER).cloned(),
-                aborted: false,
-                request_headers: s
-                    .format
-                    .template()
-                    .map(|t| capture(headers, &t.request_headers, s))
-                    .unwrap_or_default(),
-                response_headers: Vec::new(),
-            }))
+        let capture = match (&s.format, &s.sink) {
+            (LogFormat::Common, Sink::Lines(_)) => clf_capture(s, &req, time, user, false),
+            (LogFormat::Combined, Sink::Lines(_)) => clf_capture(s, &req, time, user, true),
+            _ => record_capture(s, &req, time, user, request_id.as_ref()),
         };
         let pending = Some(Pending {
             shared: self.shared.clone(),
@@ -243,6 +176,95 @@ where
             request_id,
         }
     }
+}
+
+/// The request id (a trusted, well-formed incoming one, or a new UUID v7 from `time`), put in
+/// the request's extensions; with the header it is answered under.
+#[inline]
+fn request_id<B>(
+    s: &Shared,
+    req: &mut Request<B>,
+    time: SystemTime,
+) -> Option<(HeaderName, HeaderValue)> {
+    let h = s.request_id_header.as_ref()?;
+    let incoming = (req.headers().get(h)).filter(|v| s.trust_request_id && valid_request_id(v));
+    let id = match incoming {
+        Some(v) => RequestId(v.clone()),
+        None => RequestId::v7_at(time),
+    };
+    req.extensions_mut().insert(id.clone());
+    Some((h.clone(), id.0))
+}
+
+/// For the Apache formats to a line sink: the request's part of the line, written now.
+#[inline]
+fn clf_capture<B>(
+    s: &Shared,
+    req: &Request<B>,
+    time: SystemTime,
+    user: Option<Arc<str>>,
+    combined: bool,
+) -> Capture {
+    let redacted;
+    let query = match req.uri().query() {
+        Some(q) if !s.redact_query.is_empty() => {
+            redacted = redact_query(q, &s.redact_query);
+            Some(redacted.as_str())
+        }
+        q => q,
+    };
+    let headers = req.headers();
+    let mut part = Vec::with_capacity(192);
+    let parts = ClfParts {
+        client_ip: s.client_ip.resolve(req),
+        time,
+        method: req.method(),
+        path: req.uri().path(),
+        query,
+        version: req.version(),
+        referer: headers.get(http::header::REFERER),
+        user_agent: headers.get(http::header::USER_AGENT),
+    };
+    let at = clf_request_part(&parts, combined, &mut part);
+    Capture::Clf {
+        part,
+        at,
+        user,
+        status: 0,
+    }
+}
+
+/// For the other formats and sinks: the request's fields, kept for the end.
+#[inline]
+fn record_capture<B>(
+    s: &Shared,
+    req: &Request<B>,
+    time: SystemTime,
+    user: Option<Arc<str>>,
+    request_id: Option<&(HeaderName, HeaderValue)>,
+) -> Capture {
+    let headers = req.headers();
+    Capture::Record(Box::new(Record {
+        time,
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        query: None,
+        route: route(req),
+        version: req.version(),
+        status: 0,
+        bytes: 0,
+        duration: std::time::Duration::ZERO,
+        client_ip: s.client_ip.resolve(req),
+        user,
+        request_id: request_id.map(|(_, v)| v.clone()),
+        user_agent: headers.get(http::header::USER_AGENT).cloned(),
+        referer: headers.get(http::header::REFERER).cloned(),
+        aborted: false,
+        request_headers: (s.format.template())
+            .map(|t| capture(headers, &t.request_headers, s))
+            .unwrap_or_default(),
+        response_headers: Vec::new(),
+    }))
 }
 
 #[cfg(feature = "axum")]
