@@ -18,7 +18,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::registry::Step;
-use super::slot::{Slot, SlotBody, SlotFuture, enum_body};
+use super::slot::{Composable, Slot, SlotBody, SlotFuture, enum_body};
 use crate::{Body, BoxError};
 
 /// How many entries the stack composes statically; entries past it are composed with their
@@ -64,16 +64,9 @@ impl<S: Clone> Clone for Chain<S> {
     }
 }
 
-impl<N, B> Slot<N>
+impl<N> Slot<N>
 where
-    N: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    N::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    N: Composable,
 {
     /// Two slots holding the first two of `steps` (or fewer) over `inner`.
     fn two(steps: &[Step], inner: N) -> TwoSlots<N> {
@@ -99,16 +92,9 @@ where
     }
 }
 
-impl<S, B> Chain<S>
+impl<S> Chain<S>
 where
-    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Composable,
 {
     fn new(steps: &[Step], inner: S) -> Self {
         match steps.len() {

@@ -68,6 +68,38 @@ macro_rules! enum_body {
 }
 pub(crate) use enum_body;
 
+/// What composing over a service needs of it (the service a stack wraps, or the rest of the
+/// stack below a slot): infallible, cloneable and shareable, with a sendable future and a
+/// `Bytes` body whose errors box.
+pub(crate) trait Composable:
+    Service<
+        Request<Body>,
+        Response = Response<Self::ResBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+    /// The response body.
+    type ResBody: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<N, B> Composable for N
+where
+    N: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    N::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type ResBody = B;
+}
+
 /// One position of the stack: what it holds, and the requests it applies to (`when`; a
 /// request outside it goes to the inner service directly).
 pub(crate) struct Slot<N> {
@@ -107,16 +139,9 @@ macro_rules! slot_kinds {
         }
 
         /// A built-in's layer over `inner`; a custom one erased over the erased `inner`.
-        fn layered<N, B>(layer: &AnyLayer, inner: N) -> SlotKind<N>
+        fn layered<N>(layer: &AnyLayer, inner: N) -> SlotKind<N>
         where
-            N: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-                + Clone
-                + Send
-                + Sync
-                + 'static,
-            N::Future: Send + 'static,
-            B: http_body::Body<Data = Bytes> + Send + 'static,
-            B::Error: Into<BoxError>,
+            N: Composable,
         {
             match layer {
                 $(AnyLayer::$variant(l) => SlotKind::$variant(l.layer(inner)),)*
@@ -250,16 +275,9 @@ impl<N> fmt::Debug for Slot<N> {
 }
 
 /// Erases a service into [`Next`].
-fn erase<N, B>(n: N) -> Next
+fn erase<N>(n: N) -> Next
 where
-    N: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    N::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    N: Composable,
 {
     Next::new(tower::util::MapResponse::new(n, into_body_response))
 }
@@ -304,16 +322,9 @@ impl Service<Request<Body>> for Scoped {
     }
 }
 
-impl<N, B> Slot<N>
+impl<N> Slot<N>
 where
-    N: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    N::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    N: Composable,
 {
     /// A slot holding `step` (or nothing) over `inner`.
     pub(crate) fn one(step: Option<&Step>, inner: N) -> Self {
