@@ -48,15 +48,19 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod answer;
 mod clock;
 #[cfg(feature = "serde")]
 mod config;
+mod decide;
+mod engine;
+mod header_values;
 mod key;
 mod layer;
-mod lines;
 #[cfg(feature = "redis")]
 mod redis;
 mod service;
+mod settings;
 mod store;
 
 pub use clock::ManualClock;
@@ -64,14 +68,14 @@ pub use clock::ManualClock;
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use config::{BackendConfig, KeyConfig, RateLimitConfig, RuleConfig};
 pub use key::{KeyRequest, KeySource, MAX_KEY_LEN, RateKey, UnknownKey};
-pub use layer::{
-    Count, DEFAULT_MAX_KEYS, OnBackendError, RateLimitLayer, RateLimitStats, RejectReason,
-    Rejection, Rule,
-};
+pub use layer::RateLimitLayer;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisSettings;
 pub use service::{RateLimit, ResponseFuture};
+pub use settings::{
+    Count, DEFAULT_MAX_KEYS, OnBackendError, RateLimitStats, RejectReason, Rejection, Rule,
+};
 
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tower_plugins_core::{ConfigError, ProblemKind};
 
 use crate::key::Key;
-use crate::layer::{Engine, OnBackendError, RejectReason};
-use crate::service::{Few, Matched, RemoteVerdict, Report, log_shadow, refusal};
 
 /// GCRA over every rule that applies to a request, atomically, on the Redis server's clock.
 ///
@@ -106,7 +104,7 @@ impl RedisSettings {
     }
 
     /// The most a request waits for Redis (connecting included) before the
-    /// [`OnBackendError`] policy applies. Default: 100 ms.
+    /// [`OnBackendError`](crate::OnBackendError) policy applies. Default: 100 ms.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));
         self
@@ -120,6 +118,9 @@ impl RedisSettings {
     }
 }
 
+/// The connection and the script, shared by every clone. It knows nothing of rules: callers
+/// give it the keys and figures of one call.
+#[derive(Clone)]
 pub(crate) struct RedisBackend {
     inner: Arc<Inner>,
 }
@@ -130,6 +131,17 @@ struct Inner {
     script: redis::Script,
     /// The last second a backend error was logged (one warning per second at most).
     last_warning: AtomicU64,
+    /// Calls that failed or timed out.
+    errors: AtomicU64,
+}
+
+/// One key of a script call: the Redis key, the rule's interval and tolerance, and whether
+/// the rule refuses (or only reports).
+pub(crate) struct ScriptKey {
+    key: Vec<u8>,
+    t_us: u64,
+    tau_us: u64,
+    refuses: bool,
 }
 
 impl RedisBackend {
@@ -140,70 +152,40 @@ impl RedisBackend {
                 conn: OnceLock::new(),
                 script: redis::Script::new(SCRIPT),
                 last_warning: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
             }),
         }
     }
 
-    /// Asks Redis about every rule that applies, in one call.
-    pub(crate) fn check(
-        &self,
-        engine: Arc<Engine>,
-        rules: Few<Matched>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = RemoteVerdict> + Send>> {
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            let mut keys = Vec::new();
-            for m in rules {
-                match m {
-                    Matched::Key(i, key) => keys.push((i, key)),
-                    Matched::Deny(i) => {
-                        let rule = &engine.rules[i];
-                        return RemoteVerdict::Refuse(refusal(
-                            &engine,
-                            Some(rule),
-                            RejectReason::NoKey,
-                            rule.t,
-                            0,
-                        ));
-                    }
-                }
-            }
-            let mut inv = inner.script.prepare_invoke();
-            inv.arg("check");
-            for (i, key) in &keys {
-                let rule = &engine.rules[*i];
-                inv.key(inner.key_bytes(&rule.name, key))
-                    .arg(micros(rule.t))
-                    .arg(micros_floor(rule.tau))
-                    .arg(if rule.shadow { 0 } else { 1 });
-            }
-            inner
-                .call(&engine, &inv)
-                .await
-                .and_then(|reply| verdict(&engine, keys, &reply))
-                .unwrap_or_else(|| backend_failed(&engine))
-        })
+    /// The key of `rule`'s bucket for `key`, with the figures of a call (nanoseconds).
+    pub(crate) fn key(&self, rule: &str, key: &Key, t: u64, tau: u64, refuses: bool) -> ScriptKey {
+        ScriptKey {
+            key: self.inner.key_bytes(rule, key),
+            t_us: micros(t),
+            tau_us: micros_floor(tau),
+            refuses,
+        }
+    }
+
+    /// Runs the script's `check` over `keys`; `None` (counted and logged) on any failure.
+    pub(crate) async fn check(&self, keys: &[ScriptKey], policy: &'static str) -> Option<Vec<i64>> {
+        self.inner.run("check", keys, policy).await
     }
 
     /// Gives back one unit per key, without making the response wait.
-    pub(crate) fn refund(&self, engine: &Arc<Engine>, items: Few<(usize, Key)>) {
+    pub(crate) fn refund(&self, keys: Vec<ScriptKey>, policy: &'static str) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let inner = self.inner.clone();
-        let engine = engine.clone();
         rt.spawn(async move {
-            let mut inv = inner.script.prepare_invoke();
-            inv.arg("refund");
-            for (i, key) in items {
-                let rule = &engine.rules[i];
-                inv.key(inner.key_bytes(&rule.name, &key))
-                    .arg(micros(rule.t))
-                    .arg(0)
-                    .arg(0);
-            }
-            let _: Option<Vec<i64>> = inner.call(&engine, &inv).await;
+            let _ = inner.run("refund", &keys, policy).await;
         });
+    }
+
+    /// Calls that failed or timed out.
+    pub(crate) fn errors(&self) -> u64 {
+        self.inner.errors.load(Ordering::Relaxed)
     }
 }
 
@@ -215,65 +197,6 @@ fn micros(ns: u64) -> u64 {
 /// Nanoseconds to microseconds, rounded down (a tolerance is never lengthened).
 fn micros_floor(ns: u64) -> u64 {
     ns / 1000
-}
-
-/// What a request gets when Redis could not decide: the `on_backend_error` policy.
-fn backend_failed(engine: &Engine) -> RemoteVerdict {
-    match engine.on_backend_error {
-        OnBackendError::Allow => RemoteVerdict::Admit(Report::default()),
-        OnBackendError::Deny => RemoteVerdict::Refuse(refusal(
-            engine,
-            None,
-            RejectReason::BackendUnavailable,
-            0,
-            0,
-        )),
-    }
-}
-
-/// The verdict in the script's reply, or `None` (counted as a backend error) when the reply
-/// is not of the script's form.
-fn verdict(engine: &Arc<Engine>, keys: Vec<(usize, Key)>, reply: &[i64]) -> Option<RemoteVerdict> {
-    let e = &**engine;
-    let malformed = || {
-        e.backend_errors.fetch_add(1, Ordering::Relaxed);
-        None
-    };
-    let (Some(&first), Some(&d)) = (reply.first(), reply.get(1)) else {
-        return malformed();
-    };
-    if reply.len() != keys.len() + 1 && first == 0 {
-        return malformed();
-    }
-    if first > 0 {
-        let Some((i, _)) = usize::try_from(first - 1).ok().and_then(|x| keys.get(x)) else {
-            return malformed();
-        };
-        let rule = &e.rules[*i];
-        let full_in = u64::try_from(d).unwrap_or(0) * 1000;
-        return Some(RemoteVerdict::Refuse(refusal(
-            e,
-            Some(rule),
-            RejectReason::Limited,
-            full_in.saturating_sub(rule.tau),
-            full_in,
-        )));
-    }
-    let mut report = Report::default();
-    for ((i, key), &d) in keys.into_iter().zip(&reply[1..]) {
-        let rule = &e.rules[i];
-        if d > 0 {
-            let full_in = u64::try_from(d).unwrap_or(0) * 1000;
-            report.admit(e, rule, rule.remaining(full_in, 0), full_in);
-            if rule.count == crate::Count::Failures {
-                report.refund_later(engine, i, key);
-            }
-        } else {
-            e.shadow_limited.fetch_add(1, Ordering::Relaxed);
-            log_shadow(rule);
-        }
-    }
-    Some(RemoteVerdict::Admit(report))
 }
 
 impl Inner {
@@ -308,8 +231,17 @@ impl Inner {
             .clone()
     }
 
-    /// Runs the script within the timeout; `None` (counted and logged) on any failure.
-    async fn call(&self, engine: &Engine, inv: &redis::ScriptInvocation<'_>) -> Option<Vec<i64>> {
+    /// Runs the script's `op` over `keys` within the timeout; `None` (counted and logged) on
+    /// any failure.
+    async fn run(&self, op: &str, keys: &[ScriptKey], policy: &'static str) -> Option<Vec<i64>> {
+        let mut inv = self.script.prepare_invoke();
+        inv.arg(op);
+        for k in keys {
+            inv.key(&k.key[..])
+                .arg(k.t_us)
+                .arg(k.tau_us)
+                .arg(u8::from(k.refuses));
+        }
         let result = match self.connection() {
             Some(mut conn) => {
                 match tokio::time::timeout(self.settings.timeout, inv.invoke_async(&mut conn)).await
@@ -321,7 +253,7 @@ impl Inner {
             }
             None => "no connection".to_owned(),
         };
-        engine.backend_errors.fetch_add(1, Ordering::Relaxed);
+        self.errors.fetch_add(1, Ordering::Relaxed);
         let sec = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -329,7 +261,7 @@ impl Inner {
             tracing::warn!(
                 target: "tower_plugins::rate_limit",
                 error = %result,
-                policy = ?engine.on_backend_error,
+                policy,
                 "rate_limit: Redis backend unavailable"
             );
         }
