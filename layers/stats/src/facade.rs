@@ -14,7 +14,7 @@ use http::{Method, StatusCode};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, SharedString, Unit};
 use tower_plugins_core::BodyOutcome;
 
-use crate::prometheus::{ABORTED, BYTES_IN, BYTES_OUT, DURATION, ERRORS, IN_FLIGHT, REQUESTS};
+use crate::metric_names::{ABORTED, BYTES_IN, BYTES_OUT, DURATION, ERRORS, IN_FLIGHT, REQUESTS};
 
 /// The names the figures take in the [`metrics`] facade.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -65,6 +65,7 @@ mod endpoints;
 mod facade;
 mod histogram;
 mod layer;
+mod metric_names;
 mod prometheus;
 mod registry;
 mod route;
