@@ -1,4 +1,5 @@
-//! Log line formats: `common`, `combined`, `json` and custom templates, with escaping.
+//! Log line formats: `common`, `combined`, `json` and custom templates, written from a
+//! [`Record`].
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -6,7 +7,10 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue, Method, Uri, Version};
-use tower_plugins_core::{ConfigError, ProblemKind, write_json_str};
+use tower_plugins_core::{ConfigError, write_json_str};
+
+use crate::escape::{escape_bare, escape_text, opt_text, put};
+use crate::template::{Template, Token};
 
 /// What one access-log line is made of.
 #[derive(Debug, Clone)]
@@ -49,170 +53,6 @@ pub struct Record {
 
 /// The mask written instead of a redacted value.
 pub const REDACTED: &str = "[redacted]";
-
-/// A named token of a custom format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Token {
-    Literal(String),
-    Timestamp,
-    TimeClf,
-    Method,
-    Path,
-    Query,
-    Target,
-    Route,
-    Status,
-    Bytes,
-    DurationMs,
-    DurationUs,
-    ClientIp,
-    User,
-    RequestId,
-    UserAgent,
-    Referer,
-    Protocol,
-    Outcome,
-    RequestHeader(usize),
-    ResponseHeader(usize),
-}
-
-/// Every token name, as the docs table lists it.
-pub(crate) const TOKENS: &[&str] = &[
-    "timestamp",
-    "time_clf",
-    "method",
-    "path",
-    "query",
-    "target",
-    "route",
-    "status",
-    "bytes",
-    "duration_ms",
-    "duration_us",
-    "client_ip",
-    "user",
-    "request_id",
-    "user_agent",
-    "referer",
-    "protocol",
-    "outcome",
-    "req.<header>",
-    "res.<header>",
-];
-
-/// A parsed custom format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    tokens: Vec<Token>,
-    pub(crate) request_headers: Vec<HeaderName>,
-    pub(crate) response_headers: Vec<HeaderName>,
-}
-
-impl Template {
-    /// Parses a format such as `{client_ip} "{method} {path}" {status} {req.x-tenant}`.
-    /// `{{` and `}}` are literal braces.
-    ///
-    /// # Errors
-    /// An unknown token (with the nearest known one), an unclosed `{`, a lone `}`, or a header
-    /// token that does not name a valid header.
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        let mut t = Template {
-            tokens: Vec::new(),
-            request_headers: Vec::new(),
-            response_headers: Vec::new(),
-        };
-        let mut lit = String::new();
-        let mut rest = s;
-        while let Some(c) = rest.chars().next() {
-            if let Some(after) = rest.strip_prefix("{{") {
-                lit.push('{');
-                rest = after;
-                continue;
-            }
-            if let Some(after) = rest.strip_prefix("}}") {
-                lit.push('}');
-                rest = after;
-                continue;
-            }
-            if c == '}' {
-                return Err(bad(s, "a lone `}` (write `}}` for a literal brace)"));
-            }
-            if c != '{' {
-                lit.push(c);
-                rest = &rest[c.len_utf8()..];
-                continue;
-            }
-            let Some(end) = rest.find('}') else {
-                return Err(bad(s, "an unclosed `{`"));
-            };
-            let name = rest[1..end].trim();
-            rest = &rest[end + 1..];
-            if !lit.is_empty() {
-                t.tokens.push(Token::Literal(std::mem::take(&mut lit)));
-            }
-            let token = match name {
-                "timestamp" => Token::Timestamp,
-                "time_clf" => Token::TimeClf,
-                "method" => Token::Method,
-                "path" => Token::Path,
-                "query" => Token::Query,
-                "target" => Token::Target,
-                "route" => Token::Route,
-                "status" => Token::Status,
-                "bytes" => Token::Bytes,
-                "duration_ms" => Token::DurationMs,
-                "duration_us" => Token::DurationUs,
-                "client_ip" => Token::ClientIp,
-                "user" => Token::User,
-                "request_id" => Token::RequestId,
-                "user_agent" => Token::UserAgent,
-                "referer" => Token::Referer,
-                "protocol" => Token::Protocol,
-                "outcome" => Token::Outcome,
-                other => {
-                    if let Some(h) = other.strip_prefix("req.") {
-                        let h = header(s, h)?;
-                        t.request_headers.push(h);
-                        Token::RequestHeader(t.request_headers.len() - 1)
-                    } else if let Some(h) = other.strip_prefix("res.") {
-                        let h = header(s, h)?;
-                        t.response_headers.push(h);
-                        Token::ResponseHeader(t.response_headers.len() - 1)
-                    } else {
-                        let mut e = format!("unknown token `{{{other}}}`");
-                        if let Some(near) = nearest(other) {
-                            e.push_str(&format!("; did you mean `{{{near}}}`?"));
-                        }
-                        return Err(bad(s, &e));
-                    }
-                }
-            };
-            t.tokens.push(token);
-        }
-        if !lit.is_empty() {
-            t.tokens.push(Token::Literal(lit));
-        }
-        Ok(t)
-    }
-}
-
-fn nearest(word: &str) -> Option<&'static str> {
-    tower_plugins_core::nearest(word, TOKENS.iter().copied().filter(|t| !t.contains('<')))
-}
-
-fn header(format: &str, name: &str) -> Result<HeaderName, ConfigError> {
-    tower_plugins_core::header_name(name)
-        .map_err(|_| bad(format, &format!("`{name}` is not a valid header name")))
-}
-
-fn bad(format: &str, why: &str) -> ConfigError {
-    ConfigError::new(
-        ProblemKind::InvalidValue,
-        "",
-        format!("invalid log format {format:?}: {why}"),
-    )
-    .with_hint("tokens are written {name}: see the token table in the request-log README")
-}
 
 /// How each request becomes a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,98 +98,6 @@ impl LogFormat {
             LogFormat::Json => write_json(r, include_query, out),
             LogFormat::Custom(t) => write_template(t, r, out),
         }
-    }
-}
-
-/// Appends text or bytes.
-#[inline]
-fn put(out: &mut Vec<u8>, s: impl AsRef<[u8]>) {
-    out.extend_from_slice(s.as_ref());
-}
-
-/// Bytes written as they are in a text log: printable ASCII except `"` and `\`.
-#[allow(clippy::manual_range_contains)]
-const SAFE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0x20;
-    while b < 0x7f {
-        t[b] = b != b'"' as usize && b != b'\\' as usize;
-        b += 1;
-    }
-    t
-};
-
-/// Escapes `bytes` for a text log the way nginx does: `"`, `\`, control characters and
-/// non-ASCII bytes become `\xHH`, so no value can end a field or forge a line. Runs of safe
-/// bytes are copied at once.
-pub(crate) fn escape_text(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut start = 0;
-    let escape_at = |out: &mut Vec<u8>, start: &mut usize, j: usize| {
-        let b = bytes[j];
-        out.extend_from_slice(&bytes[*start..j]);
-        out.extend_from_slice(&[
-            b'\\',
-            b'x',
-            HEX[usize::from(b >> 4)],
-            HEX[usize::from(b & 0xf)],
-        ]);
-        *start = j + 1;
-    };
-    // Eight bytes at a time: most values need no escaping at all.
-    let mut chunks = bytes.chunks_exact(8);
-    let mut i = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        if !chunk_safe(u64::from_le_bytes(word)) {
-            for j in i..i + 8 {
-                if !SAFE[usize::from(bytes[j])] {
-                    escape_at(out, &mut start, j);
-                }
-            }
-        }
-        i += 8;
-    }
-    for j in i..bytes.len() {
-        if !SAFE[usize::from(bytes[j])] {
-            escape_at(out, &mut start, j);
-        }
-    }
-    out.extend_from_slice(&bytes[start..]);
-}
-
-/// Whether all eight bytes of `x` are [`SAFE`] (SWAR: no byte below 0x20, above 0x7e, or
-/// equal to `"` or `\`).
-#[inline]
-fn chunk_safe(x: u64) -> bool {
-    const L: u64 = 0x0101_0101_0101_0101;
-    const H: u64 = 0x8080_8080_8080_8080;
-    let below = x.wrapping_sub(L * 0x20) & !x & H;
-    // `x + L * (127 - 0x7e)`: a byte above 0x7e carries into its high bit.
-    let above = (x.wrapping_add(L) | x) & H;
-    let q = x ^ (L * u64::from(b'"'));
-    let b = x ^ (L * u64::from(b'\\'));
-    let quote = q.wrapping_sub(L) & !q & H;
-    let backslash = b.wrapping_sub(L) & !b & H;
-    (below | above | quote | backslash) == 0
-}
-
-/// Like [`escape_text`], for fields that are not quoted: spaces are escaped too.
-fn escape_bare(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
-        if b == b' ' {
-            put(out, b"\\x20");
-        } else {
-            escape_text(out, &[b]);
-        }
-    }
-}
-
-fn opt_text(out: &mut Vec<u8>, v: Option<&[u8]>) {
-    match v {
-        Some(v) if !v.is_empty() => escape_text(out, v),
-        _ => out.push(b'-'),
     }
 }
 
@@ -488,12 +236,23 @@ pub(crate) fn clf_finish(
     bytes: u64,
     out: &mut Vec<u8>,
 ) {
-    put(out, &part[..user_at]);
-    match user {
-        Some(u) if !u.is_empty() => escape_bare(out, u.as_bytes()),
-        _ => out.push(b'-'),
-    }
-    put(out, &part[user_at..status_at]);
+    let base = out.len();
+    put(out, part);
+    fill_clf(out, (base + user_at, base + status_at), user, status, bytes);
+}
+
+/// Writes the user, status and bytes into a line whose request part ends at the end of
+/// `out`, at the places [`clf_request_part`] returned: each is written at the end and rotated
+/// into place (no allocation). The status goes first: the user's place is before it and does
+/// not move.
+fn fill_clf(
+    out: &mut Vec<u8>,
+    (user_at, status_at): (usize, usize),
+    user: Option<&str>,
+    status: u16,
+    bytes: u64,
+) {
+    let end = out.len();
     let mut n = itoa::Buffer::new();
     put(out, n.format(status));
     out.push(b' ');
@@ -502,48 +261,32 @@ pub(crate) fn clf_finish(
     } else {
         put(out, n.format(bytes));
     }
-    put(out, &part[status_at..]);
-}
-
-fn write_clf(r: &Record, out: &mut Vec<u8>, combined: bool) {
-    match r.client_ip {
-        Some(ip) => write_ip(out, ip),
-        None => out.push(b'-'),
-    }
-    put(out, " - ");
-    match &r.user {
+    let len = out.len() - end;
+    out[status_at..].rotate_right(len);
+    let end = out.len();
+    match user {
         Some(u) if !u.is_empty() => escape_bare(out, u.as_bytes()),
         _ => out.push(b'-'),
     }
-    put(out, " [");
-    write_clf_time(out, r.time);
-    put(out, "] \"");
-    escape_text(out, r.method.as_str().as_bytes());
-    out.push(b' ');
+    let len = out.len() - end;
+    out[user_at..].rotate_right(len);
+}
+
+/// A whole Apache line from a record, through the same two parts as the split writer.
+fn write_clf(r: &Record, out: &mut Vec<u8>, combined: bool) {
     let (path, query) = target(r);
-    escape_text(out, path.as_bytes());
-    if let Some(q) = query {
-        out.push(b'?');
-        escape_text(out, q.as_bytes());
-    }
-    out.push(b' ');
-    put(out, protocol(r.version));
-    put(out, "\" ");
-    let mut n = itoa::Buffer::new();
-    put(out, n.format(r.status));
-    out.push(b' ');
-    if r.bytes == 0 {
-        out.push(b'-');
-    } else {
-        put(out, n.format(r.bytes));
-    }
-    if combined {
-        put(out, " \"");
-        opt_text(out, r.referer.as_ref().map(HeaderValue::as_bytes));
-        put(out, "\" \"");
-        opt_text(out, r.user_agent.as_ref().map(HeaderValue::as_bytes));
-        out.push(b'"');
-    }
+    let parts = ClfParts {
+        client_ip: r.client_ip,
+        time: r.time,
+        method: &r.method,
+        path,
+        query,
+        version: r.version,
+        referer: r.referer.as_ref(),
+        user_agent: r.user_agent.as_ref(),
+    };
+    let at = clf_request_part(&parts, combined, out);
+    fill_clf(out, at, r.user.as_deref(), r.status, r.bytes);
 }
 
 fn json_opt(out: &mut Vec<u8>, key: &str, v: Option<&[u8]>) {
@@ -665,33 +408,69 @@ fn write_template(t: &Template, r: &Record, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod escape_tests {
+mod tests {
     use super::*;
 
-    fn reference(bytes: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for &b in bytes {
-            if SAFE[usize::from(b)] {
-                out.push(b);
-            } else {
-                out.extend_from_slice(format!("\\x{b:02X}").as_bytes());
-            }
+    fn record(user: Option<&str>, bytes: u64) -> Record {
+        Record {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            method: Method::POST,
+            uri: "/api/items?page=2".parse().unwrap(),
+            query: None,
+            route: None,
+            version: Version::HTTP_11,
+            status: 201,
+            bytes,
+            duration: Duration::ZERO,
+            client_ip: Some(IpAddr::from([192, 0, 2, 7])),
+            user: user.map(Into::into),
+            request_id: None,
+            user_agent: Some(HeaderValue::from_static("curl/8")),
+            referer: None,
+            aborted: false,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
         }
-        out
     }
 
+    /// A line written whole from a record and one written in two parts (the request's when it
+    /// arrives, the rest at the end) are the same bytes.
     #[test]
-    fn word_at_a_time_escaping_matches_byte_at_a_time_for_every_byte() {
-        for b in 0..=255u8 {
-            for len in [1, 7, 8, 9, 17] {
-                for pos in 0..len {
-                    let mut v = vec![b'a'; len];
-                    v[pos] = b;
-                    let mut out = Vec::new();
-                    escape_text(&mut out, &v);
-                    assert_eq!(out, reference(&v), "byte {b:#04x} at {pos} of {len}");
-                }
-            }
+    fn whole_and_split_apache_lines_agree() {
+        for (user, bytes, combined) in [
+            (None, 0, false),
+            (Some("ada lovelace"), 512, true),
+            (Some(""), 7, true),
+        ] {
+            let r = record(user, bytes);
+            let mut whole = b"prefix ".to_vec();
+            write_clf(&r, &mut whole, combined);
+            let (path, query) = target(&r);
+            let parts = ClfParts {
+                client_ip: r.client_ip,
+                time: r.time,
+                method: &r.method,
+                path,
+                query,
+                version: r.version,
+                referer: r.referer.as_ref(),
+                user_agent: r.user_agent.as_ref(),
+            };
+            let mut part = Vec::new();
+            let at = clf_request_part(&parts, combined, &mut part);
+            let mut split = b"prefix ".to_vec();
+            clf_finish(&part, at, user, r.status, bytes, &mut split);
+            assert_eq!(
+                String::from_utf8_lossy(&whole),
+                String::from_utf8_lossy(&split)
+            );
         }
+        let mut line = Vec::new();
+        write_clf(&record(Some("ada lovelace"), 512), &mut line, true);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "192.0.2.7 - ada\\x20lovelace [14/Nov/2023:22:13:20 +0000] \
+             \"POST /api/items?page=2 HTTP/1.1\" 201 512 \"-\" \"curl/8\""
+        );
     }
 }

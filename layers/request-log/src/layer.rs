@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue};
+use http::HeaderName;
 use tower_layer::Layer;
 use tower_plugins_core::{ClientIpResolver, ConfigError, PathSet, ProblemKind};
 
@@ -336,12 +336,4 @@ impl<S> Layer<S> for RequestLogLayer {
             shared: self.shared.clone(),
         }
     }
-}
-
-/// Whether an incoming request id may be reused as it is.
-pub(crate) fn valid_request_id(v: &HeaderValue) -> bool {
-    let b = v.as_bytes();
-    (1..=128).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
 }

@@ -32,17 +32,22 @@
 
 #[cfg(feature = "serde")]
 mod config;
+mod escape;
 mod format;
 mod layer;
+mod request_id;
 mod service;
 mod sink;
+mod template;
 
 #[cfg(feature = "serde")]
 pub use config::{RequestLogConfig, SinkConfig};
-pub use format::{LogFormat, REDACTED, Record, Template};
+pub use format::{LogFormat, REDACTED, Record};
 pub use layer::RequestLogLayer;
-pub use service::{LogOnEnd, RequestId, RequestLog, ResponseBody, ResponseFuture};
+pub use request_id::RequestId;
+pub use service::{LogOnEnd, RequestLog, ResponseBody, ResponseFuture};
 pub use sink::Rotate;
+pub use template::Template;
 
 #[cfg(test)]
 mod tests;
