@@ -1,25 +1,4 @@
-//! Shared pieces of [tower-plugins](https://docs.rs/tower-plugins): what more than one plugin
-//! needs lives here, so that every plugin agrees on it.
-//!
-//! - [`ClientIpResolver`]: the client's address, believing forwarding headers only from
-//!   trusted proxies;
-//! - [`PathPattern`] and [`PathSet`]: `/admin/**`, `/api/*/items` and exact paths, compiled once;
-//! - [`parse_duration`] / [`HumanDuration`] and [`parse_quota`] / [`Quota`]: `"250ms"`,
-//!   `"100/min"`;
-//! - [`PluginBody`]: the response body of a layer that sometimes answers by itself;
-//! - [`GuardedBody`]: accounting that runs exactly once, when a body ends or is dropped;
-//! - [`RequestStart`]: one clock reading per request, shared by every plugin;
-//! - [`write_json_str`]: a JSON string literal, for bodies and log lines written by hand;
-//! - [`is_tchar`] and [`write_quoted`]: HTTP tokens and quoted strings;
-//! - [`Plugin`] and [`PluginFuture`]: the contract of a built-in plugin of the stack;
-//! - [`ConfigError`]: every problem of a configuration, each with its file, plugin entry, key,
-//!   line and column.
-//!
-//! # Features
-//! - `serde`: `Deserialize` for the config types ([`ClientIpConfig`], [`HumanDuration`],
-//!   [`Quota`], [`PathPattern`]).
-//! - `axum`: read the peer address from axum's `ConnectInfo<SocketAddr>` as well as from a
-//!   plain `SocketAddr` extension.
+#![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;

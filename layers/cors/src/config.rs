@@ -47,23 +47,8 @@ impl<'de> Deserialize<'de> for OneOrMany {
     }
 }
 
-/// The CORS plugin's configuration, as written in a plugin stack file.
-///
-/// ```toml
-/// [[plugin]]
-/// use = "cors"
-/// allow_origins = ["https://app.example.com", "https://*.example.org", "http://localhost:*"]
-/// allow_origin_regex = ['^https://pr-\d+\.preview\.example\.com$']
-/// allow_methods = ["GET", "POST", "PUT", "DELETE"]   # or ["*"]
-/// allow_headers = ["content-type", "x-request-id"]   # or "*", or "mirror"
-/// expose_headers = ["x-response-time"]               # or ["*"]
-/// allow_credentials = false
-/// max_age = "10m"
-/// allow_private_network = false
-/// preflight_status = 204
-/// strict = false            # answer disallowed preflights 403
-/// override_handler = false  # replace CORS headers the handler set
-/// ```
+/// The CORS plugin's configuration, as written in a plugin stack file: its keys and defaults are
+/// in the [crate docs](crate).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CorsConfig {

@@ -58,9 +58,8 @@ pub(crate) fn last_reading() -> u64 {
 ///
 /// The system clock is quanta's, as governor's default is: the CPU's time-stamp counter
 /// scaled to nanoseconds by a calibration made once per process, where the CPU has an
-/// invariant one (else the monotonic clock). A counter read costs a few nanoseconds; a
-/// system clock read (`Instant::now`) measured 28 ns per request here, a tenth of the
-/// limiter's whole cost.
+/// invariant one (else the monotonic clock): a counter read is much cheaper than
+/// `Instant::now`, which measured a tenth of the limiter's whole cost (docs/PERFORMANCE.md).
 #[derive(Debug, Clone)]
 pub(crate) enum RateClock {
     System { clock: quanta::Clock, start: u64 },

@@ -76,31 +76,8 @@ pub struct RuleConfig {
     pub shadow: Option<bool>,
 }
 
-/// The rate limiter's configuration, as written in a plugin stack file.
-///
-/// ```toml
-/// [[plugin]]
-/// use = "rate_limit"
-/// quota = "100/min"              # the `default` rule; optional when [[plugin.rules]] are given
-/// burst = 20                     # default: the quota's count
-/// paths = ["/api/**"]            # where the `default` rule applies (default: everywhere)
-/// key = "client_ip"              # "global", "user", { header = "x-api-key" }
-/// unknown_key = "shared"         # "client_ip", "allow", "deny": requests without a usable key
-/// exempt_paths = ["/health"]
-/// exempt_ips = ["10.0.0.0/8"]
-/// headers = true                 # RateLimit-Policy and RateLimit
-/// legacy_headers = false         # X-RateLimit-Limit, -Remaining, -Reset
-/// max_keys = 100000              # per rule, memory backend
-/// backend = { redis = "redis://127.0.0.1:6379", timeout = "100ms" }   # default "memory"
-/// on_backend_error = "allow"     # or "deny" (503)
-///
-/// [[plugin.rules]]
-/// name = "login"
-/// paths = ["/login"]
-/// methods = ["POST"]
-/// quota = "5/min"
-/// count = "failures"             # only 4xx/5xx answers use up the quota
-/// ```
+/// The rate limiter's configuration, as written in a plugin stack file: its keys and defaults are
+/// in the [crate docs](crate).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {

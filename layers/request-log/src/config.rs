@@ -35,24 +35,8 @@ impl Default for SinkConfig {
     }
 }
 
-/// The request log's configuration, as written in a plugin stack file.
-///
-/// ```toml
-/// [[plugin]]
-/// use = "request_log"
-/// format = "combined"            # "common", "json", or a template such as "{method} {path} {status}"
-/// sink = "stdout"                # "tracing" (default), "stderr", { file = "access.log", rotate = "daily" }
-/// buffer = 8192                  # lines queued for the writer thread before dropping
-/// skip = ["/health"]
-/// only_status = ["400-599"]      # status ranges, or single statuses
-/// slower_than = "500ms"
-/// sample = 0.1
-/// redact_headers = ["x-api-key"] # added to authorization, cookie, set-cookie, proxy-authorization
-/// redact_query = ["token"]
-/// include_query = false          # json only: text formats always write the request line
-/// request_id_header = "x-request-id"   # "" for no request ids
-/// trust_request_id = true
-/// ```
+/// The request log's configuration, as written in a plugin stack file: its keys and defaults are
+/// in the [crate docs](crate).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RequestLogConfig {

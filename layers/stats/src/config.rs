@@ -5,21 +5,8 @@ use tower_plugins_core::{ClientIpResolver, ConfigError, ProblemKind, Problems};
 
 use crate::{LargeResponses, MetricNames, StatsLayer};
 
-/// The stats plugin's configuration, as written in a plugin stack file.
-///
-/// ```toml
-/// [[plugin]]
-/// use = "stats"
-/// service = "shop"
-/// routes = ["/api/items/{id}", "/files/{*path}"]
-/// max_routes = 100
-/// endpoint = "/admin/stats"          # JSON, or the dashboard for browsers
-/// metrics_endpoint = "/metrics"      # Prometheus text
-/// allow = ["127.0.0.1/32", "::1/128"] # default: loopback only (or anyone, with a token)
-/// token_env = "STATS_TOKEN"          # require `Authorization: Bearer $STATS_TOKEN`
-/// large_response_bytes = 1000        # the large_responses collector
-/// metrics_facade = "prometheus"      # also emit through the `metrics` crate ("opentelemetry")
-/// ```
+/// The stats plugin's configuration, as written in a plugin stack file: its keys and defaults are
+/// in the [crate docs](crate).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatsConfig {

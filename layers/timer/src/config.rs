@@ -5,20 +5,8 @@ use tower_plugins_core::{ConfigError, ProblemKind, Problems, TOKEN_CHARS, is_tch
 
 use crate::{TimeUnit, TimerLayer};
 
-/// The timer's configuration, as written in a plugin stack file.
-///
-/// ```toml
-/// [[plugin]]
-/// use = "timer"
-/// header = "x-response-time"      # "" for no response-time header
-/// unit = "ms"                     # "s", "ms" or "us"
-/// digits = 3                      # 0 to 9
-/// suffix = true                   # "12.345ms" rather than "12.345"
-/// server_timing = true
-/// server_timing_name = "total"
-/// server_timing_description = "app"
-/// handler_entries = true          # handlers may add entries through `ServerTiming`
-/// ```
+/// The timer's configuration, as written in a plugin stack file: its keys and defaults are
+/// in the [crate docs](crate#configuration).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimerConfig {
