@@ -7,7 +7,9 @@
 //! python3 scripts/callgrind-per-request.py   # or: callgrind_annotate, total Ir / N
 //! ```
 //! The cases are those of `benches/stack.rs`: `bare`, `timer_by_hand`, `timer_stack`,
-//! `cors_timer_by_hand`, `cors_timer_stack`, `empty_stack`.
+//! `cors_timer_by_hand`, `cors_timer_stack`, `empty_stack`; and one plugin each from a stack:
+//! `preflight_stack` (a CORS preflight), `rate_limit_stack` (admitted, with headers) and
+//! `request_log_stack` (a combined line to a file, the request's thread only).
 
 #[path = "support.rs"]
 mod support;
@@ -25,18 +27,29 @@ const ORIGIN: &str = "https://app.example.com";
 
 // Never inlined, so that building the request costs the same in every build compared.
 #[inline(never)]
-fn request(cross_origin: bool) -> Request<Body> {
+fn request(kind: Kind) -> Request<Body> {
     let b = Request::get("/api/items");
-    let b = if cross_origin {
-        b.header("origin", ORIGIN)
-    } else {
-        b
+    let b = match kind {
+        Kind::Plain => b,
+        Kind::CrossOrigin => b.header("origin", ORIGIN),
+        Kind::Preflight => b
+            .method("OPTIONS")
+            .header("origin", ORIGIN)
+            .header("access-control-request-method", "PUT"),
     };
     b.body(Body::empty()).unwrap()
 }
 
+/// Which request a case sends.
+#[derive(Clone, Copy)]
+enum Kind {
+    Plain,
+    CrossOrigin,
+    Preflight,
+}
+
 #[inline(never)]
-fn measure<S, B>(rt: &tokio::runtime::Runtime, svc: &S, cross_origin: bool, n: usize)
+fn measure<S, B>(rt: &tokio::runtime::Runtime, svc: &S, kind: Kind, n: usize)
 where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone,
     B: http_body::Body<Data = Bytes>,
@@ -44,12 +57,12 @@ where
 {
     rt.block_on(async {
         for _ in 0..n {
-            drive(svc, request(cross_origin)).await;
+            drive(svc, request(kind)).await;
         }
     });
 }
 
-fn run<S, B>(svc: S, cross_origin: bool, n: usize)
+fn run<S, B>(svc: S, kind: Kind, n: usize)
 where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone,
     B: http_body::Body<Data = Bytes>,
@@ -58,10 +71,10 @@ where
     let rt = support::runtime();
     rt.block_on(async {
         for _ in 0..1000 {
-            drive(&svc, request(cross_origin)).await;
+            drive(&svc, request(kind)).await;
         }
     });
-    measure(&rt, &svc, cross_origin, n);
+    measure(&rt, &svc, kind, n);
 }
 
 fn stack(toml: &str) -> PluginStack {
@@ -79,26 +92,43 @@ fn main() {
     let two = format!(
         "[[plugin]]\nuse = \"cors\"\nallow_origins = [\"{ORIGIN}\"]\n[[plugin]]\nuse = \"timer\"\n"
     );
+    let one = |toml: &str| stack(toml).layer().layer(inner());
     match case.as_str() {
-        "bare" => run(inner::<Body>(), false, n),
-        "timer_by_hand" => run(TimerLayer::new().layer(inner()), false, n),
-        "timer_stack" => run(
-            stack("[[plugin]]\nuse = \"timer\"\n")
-                .layer()
-                .layer(inner()),
-            false,
-            n,
-        ),
+        "bare" => run(inner::<Body>(), Kind::Plain, n),
+        "timer_by_hand" => run(TimerLayer::new().layer(inner()), Kind::Plain, n),
+        "timer_stack" => run(one("[[plugin]]\nuse = \"timer\"\n"), Kind::Plain, n),
         "cors_timer_by_hand" => run(
             tower::ServiceBuilder::new()
                 .layer(cors())
                 .layer(TimerLayer::new())
                 .service(inner()),
-            true,
+            Kind::CrossOrigin,
             n,
         ),
-        "cors_timer_stack" => run(stack(&two).layer().layer(inner()), true, n),
-        "empty_stack" => run(stack("").layer().layer(inner()), false, n),
+        "cors_timer_stack" => run(one(&two), Kind::CrossOrigin, n),
+        "empty_stack" => run(one(""), Kind::Plain, n),
+        "preflight_stack" => run(
+            one(&format!(
+                "[[plugin]]\nuse = \"cors\"\nallow_origins = [\"{ORIGIN}\"]\n\
+                 allow_methods = [\"GET\", \"PUT\"]\n"
+            )),
+            Kind::Preflight,
+            n,
+        ),
+        "rate_limit_stack" => run(
+            one("[[plugin]]\nuse = \"rate_limit\"\nquota = \"1000000/s\"\nburst = 100\n"),
+            Kind::Plain,
+            n,
+        ),
+        "request_log_stack" => {
+            let path = std::env::temp_dir().join("stack_instructions-access.log");
+            let toml = format!(
+                "[[plugin]]\nuse = \"request_log\"\nformat = \"combined\"\n\
+                 sink = {{ file = {:?} }}\n",
+                path.display().to_string()
+            );
+            run(one(&toml), Kind::Plain, n);
+        }
         other => panic!("unknown case {other}"),
     }
 }
