@@ -119,6 +119,7 @@ macro_rules! slot_kinds {
         }
 
         impl<N: Clone> Clone for SlotKind<N> {
+            #[inline]
             fn clone(&self) -> Self {
                 match self {
                     SlotKind::Pass(n) => SlotKind::Pass(n.clone()),
@@ -260,6 +261,7 @@ where
 }
 
 impl<N: Clone> Clone for Slot<N> {
+    #[inline]
     fn clone(&self) -> Self {
         Slot {
             kind: self.kind.clone(),

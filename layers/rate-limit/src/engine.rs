@@ -206,6 +206,7 @@ pub(crate) enum Matched {
 /// What key extraction needs of a request, with the index of the first rule that applies to
 /// it, or `None` when none applies or the request is exempt. The client's address is only
 /// resolved for requests some rule limits.
+#[inline]
 pub(crate) fn prepare<'a, B>(e: &Engine, req: &'a Request<B>) -> Option<(usize, KeyRequest<'a>)> {
     let path = req.uri().path();
     if !e.exempt_paths.is_empty() && e.exempt_paths.matches(path) {
@@ -234,6 +235,7 @@ pub(crate) fn prepare<'a, B>(e: &Engine, req: &'a Request<B>) -> Option<(usize, 
 
 /// The rules from `first` on that apply to `kreq`, with their indices: `first` is the one
 /// [`prepare`] found, so its path and method are not matched again.
+#[inline]
 pub(crate) fn applying<'e, 'r>(
     e: &'e Engine,
     first: usize,

@@ -236,23 +236,12 @@ pub(crate) fn clf_finish(
     bytes: u64,
     out: &mut Vec<u8>,
 ) {
-    let base = out.len();
-    put(out, part);
-    fill_clf(out, (base + user_at, base + status_at), user, status, bytes);
-}
-
-/// Writes the user, status and bytes into a line whose request part ends at the end of
-/// `out`, at the places [`clf_request_part`] returned: each is written at the end and rotated
-/// into place (no allocation). The status goes first: the user's place is before it and does
-/// not move.
-fn fill_clf(
-    out: &mut Vec<u8>,
-    (user_at, status_at): (usize, usize),
-    user: Option<&str>,
-    status: u16,
-    bytes: u64,
-) {
-    let end = out.len();
+    put(out, &part[..user_at]);
+    match user {
+        Some(u) if !u.is_empty() => escape_bare(out, u.as_bytes()),
+        _ => out.push(b'-'),
+    }
+    put(out, &part[user_at..status_at]);
     let mut n = itoa::Buffer::new();
     put(out, n.format(status));
     out.push(b' ');
@@ -261,18 +250,11 @@ fn fill_clf(
     } else {
         put(out, n.format(bytes));
     }
-    let len = out.len() - end;
-    out[status_at..].rotate_right(len);
-    let end = out.len();
-    match user {
-        Some(u) if !u.is_empty() => escape_bare(out, u.as_bytes()),
-        _ => out.push(b'-'),
-    }
-    let len = out.len() - end;
-    out[user_at..].rotate_right(len);
+    put(out, &part[status_at..]);
 }
 
-/// A whole Apache line from a record, through the same two parts as the split writer.
+/// A whole Apache line from a record, through the same two parts as the split writer (the
+/// request's part in a buffer of its own: this path already allocates per line).
 fn write_clf(r: &Record, out: &mut Vec<u8>, combined: bool) {
     let (path, query) = target(r);
     let parts = ClfParts {
@@ -285,8 +267,9 @@ fn write_clf(r: &Record, out: &mut Vec<u8>, combined: bool) {
         referer: r.referer.as_ref(),
         user_agent: r.user_agent.as_ref(),
     };
-    let at = clf_request_part(&parts, combined, out);
-    fill_clf(out, at, r.user.as_deref(), r.status, r.bytes);
+    let mut part = Vec::with_capacity(192);
+    let at = clf_request_part(&parts, combined, &mut part);
+    clf_finish(&part, at, r.user.as_deref(), r.status, r.bytes, out);
 }
 
 fn json_opt(out: &mut Vec<u8>, key: &str, v: Option<&[u8]>) {

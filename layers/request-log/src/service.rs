@@ -126,7 +126,8 @@ where
 
 /// The request id (a trusted, well-formed incoming one, or a new UUID v7 from `time`), put in
 /// the request's extensions; with the header it is answered under.
-#[inline]
+// Always inlined: it was part of `call`, and its result is moved, not copied, there.
+#[inline(always)]
 fn request_id<B>(
     s: &Shared,
     req: &mut Request<B>,
@@ -143,7 +144,8 @@ fn request_id<B>(
 }
 
 /// For the Apache formats to a line sink: the request's part of the line, written now.
-#[inline]
+// Always inlined: it was part of `call`, and its result is moved, not copied, there.
+#[inline(always)]
 fn clf_capture<B>(
     s: &Shared,
     req: &Request<B>,
@@ -181,7 +183,8 @@ fn clf_capture<B>(
 }
 
 /// For the other formats and sinks: the request's fields, kept for the end.
-#[inline]
+// Always inlined: it was part of `call`, and its result is moved, not copied, there.
+#[inline(always)]
 fn record_capture<B>(
     s: &Shared,
     req: &Request<B>,
