@@ -239,3 +239,22 @@ impl tower_plugins_core::Plugin for crate::CorsLayer {
         crate::CorsLayer::describe(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config's defaults are the layer's: a config with only its origins builds what
+    /// `CorsLayer::new().allow_origin(...)` builds.
+    #[test]
+    fn config_defaults_are_the_layer_defaults() {
+        let config = CorsConfig {
+            allow_origins: OneOrMany::One("https://app.example.com".to_owned()),
+            ..CorsConfig::default()
+        };
+        let from_config = CorsLayer::try_from(config).unwrap();
+        let by_hand =
+            CorsLayer::new().allow_origin(AllowOrigin::list(["https://app.example.com"]).unwrap());
+        assert_eq!(from_config.describe(), by_hand.describe());
+    }
+}

@@ -529,3 +529,22 @@ impl tower_plugins_core::Plugin for crate::RateLimitLayer {
         crate::RateLimitLayer::describe(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config's defaults are the layer's: a config with only a quota builds what
+    /// `RateLimitLayer::new(quota)` builds.
+    #[test]
+    fn config_defaults_are_the_layer_defaults() {
+        let config = RateLimitConfig {
+            quota: Some("10/s".to_owned()),
+            ..RateLimitConfig::default()
+        };
+        let from_config = RateLimitLayer::try_from(config).unwrap();
+        let by_hand = RateLimitLayer::new(parse_quota("10/s").unwrap());
+        assert_eq!(format!("{from_config:?}"), format!("{by_hand:?}"));
+        assert_eq!(from_config.describe(), by_hand.describe());
+    }
+}
