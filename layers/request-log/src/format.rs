@@ -192,6 +192,23 @@ pub(crate) struct ClfParts<'a> {
     pub(crate) user_agent: Option<&'a HeaderValue>,
 }
 
+impl<'a> ClfParts<'a> {
+    /// The request's part of a record.
+    fn of(r: &'a Record) -> Self {
+        let (path, query) = target(r);
+        ClfParts {
+            client_ip: r.client_ip,
+            time: r.time,
+            method: &r.method,
+            path,
+            query,
+            version: r.version,
+            referer: r.referer.as_ref(),
+            user_agent: r.user_agent.as_ref(),
+        }
+    }
+}
+
 pub(crate) fn clf_request_part(
     p: &ClfParts<'_>,
     combined: bool,
@@ -256,19 +273,8 @@ pub(crate) fn clf_finish(
 /// A whole Apache line from a record, through the same two parts as the split writer (the
 /// request's part in a buffer of its own: this path already allocates per line).
 fn write_clf(r: &Record, out: &mut Vec<u8>, combined: bool) {
-    let (path, query) = target(r);
-    let parts = ClfParts {
-        client_ip: r.client_ip,
-        time: r.time,
-        method: &r.method,
-        path,
-        query,
-        version: r.version,
-        referer: r.referer.as_ref(),
-        user_agent: r.user_agent.as_ref(),
-    };
     let mut part = Vec::with_capacity(192);
-    let at = clf_request_part(&parts, combined, &mut part);
+    let at = clf_request_part(&ClfParts::of(r), combined, &mut part);
     clf_finish(&part, at, r.user.as_deref(), r.status, r.bytes, out);
 }
 
@@ -428,19 +434,8 @@ mod tests {
             let r = record(user, bytes);
             let mut whole = b"prefix ".to_vec();
             write_clf(&r, &mut whole, combined);
-            let (path, query) = target(&r);
-            let parts = ClfParts {
-                client_ip: r.client_ip,
-                time: r.time,
-                method: &r.method,
-                path,
-                query,
-                version: r.version,
-                referer: r.referer.as_ref(),
-                user_agent: r.user_agent.as_ref(),
-            };
             let mut part = Vec::new();
-            let at = clf_request_part(&parts, combined, &mut part);
+            let at = clf_request_part(&ClfParts::of(&r), combined, &mut part);
             let mut split = b"prefix ".to_vec();
             clf_finish(&part, at, user, r.status, bytes, &mut split);
             assert_eq!(
