@@ -19,7 +19,7 @@ use tower_plugins_core::{
 use super::from_fn::from_fn;
 use super::next::Next;
 use super::registry::{self, CustomLayer, Registry, Step, custom_factory, nearest};
-use super::source::{Origin, Source, expand_env};
+use super::source::{Origin, Source, expand_env, line_col};
 use super::when::When;
 use super::{EntryInfo, PluginEntry, PluginStack};
 use crate::Body;
@@ -270,6 +270,7 @@ impl PluginStackBuilder {
         }
         g.add_code_entries(self.code_entries);
         g.apply_overrides(self.overrides, self.enabled_overrides);
+        g.check_bounds();
         let client_ip = Arc::new(g.client_ip(self.client_ip));
         g.check_names();
         let (entries, steps) = g.build_entries(&self.registry, &client_ip);
@@ -281,6 +282,44 @@ impl PluginStackBuilder {
                 client_ip,
             }),
         }
+    }
+}
+
+/// The most entries a stack may have (files and code together, enabled or not).
+pub const MAX_ENTRIES: usize = 128;
+
+/// The most items a list in a stack's configuration may have.
+pub const MAX_LIST_ITEMS: usize = 10_000;
+
+/// The longest string value in a stack's configuration, in bytes.
+pub const MAX_STRING_BYTES: usize = 64 * 1024;
+
+/// Records a problem for every list or string in `value` (at key `path`) past its bound.
+fn oversized(value: &toml::Value, path: &str, out: &mut Vec<ConfigProblem>) {
+    let problem = |what: String| {
+        ConfigProblem::new(ProblemKind::InvalidValue, path, what)
+            .with_hint("a configuration value this large is almost certainly a mistake")
+    };
+    match value {
+        toml::Value::String(s) if s.len() > MAX_STRING_BYTES => out.push(problem(format!(
+            "the string is {} bytes long; at most {MAX_STRING_BYTES} are allowed",
+            s.len()
+        ))),
+        toml::Value::Array(items) if items.len() > MAX_LIST_ITEMS => out.push(problem(format!(
+            "the list has {} items; at most {MAX_LIST_ITEMS} are allowed",
+            items.len()
+        ))),
+        toml::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                oversized(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                oversized(v, &join_key(path, k), out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -343,17 +382,11 @@ impl Gather {
     /// table and `[[plugin]]` entries.
     fn read_source(&mut self, pending: PendingSource, env: &dyn Fn(&str) -> Option<String>) {
         let (origin, text) = match pending {
-            PendingSource::File(path) => match std::fs::read_to_string(&path) {
+            PendingSource::File(path) => match read_text(&path) {
                 Ok(t) => (Origin::File(path), t),
                 Err(e) => {
-                    let mut p = ConfigProblem::new(
-                        ProblemKind::Io,
-                        "",
-                        format!("cannot read the file: {e}"),
-                    );
-                    p.location.file = Some(path);
-                    self.problems.push(p);
-                    return;
+                    let e = e.map_locations(|l| l.file = Some(path.clone()));
+                    return self.problems.extend(e.into_problems());
                 }
             },
             PendingSource::Str(t) => (Origin::Str, t),
@@ -369,9 +402,13 @@ impl Gather {
         expand_env(&mut doc, "", env, &mut env_problems);
         // An entry with a value that could not be expanded is not built: its other errors
         // would only echo this one.
-        let poisoned: Vec<String> = env_problems
-            .iter()
-            .map(|p| p.location.key.clone())
+        // Keyed by the string's path (`plugin[3].x[0]`) and by its entry's (`plugin[3]`).
+        let poisoned: HashSet<String> = (env_problems.iter())
+            .flat_map(|p| {
+                let key = &p.location.key;
+                let entry = key.split('.').next().unwrap_or_default();
+                [key.clone(), entry.to_owned()]
+            })
             .collect();
         for p in env_problems {
             self.report(At::Source(si), p);
@@ -384,7 +421,7 @@ impl Gather {
     }
 
     /// One top-level key of source `si`: `[client_ip]`, `[[plugin]]`, or a problem.
-    fn top_level(&mut self, si: usize, key: &str, value: toml::Value, poisoned: &[String]) {
+    fn top_level(&mut self, si: usize, key: &str, value: toml::Value, poisoned: &HashSet<String>) {
         match (key, value) {
             ("client_ip", toml::Value::Table(t)) => {
                 self.client_ip_table.extend(t);
@@ -422,16 +459,22 @@ impl Gather {
     }
 
     /// One element of a source's `plugin` array, at `path`.
-    fn plugin_item(&mut self, si: usize, path: String, item: toml::Value, poisoned: &[String]) {
+    fn plugin_item(
+        &mut self,
+        si: usize,
+        path: String,
+        item: toml::Value,
+        poisoned: &HashSet<String>,
+    ) {
         let toml::Value::Table(t) = item else {
             let message = format!("a plugin entry must be a table, found {}", item.type_str());
             let p = ConfigProblem::new(ProblemKind::WrongType, path, message)
                 .with_hint("write each entry as a [[plugin]] table");
             return self.report(At::Source(si), p);
         };
-        let prefix = format!("{path}.");
-        let skip = poisoned.iter().any(|k| k.starts_with(&prefix));
-        let (mut entry, problems) = raw_entry(t, si, path);
+        let skip = poisoned.contains(&path);
+        let enabled_unset = poisoned.contains(&join_key(&path, "enabled"));
+        let (mut entry, problems) = raw_entry(t, si, path, enabled_unset);
         entry.skip_build = skip;
         for p in problems {
             self.report(At::Source(si), p);
@@ -495,6 +538,44 @@ impl Gather {
         )
         .with_hint("name the instance by its `name`, or by its `use` when it has no name");
         self.report(At::Code, p);
+    }
+
+    /// Phase 3b: at most [`MAX_ENTRIES`] entries, and no list or string past its bound
+    /// ([`MAX_LIST_ITEMS`], [`MAX_STRING_BYTES`]). Each entry past the static depth adds a
+    /// level of nesting to every request's poll, so an unbounded count would overflow a
+    /// worker thread's stack on the first request instead of failing here. Entries past the
+    /// limit, and entries with an oversized value, are not built.
+    fn check_bounds(&mut self) {
+        if self.raw.len() > MAX_ENTRIES {
+            let message = format!(
+                "the stack has {} entries; at most {MAX_ENTRIES} are allowed",
+                self.raw.len()
+            );
+            let p = ConfigProblem::new(ProblemKind::InvalidValue, "", message)
+                .with_hint("merge entries, or scope one entry with `when` instead of repeating it");
+            self.report(At::Entry(MAX_ENTRIES), p);
+            self.raw.truncate(MAX_ENTRIES);
+        }
+        for i in 0..self.raw.len() {
+            let mut problems = Vec::new();
+            for (key, value) in &self.raw[i].table {
+                oversized(value, key, &mut problems);
+            }
+            self.raw[i].skip_build |= !problems.is_empty();
+            problems
+                .into_iter()
+                .for_each(|p| self.report(At::Entry(i), p));
+        }
+        let mut problems = Vec::new();
+        for (key, value) in &self.client_ip_table {
+            oversized(value, &join_key("client_ip", key), &mut problems);
+        }
+        if let Some(si) = self.client_ip_source.filter(|_| !problems.is_empty()) {
+            self.client_ip_table.clear();
+            problems
+                .into_iter()
+                .for_each(|p| self.report(At::Source(si), p));
+        }
     }
 
     /// Phase 4: the shared client-IP resolver, from code or from the `[client_ip]` tables.
@@ -600,7 +681,35 @@ impl RawEntry {
 
 /// Splits a `[[plugin]]` table into its stack keys (`use`, `name`, `enabled`) and the
 /// plugin's own table.
-fn raw_entry(mut t: toml::Table, source: usize, path: String) -> (RawEntry, Vec<ConfigProblem>) {
+/// A stack file's text; an I/O error or the first byte that is not UTF-8 (located) is a
+/// problem.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| ConfigError::new(ProblemKind::Io, "", format!("cannot read the file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let (line, column) = line_col(e.as_bytes(), at);
+        let byte = e.as_bytes()[at];
+        let mut p = ConfigProblem::new(
+            ProblemKind::Syntax,
+            "",
+            format!("the file is not UTF-8 text (byte 0x{byte:02x})"),
+        )
+        .with_hint("TOML files are UTF-8; save the file as UTF-8");
+        p.location.line = Some(line);
+        p.location.column = Some(column);
+        p.into()
+    })
+}
+
+/// The entry at `path`; `enabled_unset` when its `enabled` is a `${VAR}` already reported as
+/// unset (its text is not echoed as a second problem).
+fn raw_entry(
+    mut t: toml::Table,
+    source: usize,
+    path: String,
+    enabled_unset: bool,
+) -> (RawEntry, Vec<ConfigProblem>) {
     let mut problems = Vec::new();
     let mut string_key = |t: &mut toml::Table, key: &str, required: bool| match t.remove(key) {
         Some(toml::Value::String(s)) if !s.trim().is_empty() => Some(s),
@@ -641,6 +750,7 @@ fn raw_entry(mut t: toml::Table, source: usize, path: String) -> (RawEntry, Vec<
         // After `${VAR}` expansion a flag may arrive as text.
         Some(toml::Value::String(s)) if s.trim() == "true" => true,
         Some(toml::Value::String(s)) if s.trim() == "false" => false,
+        Some(_) if enabled_unset => true,
         Some(other) => {
             problems.push(
                 ConfigProblem::new(

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 use tower_plugins_core::{ClientIpResolver, ConfigError};
 
-pub use builder::PluginStackBuilder;
+pub use builder::{MAX_ENTRIES, MAX_LIST_ITEMS, MAX_STRING_BYTES, PluginStackBuilder};
 pub use from_fn::{FromFn, FromFnFuture, FromFnLayer, from_fn};
 pub use next::Next;
 pub use registry::CustomLayer;

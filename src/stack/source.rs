@@ -1,5 +1,6 @@
 //! Reading a stack file: TOML parsing, key spans for error locations, `${VAR}` expansion.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -31,6 +32,48 @@ pub(crate) struct Source {
     pub(crate) origin: Origin,
     text: String,
     spans: HashMap<String, Range<usize>>,
+    /// Built on the first problem located, so that locating N problems is linear.
+    lines: OnceCell<LineIndex>,
+}
+
+/// Where each line starts, and where each multi-byte character continues, so that a byte
+/// offset becomes a line and a column (in characters) with two binary searches.
+#[derive(Debug)]
+struct LineIndex {
+    starts: Vec<usize>,
+    continuations: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &[u8]) -> Self {
+        let mut starts = vec![0];
+        let mut continuations = Vec::new();
+        for (i, b) in text.iter().enumerate() {
+            match b {
+                b'\n' => starts.push(i + 1),
+                0x80..=0xBF => continuations.push(i),
+                _ => {}
+            }
+        }
+        LineIndex {
+            starts,
+            continuations,
+        }
+    }
+
+    /// One-based line and column of byte `offset`.
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|s| *s <= offset);
+        let start = self.starts[line - 1];
+        let before = |at: usize| self.continuations.partition_point(|c| *c < at);
+        let chars = offset - start - (before(offset) - before(start));
+        (line, chars + 1)
+    }
+}
+
+/// One-based line and column of byte `offset` in `text`, for a single problem.
+pub(crate) fn line_col(text: &[u8], offset: usize) -> (usize, usize) {
+    LineIndex::new(&text[..offset.min(text.len())]).line_col(offset.min(text.len()))
 }
 
 impl Source {
@@ -40,6 +83,7 @@ impl Source {
             origin: Origin::Code,
             text: String::new(),
             spans: HashMap::new(),
+            lines: OnceCell::new(),
         }
     }
 
@@ -52,10 +96,12 @@ impl Source {
                     origin,
                     text,
                     spans: HashMap::new(),
+                    lines: OnceCell::new(),
                 };
                 let mut p = ConfigProblem::new(ProblemKind::Syntax, "", e.message().trim());
-                if let Some(span) = e.span() {
-                    src.set_line_col(&mut p.location, span.start);
+                match e.span() {
+                    Some(span) => src.set_line_col(&mut p.location, span.start),
+                    None => src.set_line_col(&mut p.location, unlocated_error_at(&src.text)),
                 }
                 src.origin.apply(&mut p.location);
                 src.text.clear();
@@ -71,6 +117,7 @@ impl Source {
                 origin,
                 text,
                 spans,
+                lines: OnceCell::new(),
             },
             table,
         ))
@@ -98,12 +145,38 @@ impl Source {
         if self.text.is_empty() {
             return;
         }
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let lines = self
+            .lines
+            .get_or_init(|| LineIndex::new(self.text.as_bytes()));
+        let (line, col) = lines.line_col(offset.min(self.text.len()));
         loc.line = Some(line);
         loc.column = Some(col);
     }
+}
+
+/// Where a syntax error the parser gives without a span (a dotted key nested past its
+/// recursion limit) is: the first line of the shortest run of whole lines that still fails
+/// without a span, found by bisection (a few parses of the file, not one per line).
+fn unlocated_error_at(text: &str) -> usize {
+    let fails_unlocated = |end: usize| {
+        text[..end]
+            .parse::<toml::Table>()
+            .is_err_and(|e| e.span().is_none())
+    };
+    let ends: Vec<usize> = (text.match_indices('\n').map(|(i, _)| i + 1))
+        .chain([text.len()])
+        .collect();
+    let (mut lo, mut hi) = (0, ends.len() - 1);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fails_unlocated(ends[mid]) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let start = if lo == 0 { 0 } else { ends[lo - 1] };
+    start + text[start..].len() - text[start..].trim_start_matches([' ', '\t']).len()
 }
 
 /// `a.b[0].c` → `a.b[0]` → `a.b` → `a` → none.
@@ -281,6 +354,28 @@ mod tests {
         let mut loc = Location::default();
         src.locate(&mut loc, "plugin[0].missing.deeper");
         assert_eq!(loc.line, Some(4));
+    }
+
+    #[test]
+    fn nesting_past_the_parsers_limit_is_located() {
+        let deep_key = format!("a = 1\n\n  {} = 1\nb = 2\n", vec!["k"; 500].join("."));
+        let deep_header = format!("a = 1\n[{}]\n", vec!["k"; 500].join("."));
+        let deep_array = format!("a = 1\nb = {}1{}\n", "[".repeat(200), "]".repeat(200));
+        for (text, line, col) in [(deep_key, 3, 3), (deep_header, 2, 1), (deep_array, 2, 85)] {
+            let e = Source::parse(Origin::Str, text).unwrap_err();
+            let loc = &e.problems()[0].location;
+            assert_eq!((loc.line, loc.column), (Some(line), Some(col)), "{e}");
+        }
+    }
+
+    #[test]
+    fn columns_count_characters_and_lines_are_found_in_a_large_file() {
+        let index = LineIndex::new("ab\ncé d\n".as_bytes());
+        assert_eq!(index.line_col(0), (1, 1));
+        assert_eq!(index.line_col(3), (2, 1));
+        // `d` is the fourth character of line 2, after a two-byte `é`.
+        assert_eq!(index.line_col(7), (2, 4));
+        assert_eq!(line_col("x\n\u{e9}\u{e9}y".as_bytes(), 6), (2, 3));
     }
 
     #[test]

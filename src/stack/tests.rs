@@ -452,3 +452,41 @@ where
         ),
     }
 }
+
+fn timers_toml(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("[[plugin]]\nuse = \"timer\"\nname = \"t{i}\"\n"))
+        .collect()
+}
+
+/// The longest stack allowed serves requests on a thread with a tokio worker's default
+/// stack (2 MiB), in a debug build whose frames are larger than a release build's.
+#[test]
+fn the_longest_stack_allowed_serves_on_a_worker_sized_stack() {
+    let n = MAX_ENTRIES;
+    let stack = builder().toml_str(tags_toml(n)).build().unwrap();
+    let worker = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (_, order, _) = run(&stack).await;
+                order.len()
+            })
+        });
+    assert_eq!(worker.unwrap().join().unwrap(), n);
+}
+
+#[test]
+fn a_stack_past_the_limit_is_refused_at_the_first_entry_too_many() {
+    let e = PluginStack::builder()
+        .toml_str(timers_toml(MAX_ENTRIES + 3))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.problems().len(), 1, "{e}");
+    let loc = &e.problems()[0].location;
+    assert_eq!(loc.plugin.as_ref().map(|p| p.index), Some(MAX_ENTRIES));
+    assert_eq!(loc.line, Some(3 * MAX_ENTRIES + 1), "{e}");
+}
