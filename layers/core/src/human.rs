@@ -95,10 +95,19 @@ pub struct Quota {
 }
 
 impl Quota {
+    /// The longest period a quota may have: 366 days. Rate arithmetic in nanoseconds stays
+    /// far from overflow, and a limit that resets less than once a year is not a rate.
+    pub const MAX_PERIOD: Duration = Duration::from_secs(366 * 86_400);
+
+    /// The shortest time between two events a quota may ask for: one microsecond (at most a
+    /// million events per second), the resolution the Redis backend counts in.
+    pub const MIN_INTERVAL: Duration = Duration::from_micros(1);
+
     /// `count` events per `period`.
     ///
     /// # Errors
-    /// When `count` is zero or `period` is zero.
+    /// When `count` or `period` is zero, `period` is longer than [`Quota::MAX_PERIOD`], or
+    /// `period / count` is shorter than [`Quota::MIN_INTERVAL`].
     pub fn new(count: u32, period: Duration) -> Result<Self, ConfigError> {
         let Some(count) = NonZeroU32::new(count) else {
             return Err(ConfigError::new(
@@ -115,6 +124,18 @@ impl Quota {
                 "a quota's period must be longer than zero",
             )
             .with_hint(QUOTA_HINT));
+        }
+        let too = |what: String| {
+            Err(ConfigError::new(ProblemKind::InvalidValue, "", what).with_hint(QUOTA_HINT))
+        };
+        if period > Self::MAX_PERIOD {
+            return too("a quota's period must be at most 366 days".to_owned());
+        }
+        if period / count.get() < Self::MIN_INTERVAL {
+            return too(format!(
+                "{count} per {} is more than one per microsecond (1000000/s), the fastest rate",
+                HumanDuration(period)
+            ));
         }
         Ok(Quota { count, period })
     }
@@ -185,9 +206,12 @@ pub fn parse_quota(s: &str) -> Result<Quota, ConfigError> {
     if count.starts_with('-') {
         return Err(invalid("the count is negative"));
     }
-    let count: u32 = count
+    let count: u64 = count
         .parse()
         .map_err(|_| invalid("the count is not a whole number"))?;
+    let Ok(count) = u32::try_from(count) else {
+        return Err(invalid(&format!("the count is larger than {}", u32::MAX)));
+    };
     let unit = match period.to_ascii_lowercase().as_str() {
         "s" | "sec" | "secs" | "second" | "seconds" => Some(1),
         "m" | "min" | "mins" | "minute" | "minutes" => Some(60),
@@ -333,6 +357,23 @@ mod tests {
         ] {
             let e = parse_quota(bad).unwrap_err();
             assert!(e.to_string().contains("invalid quota"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn quotas_past_their_bounds_say_which_bound() {
+        for (bad, why) in [
+            ("1/600y", "at most 366 days"),
+            ("1/367d", "at most 366 days"),
+            ("4294967296/s", "larger than 4294967295"),
+            ("1000001/s", "more than one per microsecond"),
+            ("4294967295/1h", "more than one per microsecond"),
+        ] {
+            let e = parse_quota(bad).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+        for good in ["1/366d", "1000000/s", "4294967295/2h"] {
+            assert!(parse_quota(good).is_ok(), "{good}");
         }
     }
 

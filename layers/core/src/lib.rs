@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod bound;
 mod client_ip;
 mod error;
 mod guard;
@@ -13,6 +14,7 @@ mod timing;
 mod token;
 
 pub use body::PluginBody;
+pub use bound::{count_in, duration_in};
 pub use client_ip::{ClientIpConfig, ClientIpResolver, ForwardedHeader, parse_cidr};
 pub use error::{ConfigError, ConfigProblem, Location, PluginRef, ProblemKind, Problems, join_key};
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};

@@ -8,8 +8,8 @@ use http::Method;
 use ipnet::IpNet;
 use serde::Deserialize;
 use tower_plugins_core::{
-    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, header_name,
-    nearest, parse_cidr, parse_quota,
+    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, Quota, count_in,
+    duration_in, header_name, nearest, parse_cidr, parse_quota,
 };
 
 use crate::{Count, KeySource, OnBackendError, RateLimitLayer, Rule, UnknownKey};
@@ -29,9 +29,9 @@ pub enum KeyConfig {
 }
 
 /// The backend as written in TOML: `"memory"` or
-/// `{ redis = "redis://127.0.0.1:6379", timeout = "100ms", prefix = "myapp:rl:" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+/// `{ redis = "redis://127.0.0.1:6379", timeout = "100ms", prefix = "myapp:rl:" }` (an unknown
+/// key in the table is an error, as in every other table).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendConfig {
     /// `"memory"`.
     Named(String),
@@ -40,12 +40,48 @@ pub enum BackendConfig {
         /// The server's URL.
         redis: String,
         /// The most a request waits for Redis. Default: `"100ms"`.
-        #[serde(default)]
         timeout: Option<HumanDuration>,
         /// The key prefix. Default: `"tower-plugins:rl:"`.
-        #[serde(default)]
         prefix: Option<String>,
     },
+}
+
+/// The Redis table, read with unknown keys refused (an untagged enum would ignore them).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisTable {
+    redis: String,
+    #[serde(default)]
+    timeout: Option<HumanDuration>,
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for BackendConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Backend;
+        impl<'de> serde::de::Visitor<'de> for Backend {
+            type Value = BackendConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"memory\" or a table { redis = \"redis://...\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BackendConfig::Named(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<Self::Value, A::Error> {
+                let t = RedisTable::deserialize(serde::de::value::MapAccessDeserializer::new(m))?;
+                Ok(BackendConfig::Redis {
+                    redis: t.redis,
+                    timeout: t.timeout,
+                    prefix: t.prefix,
+                })
+            }
+        }
+        d.deserialize_any(Backend)
+    }
 }
 
 impl Default for BackendConfig {
@@ -246,6 +282,15 @@ fn rule(p: &mut Problems, name: String, parts: RuleParts<'_>) -> Option<Rule> {
         }
     };
     let burst = burst(p, &join("burst"), parts.burst);
+    if let (Some(q), Some(b)) = (&quota, burst) {
+        if q.interval().saturating_mul(b.get()) > Quota::MAX_PERIOD {
+            let message = format!(
+                "a burst of {b} at {q} takes {} to refill, past the 366 days a bucket may span",
+                tower_plugins_core::HumanDuration(q.interval().saturating_mul(b.get()))
+            );
+            p.push(ProblemKind::InvalidValue, join("burst"), message);
+        }
+    }
     let paths = p.check(&join("paths"), PathSet::new(parts.paths));
     let methods = methods(p, &join("methods"), parts.methods);
     let count = count(p, &join("count"), parts.count);
@@ -320,9 +365,9 @@ impl RateLimitConfig {
     /// where it had a problem.
     fn rules_of(&self, p: &mut Problems, v4: u8, v6: u8) -> Vec<Option<Rule>> {
         let mut rules = Vec::new();
-        let mut names: Vec<String> = Vec::new();
+        let mut names = std::collections::HashSet::new();
         if self.quota.is_some() {
-            names.push("default".to_owned());
+            names.insert("default".to_owned());
             let parts = RuleParts {
                 key: "",
                 quota: &self.quota,
@@ -390,23 +435,14 @@ impl RateLimitConfig {
 
     /// The memory backend's bounds: `max_keys` and `sweep_interval`.
     fn memory(&self, p: &mut Problems) -> (usize, Option<Duration>) {
-        let max_keys = match usize::try_from(self.max_keys) {
-            Ok(n) if n > 0 => n,
-            _ => {
-                let message = format!("max_keys must be at least 1, not {}", self.max_keys);
-                p.push(ProblemKind::InvalidValue, "max_keys", message);
-                1
-            }
-        };
-        let sweep = self.sweep_interval.map(HumanDuration::get);
-        if sweep.is_some_and(|d| d < Duration::from_millis(1)) {
-            p.push(
-                ProblemKind::InvalidValue,
-                "sweep_interval",
-                "the sweep interval must be at least 1ms",
-            );
-        }
-        (max_keys, sweep)
+        let max_keys = p.check(
+            "max_keys",
+            count_in(self.max_keys, 1..=crate::MAX_KEYS as u64),
+        );
+        let sweeps = Duration::from_millis(1)..=Duration::from_secs(3600);
+        let sweep = (self.sweep_interval.map(HumanDuration::get))
+            .and_then(|d| p.check("sweep_interval", duration_in(d, sweeps)));
+        (max_keys.map_or(1, |n| n as usize), sweep)
     }
 
     /// The Redis settings of `backend = { redis = ... }`, `None` for memory.
@@ -422,9 +458,13 @@ impl RateLimitConfig {
                 timeout,
                 prefix,
             } => {
+                let timeout = timeout.map(|t| {
+                    let range = crate::RedisSettings::TIMEOUTS;
+                    p.check("backend.timeout", duration_in(t.get(), range))
+                });
                 let mut r = p.check("backend.redis", crate::RedisSettings::new(url))?;
                 if let Some(t) = timeout {
-                    r = r.timeout(t.get());
+                    r = r.timeout(t?);
                 }
                 if let Some(pre) = prefix {
                     r = r.prefix(pre.clone());
@@ -469,7 +509,7 @@ fn extra_rule(
     p: &mut Problems,
     i: usize,
     rc: &RuleConfig,
-    names: &mut Vec<String>,
+    names: &mut std::collections::HashSet<String>,
     v4: u8,
     v6: u8,
 ) -> Option<Rule> {
@@ -479,11 +519,10 @@ fn extra_rule(
         let message =
             format!("{name:?}: a rule name is 1 to 64 letters, digits, `_`, `-`, `.` or `:`");
         p.push(ProblemKind::InvalidValue, format!("{at}.name"), message);
-    } else if names.contains(&name) {
+    } else if !names.insert(name.clone()) {
         let message = format!("two rules are named {name:?}");
         p.push(ProblemKind::DuplicateName, format!("{at}.name"), message);
     }
-    names.push(name.clone());
     let parts = RuleParts {
         key: &at,
         quota: &rc.quota,

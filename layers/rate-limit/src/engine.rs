@@ -2,6 +2,7 @@
 //! rules apply to a request with what key.
 
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::StateStore;
 use http::{Method, Request};
-use tower_plugins_core::{ClientIpResolver, PathSet};
+use tower_plugins_core::{ClientIpResolver, PathSet, Quota};
 
 use crate::clock::RateClock;
 use crate::header_values::Lines;
@@ -101,6 +102,19 @@ pub(crate) struct Engine {
     pub(crate) redis: Option<RedisBackend>,
 }
 
+/// A rule's interval in nanoseconds and its burst, within the bounds a configuration is
+/// checked against (a quota from code may be past them): at most one event per
+/// [`Quota::MIN_INTERVAL`], and a burst that refills within [`Quota::MAX_PERIOD`], so that no
+/// figure of the rate arithmetic overflows.
+fn bounded(quota: Quota, burst: Option<NonZeroU32>) -> (u64, NonZeroU32) {
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let t = nanos(quota.interval()).max(nanos(Quota::MIN_INTERVAL));
+    let most = u32::try_from(nanos(Quota::MAX_PERIOD) / t).unwrap_or(u32::MAX);
+    let most = NonZeroU32::new(most).unwrap_or(NonZeroU32::MIN);
+    let burst = burst.unwrap_or(quota.count()).min(most);
+    (t, burst)
+}
+
 impl Engine {
     pub(crate) fn new(s: &Settings) -> Self {
         #[cfg(feature = "redis")]
@@ -113,10 +127,7 @@ impl Engine {
             .rules
             .iter()
             .map(|r| {
-                let burst = r.burst.or(s.burst).unwrap_or(r.quota.count());
-                let t = u64::try_from(r.quota.interval().as_nanos())
-                    .unwrap_or(u64::MAX)
-                    .max(1);
+                let (t, burst) = bounded(r.quota, r.burst.or(s.burst));
                 let tau = t.saturating_mul(u64::from(burst.get() - 1));
                 // Whole seconds to refill the whole burst: the largest reset, and the window.
                 let full = ceil_secs(t.saturating_mul(u64::from(burst.get())));

@@ -148,9 +148,10 @@ impl RateLimitLayer {
 
     /// The most keys each rule keeps in memory. When a rule's map is full, buckets that are
     /// full again are dropped first (losing nothing), then the ones closest to full.
-    /// Default: 100,000 (about 5 MB per rule; see the crate README for the measured figure).
+    /// Default: 100,000 (about 5 MB per rule; see the crate README for the measured figure);
+    /// brought within 1 to [`MAX_KEYS`](crate::MAX_KEYS).
     pub fn max_keys(self, max: usize) -> Self {
-        self.map(|s| s.max_keys = max.max(1))
+        self.map(|s| s.max_keys = max.clamp(1, crate::MAX_KEYS))
     }
 
     /// How often the sweeper thread removes buckets that are full again. Default: 10 s.

@@ -27,7 +27,8 @@ pub use layer::RateLimitLayer;
 pub use redis::RedisSettings;
 pub use service::{RateLimit, ResponseFuture};
 pub use settings::{
-    Count, DEFAULT_MAX_KEYS, OnBackendError, RateLimitStats, RejectReason, Rejection, Rule,
+    Count, DEFAULT_MAX_KEYS, MAX_KEYS, OnBackendError, RateLimitStats, RejectReason, Rejection,
+    Rule,
 };
 
 #[cfg(test)]

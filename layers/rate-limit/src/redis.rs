@@ -83,6 +83,11 @@ pub struct RedisSettings {
 }
 
 impl RedisSettings {
+    /// The timeouts allowed: 1 ms to 60 s. A configured timeout outside is refused; one set
+    /// from code is brought within.
+    pub const TIMEOUTS: std::ops::RangeInclusive<Duration> =
+        Duration::from_millis(1)..=Duration::from_secs(60);
+
     /// Parses the URL (`redis://`, `rediss://` or `redis+unix://`); connects on first use.
     ///
     /// # Errors
@@ -104,9 +109,10 @@ impl RedisSettings {
     }
 
     /// The most a request waits for Redis (connecting included) before the
-    /// [`OnBackendError`](crate::OnBackendError) policy applies. Default: 100 ms.
+    /// [`OnBackendError`](crate::OnBackendError) policy applies, within
+    /// [`TIMEOUTS`](Self::TIMEOUTS). Default: 100 ms.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
+        self.timeout = timeout.clamp(*Self::TIMEOUTS.start(), *Self::TIMEOUTS.end());
         self
     }
 

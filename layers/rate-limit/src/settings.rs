@@ -212,6 +212,9 @@ pub(crate) struct Settings {
 /// The default cap on keys per rule.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
+/// The most keys a rule may keep in memory (`max_keys`): ten million, about 430 MB at full.
+pub const MAX_KEYS: usize = 10_000_000;
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {

@@ -66,8 +66,6 @@ pub(crate) struct Store {
     mask: usize,
     hasher: DefaultHashBuilder,
     shard_cap: usize,
-    /// The table capacity that holds `shard_cap` entries.
-    max_capacity: usize,
     clock: RateClock,
     /// The clock reading governor's limiter took as its start (TATs are relative to it).
     start: AtomicU64,
@@ -83,6 +81,14 @@ impl std::fmt::Debug for Store {
             .field("shard_cap", &self.shard_cap)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether a table of `capacity` has grown past the size that holds `cap` entries (tombstones
+/// left by sweeps make a full table grow). A table sized for `cap` holds less than twice as
+/// many (its buckets are the power of two past `cap * 8 / 7`, loaded to 7/8), so twice `cap`
+/// is one growth too many; computed rather than measured, so no table is allocated up front.
+fn grown_past(capacity: usize, cap: usize) -> bool {
+    capacity >= cap.max(4).saturating_mul(2)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,7 +110,6 @@ impl Store {
             mask: shards - 1,
             hasher: DefaultHashBuilder::default(),
             shard_cap,
-            max_capacity: HashTable::<(Key, u64)>::with_capacity(shard_cap).capacity(),
             clock,
             start,
             sweep_every,
@@ -268,7 +273,7 @@ impl StateStore for Store {
             self.make_room(&mut table);
         }
         table.insert_unique(hash, (probe.key.clone(), next.as_u64()), self.rehash());
-        if table.capacity() > self.max_capacity {
+        if grown_past(table.capacity(), self.shard_cap) {
             // Tombstones left by sweeps made the table grow: back to the capped size.
             table.shrink_to(self.shard_cap, self.rehash());
         }

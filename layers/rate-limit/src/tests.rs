@@ -433,6 +433,25 @@ fn layer_and_service_are_clone_send_sync() {
 }
 
 #[cfg(feature = "serde")]
+/// A quota and burst from code past the bounds a configuration is checked against are
+/// brought within them: the burst is lowered to what refills in 366 days, and the figures
+/// stay exact (the arithmetic overflowed and admitted 415 of 1,000 with `w=18446744074`).
+#[tokio::test]
+async fn a_burst_from_code_past_its_span_is_lowered_to_fit() {
+    let layer = RateLimitLayer::new(q("10/365d"))
+        .burst(std::num::NonZeroU32::new(1000).unwrap())
+        .clock(ManualClock::new());
+    let (s, h) = status_of(&layer, req_from("192.0.2.1", "/")).await;
+    assert_eq!(s, StatusCode::OK);
+    // One every 36.5 days: ten of them refill within 366 days, not a thousand.
+    assert_eq!(
+        header(&h, "ratelimit-policy"),
+        ["\"default\";q=10;w=31536000"]
+    );
+    assert_eq!(header(&h, "ratelimit"), ["\"default\";r=9;t=3153600"]);
+    assert_eq!(admitted(&layer, "192.0.2.1", "/", 20).await, 9);
+}
+
 mod config {
     use super::*;
     use crate::RateLimitConfig;
@@ -570,5 +589,48 @@ mod config {
             "quota = \"1/s\"\nbackend = { redis = \"redis://127.0.0.1:6379\", timeout = \"20ms\" }",
         );
         assert!(l.is_ok());
+    }
+
+    #[test]
+    fn sizes_and_spans_past_their_bounds_are_refused() {
+        for (text, key) in [
+            ("quota = \"1/s\"\nmax_keys = 4000000000", "max_keys"),
+            ("quota = \"1/s\"\nmax_keys = 10000001", "max_keys"),
+            ("quota = \"1/600y\"", "quota"),
+            ("quota = \"4294967296/s\"", "quota"),
+            ("quota = \"1/365d\"\nburst = 1000", "burst"),
+            ("quota = \"1/s\"\nsweep_interval = \"2h\"", "sweep_interval"),
+        ] {
+            assert_eq!(
+                problems(text),
+                [(ProblemKind::InvalidValue, key.to_owned())],
+                "{text}"
+            );
+        }
+        assert!(build("quota = \"1/s\"\nmax_keys = 10000000").is_ok());
+        assert!(build("quota = \"1000/366d\"\nburst = 1000").is_ok());
+    }
+
+    #[test]
+    fn a_misspelt_key_in_the_backend_table_is_refused() {
+        let text = "quota = \"1/s\"\nbackend = { redis = \"redis://127.0.0.1\", timout = \"5s\" }";
+        let e = toml::from_str::<RateLimitConfig>(text).unwrap_err();
+        assert!(e.message().contains("unknown field `timout`"), "{e}");
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_redis_timeout_outside_its_range_is_refused() {
+        for t in ["0s", "2m"] {
+            let text = format!(
+                "quota = \"1/s\"\nbackend = {{ redis = \"redis://127.0.0.1\", timeout = \"{t}\" }}"
+            );
+            let p = problems(&text);
+            assert_eq!(
+                p,
+                [(ProblemKind::InvalidValue, "backend.timeout".to_owned())],
+                "{t}"
+            );
+        }
     }
 }
