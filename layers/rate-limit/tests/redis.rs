@@ -259,6 +259,104 @@ impl Proxy {
     }
 }
 
+/// A TCP forwarder to Redis that can stall: while stalled it holds every byte, in both
+/// directions, and forwards them when it resumes, as a Redis paused by `SIGSTOP` or a GC-like
+/// stall would answer them late.
+struct StallingProxy {
+    url: String,
+    stalled: tokio::sync::watch::Sender<bool>,
+    accept: JoinHandle<()>,
+}
+
+impl StallingProxy {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let (stalled, rx) = tokio::sync::watch::channel(false);
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(target).await else {
+                    return;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(forward(cr, sw, rx.clone()));
+                tokio::spawn(forward(sr, cw, rx.clone()));
+            }
+        });
+        StallingProxy {
+            url,
+            stalled,
+            accept,
+        }
+    }
+
+    fn stall(&self, on: bool) {
+        self.stalled.send_replace(on);
+    }
+}
+
+impl Drop for StallingProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut stalled: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        while *stalled.borrow_and_update() {
+            if stalled.changed().await.is_err() {
+                return;
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Checks abandoned by the timeout while Redis stalled reach Redis when it resumes: they
+/// must not spend the client's quota then (they did: after three 503s, a burst of 5 admitted
+/// one request instead of four).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_abandoned_during_a_stall_spend_nothing_when_redis_resumes() {
+    let Some(conn) = admin().await else { return };
+    let p = Prefix::new(&conn, "stall");
+    let proxy = StallingProxy::start(redis_addr().await).await;
+    let l = RateLimitLayer::new(parse_quota("5/min").unwrap())
+        .redis(
+            RedisSettings::new(&proxy.url)
+                .unwrap()
+                .prefix(&p.prefix)
+                .timeout(Duration::from_millis(100)),
+        )
+        .on_backend_error(OnBackendError::Deny);
+    assert_eq!(
+        status_of(&l, req_from("192.0.2.1", "/")).await.0,
+        StatusCode::OK
+    );
+    proxy.stall(true);
+    for _ in 0..3 {
+        let s = status_of(&l, req_from("192.0.2.1", "/")).await.0;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    proxy.stall(false);
+    // Let the held calls reach Redis and run (or be refused as too late).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(status_of(&l, req_from("192.0.2.1", "/")).await.0.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429]);
+    p.cleanup().await;
+}
+
 async fn redis_addr() -> SocketAddr {
     let url = redis_url();
     let hostport = url
