@@ -55,11 +55,7 @@ impl StatsConfig {
             };
         if let Some(n) = self.max_routes {
             // A negative count is refused as 0 is.
-            let n = if n < 0 {
-                0
-            } else {
-                usize::try_from(n).unwrap_or(usize::MAX)
-            };
+            let n = usize::try_from(n).unwrap_or(0);
             set(&mut layer, &|l| l.max_routes(n));
         }
         set(&mut layer, &|l| l.routes(&self.routes));

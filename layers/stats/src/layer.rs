@@ -5,7 +5,9 @@ use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 use tower_layer::Layer;
-use tower_plugins_core::{ClientIpResolver, ConfigError, ProblemKind, Problems, parse_cidr};
+use tower_plugins_core::{
+    ClientIpResolver, ConfigError, ProblemKind, Problems, count_in, parse_cidr,
+};
 
 use crate::registry::{Registry, Snapshot};
 use crate::route::Route;
@@ -14,6 +16,10 @@ use crate::{Collector, MetricNames, Stats};
 
 /// The default cap on distinct routes.
 pub const DEFAULT_MAX_ROUTES: usize = 100;
+
+/// The most routes `max_routes` may ask for: each route recorded holds its counters per
+/// thread shard, and every route is a block of the Prometheus text.
+pub const MAX_ROUTES: usize = 10_000;
 
 /// Who may read the endpoints.
 #[derive(Clone)]
@@ -102,6 +108,27 @@ fn loopback() -> Vec<IpNet> {
     ]
 }
 
+impl StatsLayer {
+    /// Refuses an endpoint path the other endpoint already has (one of them would never be
+    /// served).
+    fn distinct_from(
+        &self,
+        what: &str,
+        path: &str,
+        other: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        if other != Some(path) {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            ProblemKind::Conflict,
+            what,
+            format!("`endpoint` and `metrics_endpoint` are both {path:?}"),
+        )
+        .with_hint("serve the JSON and Prometheus text at two paths, such as /stats and /metrics"))
+    }
+}
+
 fn check_path(what: &str, path: &str) -> Result<Box<str>, ConfigError> {
     if !path.starts_with('/') || path.contains(['?', '#']) {
         return Err(ConfigError::new(
@@ -153,19 +180,16 @@ impl StatsLayer {
     /// under one `other` route, and the overflow is counted.
     ///
     /// # Errors
-    /// A [`ConfigError`] for 0, or fewer than the route templates already given.
+    /// A [`ConfigError`] for 0, more than [`MAX_ROUTES`], or fewer than the route templates
+    /// already given.
     pub fn max_routes(self, max: usize) -> Result<Self, ConfigError> {
-        if max == 0 || max < self.settings.templates.len() {
-            return Err(ConfigError::new(
-                ProblemKind::InvalidValue,
-                "max_routes",
-                format!(
-                    "max_routes is {max}; it must be at least 1, and at least the number of \
-                     route templates ({})",
-                    self.settings.templates.len()
-                ),
-            ));
-        }
+        let templates = self.settings.templates.len();
+        let least = templates.max(1) as u64;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let max = count_in(max, least..=MAX_ROUTES as u64).map_err(|e| {
+            e.nest("max_routes")
+                .with_hint(format!("there are {templates} route templates"))
+        })? as usize;
         Ok(self.map(|s| s.max_routes = max))
     }
 
@@ -207,18 +231,22 @@ impl StatsLayer {
     /// `text/html`. Off unless set.
     ///
     /// # Errors
-    /// A [`ConfigError`] for a path that does not start with `/`.
+    /// A [`ConfigError`] for a path that does not start with `/`, or that is the
+    /// [`metrics_endpoint`](Self::metrics_endpoint)'s.
     pub fn endpoint(self, path: &str) -> Result<Self, ConfigError> {
         let p = check_path("endpoint", path)?;
+        self.distinct_from("endpoint", &p, self.settings.metrics_endpoint.as_deref())?;
         Ok(self.map(|s| s.endpoint = Some(p.into())))
     }
 
     /// Serves Prometheus text at `path`. Off unless set.
     ///
     /// # Errors
-    /// A [`ConfigError`] for a path that does not start with `/`.
+    /// A [`ConfigError`] for a path that does not start with `/`, or that is the
+    /// [`endpoint`](Self::endpoint)'s.
     pub fn metrics_endpoint(self, path: &str) -> Result<Self, ConfigError> {
         let p = check_path("metrics_endpoint", path)?;
+        self.distinct_from("metrics_endpoint", &p, self.settings.endpoint.as_deref())?;
         Ok(self.map(|s| s.metrics_endpoint = Some(p.into())))
     }
 

@@ -20,7 +20,7 @@ pub use collector::{Collector, CounterMap, EndInfo, LargeResponses, RequestInfo,
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use config::StatsConfig;
 pub use facade::MetricNames;
-pub use layer::{DEFAULT_MAX_ROUTES, StatsHandle, StatsLayer};
+pub use layer::{DEFAULT_MAX_ROUTES, MAX_ROUTES, StatsHandle, StatsLayer};
 pub use registry::{ByClass, Latency, OTHER, RouteSnapshot, Snapshot, UNMATCHED};
 pub use service::{Finish, ResponseBody, ResponseFuture, Stats};
 

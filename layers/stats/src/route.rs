@@ -205,8 +205,10 @@ fn thread_index() -> usize {
 /// An insert-only table from name to value, found without a lock: a name is placed in the
 /// first free slot of its probe sequence, and a slot once filled never changes. At most `max`
 /// names are admitted; the table has at least twice as many slots, so a probe always ends.
+/// A slot is a pointer, and its entry is allocated when a name fills it, so a large `max`
+/// costs 16 bytes a slot up front rather than a whole entry.
 pub(crate) struct Table<T> {
-    slots: Box<[OnceLock<(Box<str>, T)>]>,
+    slots: Box<[OnceLock<Box<(Box<str>, T)>>]>,
     hasher: foldhash::fast::FixedState,
     len: AtomicUsize,
     max: usize,
@@ -247,7 +249,7 @@ impl<T> Table<T> {
                     let e = slot.get_or_init(|| {
                         let make = make.take().expect("made once");
                         mine = Some(());
-                        (name.into(), make())
+                        Box::new((name.into(), make()))
                     });
                     if mine.is_some() {
                         reserved = false;
@@ -275,7 +277,7 @@ impl<T> Table<T> {
         self.slots
             .iter()
             .filter_map(|s| s.get())
-            .map(|(n, v)| (&**n, v))
+            .map(|e| (&*e.0, &e.1))
     }
 
     /// Names held.

@@ -742,4 +742,21 @@ mod config {
                 .contains_key("large_responses")
         );
     }
+
+    #[test]
+    fn max_routes_is_bounded_and_the_endpoints_are_distinct() {
+        for n in ["4000000000", "10001", "-1"] {
+            let e = build(&format!("max_routes = {n}")).unwrap_err();
+            assert!(
+                e.contains("key `max_routes`") && e.contains("from 1 to 10000"),
+                "{e}"
+            );
+        }
+        assert!(build("max_routes = 10000").is_ok());
+        let e = build("endpoint = \"/stats\"\nmetrics_endpoint = \"/stats\"").unwrap_err();
+        assert!(
+            e.contains("metrics_endpoint") && e.contains("conflicting"),
+            "{e}"
+        );
+    }
 }
