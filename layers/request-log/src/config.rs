@@ -2,12 +2,14 @@
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderName;
 
 use serde::Deserialize;
 use tower_plugins_core::{
-    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, header_name,
+    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, count_in,
+    duration_in, header_name,
 };
 
 use crate::{LogFormat, RequestLogLayer, Rotate};
@@ -124,12 +126,14 @@ impl RequestLogConfig {
         } else {
             p.check("request_id_header", header_name(&self.request_id_header))
         };
-        if self.buffer == 0 {
-            p.push(
-                ProblemKind::InvalidValue,
-                "buffer",
-                "the buffer must hold at least one line",
-            );
+        let lines = i64::try_from(self.buffer).unwrap_or(i64::MAX);
+        p.check(
+            "buffer",
+            count_in(lines, 1..=crate::MAX_BUFFER_LINES as u64),
+        );
+        let slower = Duration::ZERO..=Duration::from_secs(86_400);
+        if let Some(t) = self.slower_than {
+            p.check("slower_than", duration_in(t.get(), slower));
         }
         let rotate = match &self.sink {
             SinkConfig::File {
@@ -281,6 +285,18 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("did you mean `{status}`?"), "{e}");
+    }
+
+    #[test]
+    fn the_buffer_and_slower_than_are_bounded() {
+        for (text, key) in [
+            ("buffer = 1000001", "buffer"),
+            ("slower_than = \"2days\"", "slower_than"),
+        ] {
+            let c: RequestLogConfig = toml::from_str(text).unwrap();
+            let e = c.build(Arc::new(ClientIpResolver::new())).unwrap_err();
+            assert_eq!(e.keys(), [key], "{e}");
+        }
     }
 
     #[test]

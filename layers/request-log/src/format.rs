@@ -107,6 +107,31 @@ fn target(r: &Record) -> (&str, Option<&str>) {
     (path, query)
 }
 
+/// The request target as the client sent it (escaped), with `query` (redacted) in place of
+/// the URI's: an HTTP/1 absolute-form target keeps its `scheme://authority`, and a CONNECT's
+/// authority-form target is its authority. HTTP/2 and HTTP/3 always carry the scheme and
+/// authority as pseudo-headers, so there the target is the path, as Apache logs it.
+pub(crate) fn write_target(out: &mut Vec<u8>, uri: &Uri, version: Version, query: Option<&str>) {
+    let http1 = version <= Version::HTTP_11;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) if http1 => {
+            escape_text(out, scheme.as_bytes());
+            put(out, "://");
+            escape_text(out, authority.as_str().as_bytes());
+        }
+        // Authority-form (CONNECT): no path to follow.
+        (None, Some(authority)) => {
+            return escape_text(out, authority.as_str().as_bytes());
+        }
+        _ => {}
+    }
+    escape_text(out, uri.path().as_bytes());
+    if let Some(q) = query {
+        out.push(b'?');
+        escape_text(out, q.as_bytes());
+    }
+}
+
 fn protocol(v: Version) -> &'static str {
     match v {
         Version::HTTP_09 => "HTTP/0.9",
@@ -185,7 +210,7 @@ pub(crate) struct ClfParts<'a> {
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) time: SystemTime,
     pub(crate) method: &'a Method,
-    pub(crate) path: &'a str,
+    pub(crate) uri: &'a Uri,
     pub(crate) query: Option<&'a str>,
     pub(crate) version: Version,
     pub(crate) referer: Option<&'a HeaderValue>,
@@ -195,12 +220,12 @@ pub(crate) struct ClfParts<'a> {
 impl<'a> ClfParts<'a> {
     /// The request's part of a record.
     fn of(r: &'a Record) -> Self {
-        let (path, query) = target(r);
+        let (_, query) = target(r);
         ClfParts {
             client_ip: r.client_ip,
             time: r.time,
             method: &r.method,
-            path,
+            uri: &r.uri,
             query,
             version: r.version,
             referer: r.referer.as_ref(),
@@ -225,11 +250,7 @@ pub(crate) fn clf_request_part(
     put(out, "] \"");
     escape_text(out, p.method.as_str().as_bytes());
     out.push(b' ');
-    escape_text(out, p.path.as_bytes());
-    if let Some(q) = p.query {
-        out.push(b'?');
-        escape_text(out, q.as_bytes());
-    }
+    write_target(out, p.uri, p.version, p.query);
     out.push(b' ');
     put(out, protocol(p.version));
     put(out, "\" ");
@@ -352,14 +373,7 @@ fn write_template(t: &Template, r: &Record, out: &mut Vec<u8>) {
             Token::Method => escape_text(out, r.method.as_str().as_bytes()),
             Token::Path => escape_text(out, r.uri.path().as_bytes()),
             Token::Query => opt_text(out, target(r).1.map(str::as_bytes)),
-            Token::Target => {
-                let (path, query) = target(r);
-                escape_text(out, path.as_bytes());
-                if let Some(q) = query {
-                    out.push(b'?');
-                    escape_text(out, q.as_bytes());
-                }
-            }
+            Token::Target => write_target(out, &r.uri, r.version, target(r).1),
             Token::Route => opt_text(out, r.route.as_deref().map(str::as_bytes)),
             Token::Status => put(out, n.format(r.status)),
             Token::Bytes => put(out, n.format(r.bytes)),

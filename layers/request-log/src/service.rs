@@ -167,7 +167,7 @@ fn clf_capture<B>(
         client_ip: s.client_ip.resolve(req),
         time,
         method: req.method(),
-        path: req.uri().path(),
+        uri: req.uri(),
         query,
         version: req.version(),
         referer: headers.get(http::header::REFERER),
@@ -342,12 +342,21 @@ impl OnBodyEnd for LogOnEnd {
     }
 }
 
-/// `a=1&token=secret` → `a=1&token=[redacted]` for the listed parameter names.
+/// `a=1&token=secret` → `a=1&token=[redacted]` for the listed parameter names, compared
+/// once decoded as the application decodes them (`application/x-www-form-urlencoded`, as
+/// axum's `Query` does: `tok%65n` and `to+ken` are `token` and `to ken`). The name is logged
+/// as sent.
 pub(crate) fn redact_query(q: &str, params: &[String]) -> String {
     q.split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if params.iter().any(|p| p == k) => format!("{k}={REDACTED}"),
-            _ => pair.to_owned(),
+        .map(|pair| {
+            let Some((k, _)) = pair.split_once('=') else {
+                return pair.to_owned();
+            };
+            let decoded = form_urlencoded::parse(k.as_bytes()).next();
+            match decoded {
+                Some((name, _)) if params.iter().any(|p| *p == name) => format!("{k}={REDACTED}"),
+                _ => pair.to_owned(),
+            }
         })
         .collect::<Vec<_>>()
         .join("&")

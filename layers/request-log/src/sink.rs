@@ -182,8 +182,9 @@ impl Target {
 ///
 /// Lines are appended to one shared buffer under a short lock (no allocation and no channel
 /// node per line, no memory freed on another thread); the writer thread swaps the buffer out
-/// every [`DRAIN_EVERY`] and writes it. When the buffer holds `capacity` lines, new lines are
-/// dropped and counted, and the count is written to the log at the next drain.
+/// every [`DRAIN_EVERY`] and writes it. When the buffer holds `capacity` lines (at most
+/// [`MAX_BUFFER_LINES`]) or [`MAX_BUFFER_BYTES`], new lines are dropped and counted, and the
+/// count is written to the log at the next drain.
 #[derive(Clone)]
 pub(crate) struct Writer {
     shared: Arc<Queue>,
@@ -209,6 +210,13 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// The most lines the writer's queue may be set to hold (`buffer`).
+pub const MAX_BUFFER_LINES: usize = 1_000_000;
+
+/// The most bytes the writer's queue holds, whatever its line count: lines of hostile
+/// requests (long user agents and targets) cannot make a stalled writer's queue grow past it.
+pub const MAX_BUFFER_BYTES: usize = 64 << 20;
+
 /// How often the writer thread drains the buffer. Senders never wake it (that would cost a
 /// system call per line); a line waits at most this long before it is written.
 pub(crate) const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
@@ -219,7 +227,7 @@ impl Writer {
     pub(crate) fn spawn(target: Target, capacity: usize) -> io::Result<Self> {
         let shared = Arc::new(Queue {
             pending: Mutex::new(Pending::default()),
-            capacity: capacity.max(1),
+            capacity: capacity.clamp(1, MAX_BUFFER_LINES),
             dropped: AtomicU64::new(0),
         });
         let q = shared.clone();
@@ -236,7 +244,7 @@ impl Writer {
             .pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if p.lines >= self.shared.capacity {
+        if p.lines >= self.shared.capacity || p.bytes.len() + line.len() > MAX_BUFFER_BYTES {
             drop(p);
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;

@@ -225,6 +225,58 @@ async fn custom_templates_with_headers_and_redaction() {
     }
 }
 
+/// `tok%65n` is `token` to the application (axum's `Query` decodes names): it is redacted too,
+/// in every format.
+#[tokio::test]
+async fn redaction_compares_names_as_the_application_decodes_them() {
+    let t = Template::parse("{target}").unwrap();
+    for format in [LogFormat::Common, LogFormat::Json, LogFormat::Custom(t)] {
+        let buf = Buf::default();
+        let layer = RequestLogLayer::new()
+            .format(format)
+            .redact_query(["token", "api key"])
+            .include_query(true)
+            .to_writer(buf.clone(), 64)
+            .unwrap();
+        let req = Request::get("/?tok%65n=S1&api+key=S2&api%20key=S3&page=1")
+            .body(())
+            .unwrap();
+        run_to_end(&layer, req).await;
+        let line = &buf.lines(1).await[0];
+        assert!(!["S1", "S2", "S3"].iter().any(|v| line.contains(v)), "{line}");
+        assert!(
+            line.contains("tok%65n=[redacted]") && line.contains("page=1"),
+            "{line}"
+        );
+    }
+}
+
+/// The request line is logged as received, as Apache does: a CONNECT's authority and an
+/// absolute-form target whole (they were logged as `"CONNECT  HTTP/1.1"` and as the path).
+#[tokio::test]
+async fn request_lines_keep_the_target_as_received() {
+    let connect = Request::connect("example.com:443").body(()).unwrap();
+    let absolute = Request::get("http://example.com/a?b=1").body(()).unwrap();
+    let asterisk = Request::options("*").body(()).unwrap();
+    let mut h2 = Request::get("https://example.com/a?b=1").body(()).unwrap();
+    *h2.version_mut() = http::Version::HTTP_2;
+    for (req, line) in [
+        (connect, "\"CONNECT example.com:443 HTTP/1.1\""),
+        (absolute, "\"GET http://example.com/a?b=1 HTTP/1.1\""),
+        (asterisk, "\"OPTIONS * HTTP/1.1\""),
+        (h2, "\"GET /a?b=1 HTTP/2.0\""),
+    ] {
+        let buf = Buf::default();
+        let layer = RequestLogLayer::new()
+            .format(LogFormat::Common)
+            .to_writer(buf.clone(), 64)
+            .unwrap();
+        run_to_end(&layer, req).await;
+        let got = &buf.lines(1).await[0];
+        assert!(got.contains(line), "{got}");
+    }
+}
+
 #[tokio::test]
 async fn request_ids_are_reused_only_when_well_formed() {
     let layer = RequestLogLayer::new()
