@@ -54,6 +54,12 @@ pub(crate) struct OriginParts<'a> {
     pub(crate) port: Option<&'a str>,
 }
 
+/// A port as a browser serializes it: 0 to 65535 in decimal, without leading zeros.
+fn port_number(p: &str) -> Option<u16> {
+    let canonical = p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'));
+    canonical.then(|| p.parse().ok()).flatten()
+}
+
 /// Splits a serialized origin. `None` for anything that is not `scheme://host[:port]`.
 pub(crate) fn split_origin(s: &str) -> Option<OriginParts<'_>> {
     let (scheme, rest) = s.split_once("://")?;
@@ -92,7 +98,7 @@ pub(crate) fn split_origin(s: &str) -> Option<OriginParts<'_>> {
         return None;
     }
     if let Some(p) = port {
-        if p != "*" && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit())) {
+        if p != "*" && port_number(p).is_none() {
             return None;
         }
     }
@@ -170,9 +176,10 @@ impl OriginPattern {
         if !o.scheme.eq_ignore_ascii_case(&self.scheme) {
             return false;
         }
-        let port_ok = match (self.port, o.port) {
-            (PortRule::Default, None) | (PortRule::Any, _) => true,
-            (PortRule::Exact(p), Some(q)) => q.parse::<u16>() == Ok(p),
+        // A request's port is a number (`*` is only for patterns).
+        let port_ok = match (self.port, o.port.map(port_number)) {
+            (PortRule::Default, None) | (PortRule::Any, None | Some(Some(_))) => true,
+            (PortRule::Exact(p), Some(Some(q))) => q == p,
             _ => false,
         };
         if !port_ok {
@@ -506,6 +513,13 @@ mod tests {
         assert!(req("https://api.example.net:8443"));
         assert!(!req("https://api.example.net"));
         assert!(!req("https://api.example.net:8444"));
+        // Ports that cannot exist, or that no browser would write, match no port rule.
+        let any = AllowOrigin::list(["http://localhost:*"]).unwrap();
+        for bad in ["99999", "65536", "080", "*", "", "-1", "1e3"] {
+            assert!(!allows(&any, &format!("http://localhost:{bad}")), "{bad}");
+        }
+        assert!(allows(&any, "http://localhost:65535") && allows(&any, "http://localhost:0"));
+        assert!(AllowOrigin::list(["http://localhost:65536"]).is_err());
     }
 
     #[test]

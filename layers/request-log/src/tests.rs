@@ -243,7 +243,10 @@ async fn redaction_compares_names_as_the_application_decodes_them() {
             .unwrap();
         run_to_end(&layer, req).await;
         let line = &buf.lines(1).await[0];
-        assert!(!["S1", "S2", "S3"].iter().any(|v| line.contains(v)), "{line}");
+        assert!(
+            !["S1", "S2", "S3"].iter().any(|v| line.contains(v)),
+            "{line}"
+        );
         assert!(
             line.contains("tok%65n=[redacted]") && line.contains("page=1"),
             "{line}"
