@@ -5,7 +5,7 @@ use std::fmt;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use tower_plugins_core::{ConfigError, HumanDuration, ProblemKind, Problems};
+use tower_plugins_core::{ConfigError, HumanDuration, ProblemKind, Problems, duration_in};
 
 use crate::{AllowOrigin, CorsLayer};
 
@@ -121,8 +121,14 @@ impl TryFrom<CorsConfig> for CorsLayer {
         layer = methods(&c, &mut p, layer);
         layer = headers(&c, &mut p, layer);
         layer = preflight_status(&c, &mut p, layer);
-        if let Some(max_age) = c.max_age {
-            layer = layer.max_age(max_age.get());
+        // Browsers cap the preflight cache (Firefox at 24 h, Chromium at 2 h): a longer
+        // max_age is a mistake, not a wish.
+        let ages = std::time::Duration::ZERO..=std::time::Duration::from_secs(86_400);
+        if let Some(max_age) = c
+            .max_age
+            .and_then(|a| p.check("max_age", duration_in(a.get(), ages)))
+        {
+            layer = layer.max_age(max_age);
         }
         layer = layer
             .allow_credentials(c.allow_credentials)

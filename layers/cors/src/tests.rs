@@ -681,6 +681,7 @@ mod config {
             allow_headers = ["content-type", "bad header"]
             expose_headers = ["*", "x-a"]
             preflight_status = 404
+            max_age = "2days"
             "#,
         )
         .unwrap_err();
@@ -693,7 +694,8 @@ mod config {
                 "allow_methods[1]",
                 "allow_headers[1]",
                 "expose_headers[0]",
-                "preflight_status"
+                "preflight_status",
+                "max_age"
             ],
             "{e}"
         );
