@@ -269,15 +269,25 @@ impl StateStore for Store {
         }
         let (out, next) = f(None)?;
         probe.tat.set(next.as_u64());
+        self.insert(&mut table, hash, &probe.key, next.as_u64());
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// A key seen for the first time: made room for, inserted, and the table kept at its
+    /// capped size. Kept out of line, so that the path of a known key stays small.
+    #[cold]
+    #[inline(never)]
+    fn insert(&self, table: &mut HashTable<(Key, u64)>, hash: u64, key: &Key, tat: u64) {
         if table.len() >= self.shard_cap {
-            self.make_room(&mut table);
+            self.make_room(table);
         }
-        table.insert_unique(hash, (probe.key.clone(), next.as_u64()), self.rehash());
+        table.insert_unique(hash, (key.clone(), tat), self.rehash());
         if grown_past(table.capacity(), self.shard_cap) {
             // Tombstones left by sweeps made the table grow: back to the capped size.
             table.shrink_to(self.shard_cap, self.rehash());
         }
-        Ok(out)
     }
 }
 
