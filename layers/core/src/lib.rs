@@ -10,6 +10,7 @@ mod human;
 mod json;
 mod pattern;
 mod plugin;
+mod sweeper;
 mod timing;
 mod token;
 
@@ -22,6 +23,7 @@ pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use json::write_json_str;
 pub use pattern::{PathPattern, PathSet};
 pub use plugin::{Plugin, PluginContext, PluginFuture};
+pub use sweeper::{Sweep, register_sweep};
 pub use timing::{AuthUser, RequestStart};
 pub use token::{TOKEN_CHARS, is_tchar, write_quoted};
 

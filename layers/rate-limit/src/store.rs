@@ -9,7 +9,7 @@
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use governor::nanos::Nanos;
@@ -238,7 +238,9 @@ impl Store {
             .evicted_full
             .fetch_add(forgotten, Ordering::Relaxed);
     }
+}
 
+impl tower_plugins_core::Sweep for Store {
     /// Sweeps when the interval has passed (called by the sweeper thread).
     fn sweep_if_due(&self, now: Instant) -> Instant {
         let mut next = lock(&self.next_sweep);
@@ -291,63 +293,11 @@ impl Store {
     }
 }
 
-/// Stores registered for sweeping; the thread exits when none is left.
-struct Sweeper {
-    stores: Vec<Weak<Store>>,
-    running: bool,
-}
-
-static SWEEPER: OnceLock<Mutex<Sweeper>> = OnceLock::new();
-
-fn sweeper() -> &'static Mutex<Sweeper> {
-    SWEEPER.get_or_init(|| {
-        Mutex::new(Sweeper {
-            stores: Vec::new(),
-            running: false,
-        })
-    })
-}
-
-/// Hands a store to the process's sweeper thread, starting it if needed. The thread holds
-/// only weak references: a dropped limiter's memory is freed, and the thread ends with the
-/// last limiter.
+/// Hands a store to the process's sweeper thread (core's, shared with every bounded table).
 pub(crate) fn register(store: &Arc<Store>) {
-    let mut s = lock(sweeper());
-    s.stores.push(Arc::downgrade(store));
-    if !s.running {
-        let spawned = std::thread::Builder::new()
-            .name("tower-plugins-rate-limit-sweeper".to_owned())
-            .spawn(sweep_loop);
-        match spawned {
-            Ok(_) => s.running = true,
-            // Without a thread, full shards still make room for new keys on the request path.
-            Err(e) => tracing::warn!(error = %e, "rate_limit: could not start the sweeper thread"),
-        }
-    }
-}
-
-fn sweep_loop() {
-    loop {
-        let stores: Vec<Arc<Store>> = {
-            let mut s = lock(sweeper());
-            s.stores.retain(|w| w.strong_count() > 0);
-            if s.stores.is_empty() {
-                s.running = false;
-                return;
-            }
-            s.stores.iter().filter_map(Weak::upgrade).collect()
-        };
-        let now = Instant::now();
-        let next = stores
-            .iter()
-            .map(|st| st.sweep_if_due(now))
-            .min()
-            .unwrap_or(now + Duration::from_secs(1));
-        drop(stores);
-        let wait = next
-            .saturating_duration_since(Instant::now())
-            .clamp(Duration::from_millis(10), Duration::from_secs(1));
-        std::thread::sleep(wait);
+    if let Err(e) = tower_plugins_core::register_sweep(store, "rate-limit") {
+        // Without a thread, full shards still make room for new keys on the request path.
+        tracing::warn!(error = %e, "rate_limit: could not start the sweeper thread");
     }
 }
 
