@@ -10,6 +10,8 @@ mod human;
 mod json;
 mod pattern;
 mod plugin;
+#[cfg(feature = "serde")]
+mod string_or;
 mod sweeper;
 mod timing;
 mod token;
@@ -23,6 +25,9 @@ pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use json::write_json_str;
 pub use pattern::{PathPattern, PathSet};
 pub use plugin::{Plugin, PluginContext, PluginFuture};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use string_or::StringOr;
 pub use sweeper::{Sweep, register_sweep};
 pub use timing::{AuthUser, RequestStart};
 pub use token::{TOKEN_CHARS, is_tchar, write_quoted};

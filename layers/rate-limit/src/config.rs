@@ -8,8 +8,8 @@ use http::Method;
 use ipnet::IpNet;
 use serde::Deserialize;
 use tower_plugins_core::{
-    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, Quota, count_in,
-    duration_in, header_name, nearest, parse_cidr, parse_quota,
+    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, Quota, StringOr,
+    count_in, duration_in, header_name, nearest, parse_cidr, parse_quota,
 };
 
 use crate::{Count, KeySource, OnBackendError, RateLimitLayer, Rule, UnknownKey};
@@ -59,28 +59,14 @@ struct RedisTable {
 
 impl<'de> Deserialize<'de> for BackendConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Backend;
-        impl<'de> serde::de::Visitor<'de> for Backend {
-            type Value = BackendConfig;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("\"memory\" or a table { redis = \"redis://...\" }")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(BackendConfig::Named(v.to_owned()))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                m: A,
-            ) -> Result<Self::Value, A::Error> {
-                let t = RedisTable::deserialize(serde::de::value::MapAccessDeserializer::new(m))?;
-                Ok(BackendConfig::Redis {
-                    redis: t.redis,
-                    timeout: t.timeout,
-                    prefix: t.prefix,
-                })
-            }
-        }
-        d.deserialize_any(Backend)
+        Ok(match StringOr::<RedisTable>::deserialize(d)? {
+            StringOr::String(name) => BackendConfig::Named(name),
+            StringOr::Table(t) => BackendConfig::Redis {
+                redis: t.redis,
+                timeout: t.timeout,
+                prefix: t.prefix,
+            },
+        })
     }
 }
 
