@@ -1,0 +1,395 @@
+//! [`AuthConfig`]: the `use = "auth"` table of a plugin stack.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use serde::Deserialize;
+use tower_plugins_core::{
+    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, StringOr,
+    count_in, duration_in,
+};
+
+use crate::{AuthLayer, CookieSettings, Rule, SameSite, Secret, StaticUsers, Unauthenticated};
+
+/// `[plugin.cookie]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CookieConfig {
+    /// The cookie's name.
+    pub name: String,
+    /// `Secure`.
+    pub secure: bool,
+    /// `"strict"`, `"lax"` or `"none"`.
+    pub same_site: String,
+    /// `Domain`; empty for a host-only cookie.
+    pub domain: String,
+    /// `Path`.
+    pub path: String,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        CookieConfig {
+            name: "__Host-id".to_owned(),
+            secure: true,
+            same_site: "lax".to_owned(),
+            domain: String::new(),
+            path: "/".to_owned(),
+        }
+    }
+}
+
+/// `[plugin.login]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    /// `GET`: the login page; `POST`: the credentials.
+    pub path: String,
+    /// `POST`: logs out.
+    pub logout_path: String,
+    /// Where a login goes without a valid `next`.
+    pub after_login: String,
+    /// Where a logout goes.
+    pub after_logout: String,
+    /// `"built-in"` or `"app"` (the application serves `GET path`).
+    pub page: String,
+    /// The largest login body, in bytes.
+    pub max_body: i64,
+    /// Threads verifying passwords at once; 0 for the machine's parallelism.
+    pub max_concurrent_hashes: i64,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            path: "/auth/login".to_owned(),
+            logout_path: "/auth/logout".to_owned(),
+            after_login: "/".to_owned(),
+            after_logout: "/auth/login".to_owned(),
+            page: "built-in".to_owned(),
+            max_body: 8192,
+            max_concurrent_hashes: 0,
+        }
+    }
+}
+
+/// A `[plugin.users]` entry's table form: `bob = { password = "$argon2id$...", roles = [...] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The argon2id PHC hash.
+    pub password: String,
+    /// The user's roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// One `[[plugin.rules]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Path patterns the rule covers.
+    pub paths: Vec<String>,
+    /// Methods; empty for all.
+    pub methods: Vec<String>,
+    /// A role the user must have; empty for none.
+    pub role: String,
+    /// `"auto"`, `"redirect"` or `"401"`.
+    pub unauthenticated: Option<String>,
+}
+
+/// The auth plugin's configuration, as written in a plugin stack file: its keys and defaults
+/// are in the [crate docs](crate).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Required: the secret cookies are signed with, or `"generate"`.
+    pub secret: Option<String>,
+    /// Secrets that still verify cookies.
+    pub previous_secrets: Vec<String>,
+    /// Sessions held in memory at most.
+    pub max_sessions: Option<i64>,
+    /// Default `"30m"`.
+    pub idle_timeout: Option<HumanDuration>,
+    /// Default `"12h"`.
+    pub absolute_timeout: Option<HumanDuration>,
+    /// Default `"1m"`.
+    pub touch_interval: Option<HumanDuration>,
+    /// A persistent cookie ("remember me") instead of a session cookie.
+    pub persistent: bool,
+    /// Paths no rule covers.
+    pub public: Vec<String>,
+    /// `"origin"` (the default) or `"off"`.
+    pub csrf: Option<String>,
+    /// Other origins allowed to send unsafe requests.
+    pub trusted_origins: Vec<String>,
+    /// `[plugin.cookie]`.
+    pub cookie: CookieConfig,
+    /// `[plugin.login]`.
+    pub login: LoginConfig,
+    /// `[plugin.users]`: name = PHC, or name = { password, roles }.
+    pub users: BTreeMap<String, StringOr<UserConfig>>,
+    /// `[[plugin.rules]]`.
+    pub rules: Vec<RuleConfig>,
+}
+
+fn secret(p: &mut Problems, key: &str, text: &str) -> Option<Secret> {
+    if text.trim() == "generate" {
+        tracing::warn!(
+            "auth: `secret = \"generate\"`: sessions end when the process does and are not shared \
+             between instances; set a secret of your own"
+        );
+        return Some(Secret::generate());
+    }
+    p.check(key, Secret::parse(text))
+}
+
+fn duration(
+    p: &mut Problems,
+    key: &str,
+    d: Option<HumanDuration>,
+    dflt: u64,
+    max: u64,
+) -> Duration {
+    let d = d.map_or(Duration::from_secs(dflt), HumanDuration::get);
+    let range = Duration::from_secs(1)..=Duration::from_secs(max);
+    p.check(key, duration_in(d, range))
+        .unwrap_or(Duration::from_secs(dflt))
+}
+
+impl AuthConfig {
+    /// Builds the layer; the plugin stack passes its shared client-IP resolver.
+    ///
+    /// # Errors
+    /// Every problem at once: a missing, short, weak or repeated secret; cookie settings a
+    /// browser would drop; durations out of bounds or inconsistent; invalid PHC hashes and
+    /// duplicate users; bad paths, methods and rules; a rule covering the login path.
+    pub fn build(self, client_ip: Arc<ClientIpResolver>) -> Result<AuthLayer, ConfigError> {
+        let mut p = Problems::new();
+        let current = match &self.secret {
+            Some(s) => secret(&mut p, "secret", s),
+            None => {
+                let message = "sessions need a `secret`: secret = \"${SESSION_SECRET}\"";
+                p.push(ProblemKind::MissingKey, "secret", message);
+                None
+            }
+        };
+        let previous: Vec<Secret> = (self.previous_secrets.iter().enumerate())
+            .filter_map(|(i, s)| p.check(&format!("previous_secrets[{i}]"), Secret::parse(s)))
+            .collect();
+        let cookie = self.cookie(&mut p);
+        let idle = duration(&mut p, "idle_timeout", self.idle_timeout, 1800, 30 * 86_400);
+        let absolute = duration(
+            &mut p,
+            "absolute_timeout",
+            self.absolute_timeout,
+            43_200,
+            366 * 86_400,
+        );
+        let touch = self
+            .touch_interval
+            .map_or(Duration::from_secs(60), HumanDuration::get);
+        let touch = p
+            .check(
+                "touch_interval",
+                duration_in(touch, Duration::ZERO..=Duration::from_secs(86_400)),
+            )
+            .unwrap_or(Duration::from_secs(60));
+        let max_sessions = (self.max_sessions)
+            .and_then(|n| p.check("max_sessions", count_in(n, 1..=crate::MAX_SESSIONS as u64)));
+        let public = p.check("public", PathSet::new(&self.public));
+        let users = self.users(&mut p);
+        let rules = self.rules(&mut p);
+        let csrf_on = match self.csrf.as_deref() {
+            None | Some("origin") => true,
+            Some("off") => false,
+            Some(other) => {
+                let message = format!("{other:?} is not one of origin, off");
+                p.push(ProblemKind::InvalidValue, "csrf", message);
+                true
+            }
+        };
+        let login = &self.login;
+        for (key, path) in [
+            ("login.path", &login.path),
+            ("login.logout_path", &login.logout_path),
+            ("login.after_login", &login.after_login),
+            ("login.after_logout", &login.after_logout),
+        ] {
+            if crate::next::safe_next(path).is_none() {
+                p.push(
+                    ProblemKind::InvalidValue,
+                    key,
+                    format!("{path:?} is not a path on this site"),
+                );
+            }
+        }
+        let page = match login.page.as_str() {
+            "built-in" => true,
+            "app" => false,
+            other => {
+                let message = format!("{other:?} is not one of built-in, app");
+                p.push(ProblemKind::InvalidValue, "login.page", message);
+                true
+            }
+        };
+        let max_body = p.check(
+            "login.max_body",
+            count_in(login.max_body, 64..=crate::MAX_LOGIN_BODY as u64),
+        );
+        let hashes = p.check(
+            "login.max_concurrent_hashes",
+            count_in(
+                login.max_concurrent_hashes,
+                0..=crate::MAX_HASH_THREADS as u64,
+            ),
+        );
+        let (Some(current), Some(cookie), Some(public), Some(users)) =
+            (current, cookie, public, users)
+        else {
+            return Err(p.finish(()).err().unwrap_or_else(|| {
+                ConfigError::new(ProblemKind::InvalidValue, "", "invalid auth configuration")
+            }));
+        };
+        let mut layer = AuthLayer::new(current)
+            .previous_secrets(previous)
+            .cookie(cookie)
+            .persistent(self.persistent)
+            .timeouts(idle, absolute, touch)
+            .public(public)
+            .static_users(users)
+            .endpoints(
+                &login.path,
+                &login.logout_path,
+                &login.after_login,
+                &login.after_logout,
+            )
+            .login_page(page)
+            .csrf(
+                csrf_on,
+                self.trusted_origins.iter().map(|o| o.to_ascii_lowercase()),
+            )
+            .client_ip(client_ip);
+        if let Some(n) = max_sessions {
+            layer = layer.max_sessions(n as usize);
+        }
+        if let Some(n) = max_body {
+            layer = layer.max_body(n as usize);
+        }
+        if let Some(n) = hashes {
+            layer = layer.hash_threads(n as usize);
+        }
+        for r in rules {
+            layer = layer.rule(r);
+        }
+        if let Err(e) = layer.check() {
+            p.add("", e);
+        }
+        p.finish(layer)
+    }
+
+    fn cookie(&self, p: &mut Problems) -> Option<CookieSettings> {
+        let c = &self.cookie;
+        let same_site = match c.same_site.to_ascii_lowercase().as_str() {
+            "strict" => SameSite::Strict,
+            "lax" => SameSite::Lax,
+            "none" => SameSite::None,
+            other => {
+                let message = format!("{other:?} is not one of strict, lax, none");
+                p.push(ProblemKind::InvalidValue, "cookie.same_site", message);
+                SameSite::Lax
+            }
+        };
+        let domain = (!c.domain.is_empty()).then_some(c.domain.as_str());
+        p.check(
+            "cookie",
+            CookieSettings::new(&c.name, c.secure, same_site, domain, &c.path),
+        )
+    }
+
+    fn users(&self, p: &mut Problems) -> Option<StaticUsers> {
+        let mut users = StaticUsers::new();
+        let mut ok = true;
+        for (name, entry) in &self.users {
+            let (phc, roles) = match entry {
+                StringOr::String(phc) => (phc.as_str(), &[][..]),
+                StringOr::Table(t) => (t.password.as_str(), &t.roles[..]),
+            };
+            match users
+                .clone()
+                .user(name, phc, roles.iter().map(String::as_str))
+            {
+                Ok(u) => users = u,
+                Err(e) => {
+                    p.add(&format!("users.{name}"), e);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(users)
+    }
+
+    fn rules(&self, p: &mut Problems) -> Vec<Rule> {
+        let mut out = Vec::new();
+        for (i, rc) in self.rules.iter().enumerate() {
+            let at = |k: &str| format!("rules[{i}].{k}");
+            if rc.paths.is_empty() {
+                p.push(
+                    ProblemKind::MissingKey,
+                    at("paths"),
+                    "a rule needs the paths it covers",
+                );
+            }
+            let paths = p.check(&at("paths"), PathSet::new(&rc.paths));
+            let mut methods = Vec::new();
+            for (j, m) in rc.methods.iter().enumerate() {
+                match Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
+                    Ok(m) => methods.push(m),
+                    Err(_) => p.push(
+                        ProblemKind::InvalidValue,
+                        format!("rules[{i}].methods[{j}]"),
+                        format!("{m:?} is not an HTTP method"),
+                    ),
+                }
+            }
+            let how = match rc.unauthenticated.as_deref() {
+                None | Some("auto") => Unauthenticated::Auto,
+                Some("redirect") => Unauthenticated::Redirect,
+                Some("401") => Unauthenticated::Unauthorized,
+                Some(other) => {
+                    let message = format!("{other:?} is not one of auto, redirect, 401");
+                    p.push(ProblemKind::InvalidValue, at("unauthenticated"), message);
+                    Unauthenticated::Auto
+                }
+            };
+            if let Some(paths) = paths {
+                let mut r = Rule::new(paths).methods(methods).unauthenticated(how);
+                if !rc.role.is_empty() {
+                    r = r.role(rc.role.as_str());
+                }
+                out.push(r);
+            }
+        }
+        out
+    }
+}
+
+impl tower_plugins_core::Plugin for crate::AuthLayer {
+    type Config = AuthConfig;
+    type Service<S> = crate::Auth<S>;
+    type Future<F> = crate::ResponseFuture<F>;
+    type Body<B> = tower_plugins_core::PluginBody<B>;
+
+    fn from_config(
+        config: AuthConfig,
+        ctx: &tower_plugins_core::PluginContext,
+    ) -> Result<Self, ConfigError> {
+        config.build(ctx.client_ip().clone())
+    }
+
+    fn describe(&self) -> String {
+        crate::AuthLayer::describe(self)
+    }
+}

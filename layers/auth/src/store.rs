@@ -1,0 +1,338 @@
+//! Where sessions live: the bounded, self-sweeping [`MemoryStore`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::clock::Clock;
+use crate::keys::StoreKey;
+
+/// One session, as stored: who logged in, when, when they were last seen, and the handler's
+/// data. Cloning it clones four `Arc`s, never the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The user's id.
+    pub user: Arc<str>,
+    /// The user's roles at login.
+    pub roles: Arc<[Arc<str>]>,
+    /// When the session was made (login), in seconds since the Unix epoch.
+    pub created: u64,
+    /// When it was last seen (written at most once per `touch_interval`).
+    pub last_seen: u64,
+    /// Values the handlers stored (`Session::insert`).
+    pub data: Arc<BTreeMap<String, String>>,
+}
+
+/// One change to a session's data, applied field by field (two handlers writing different
+/// fields at once both keep theirs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// Sets a field.
+    Insert(String, String),
+    /// Removes a field.
+    Remove(String),
+}
+
+/// Hashes a store key by its first 8 bytes: they are HMAC output, already uniform.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes.iter().take(8) {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+}
+
+type Shard = HashMap<StoreKey, Record, BuildHasherDefault<KeyHasher>>;
+
+/// The idle and absolute timeouts, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    pub(crate) idle: u64,
+    pub(crate) absolute: u64,
+}
+
+impl Timeouts {
+    /// Whether `r` has ended at `now`: idle past `idle`, or older than `absolute`.
+    pub(crate) fn expired(&self, r: &Record, now: u64) -> bool {
+        now > r.last_seen.saturating_add(self.idle) || now > r.created.saturating_add(self.absolute)
+    }
+}
+
+/// The memory store: at most `max_sessions` sessions in sharded maps, expired ones swept by
+/// the process's sweeper thread, so that nobody has a task to run. Anonymous requests never
+/// reach it; a session exists only after a login.
+pub struct MemoryStore {
+    shards: Box<[Mutex<Shard>]>,
+    mask: usize,
+    shard_cap: usize,
+    timeouts: Timeouts,
+    clock: Clock,
+    sweep_every: Duration,
+    next_sweep: Mutex<Instant>,
+    evicted_live: AtomicU64,
+    expired: AtomicU64,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("sessions", &self.len())
+            .field("max_sessions", &(self.shard_cap * self.shards.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The one empty data map every new session shares until a handler writes to it.
+pub(crate) fn no_data() -> Arc<BTreeMap<String, String>> {
+    static EMPTY: OnceLock<Arc<BTreeMap<String, String>>> = OnceLock::new();
+    EMPTY.get_or_init(Arc::default).clone()
+}
+
+impl MemoryStore {
+    pub(crate) fn new(max_sessions: usize, timeouts: Timeouts, clock: Clock) -> Arc<Self> {
+        let shards = (max_sessions / 1024)
+            .clamp(1, 64)
+            .next_power_of_two()
+            .min(64);
+        let store = Arc::new(MemoryStore {
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            mask: shards - 1,
+            shard_cap: max_sessions.div_ceil(shards).max(1),
+            timeouts,
+            clock,
+            sweep_every: Duration::from_secs(timeouts.idle.clamp(1, 60)),
+            next_sweep: Mutex::new(Instant::now()),
+            evicted_live: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+        });
+        if let Err(e) = tower_plugins_core::register_sweep(&store, "auth") {
+            tracing::warn!(error = %e, "auth: could not start the sweeper thread; full shards still make room");
+        }
+        store
+    }
+
+    fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
+        &self.shards[key.0[8] as usize & self.mask]
+    }
+
+    /// Sessions held now.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Live sessions forgotten early because their shard was full (the oldest-seen first).
+    pub fn evicted_live(&self) -> u64 {
+        self.evicted_live.load(Ordering::Relaxed)
+    }
+
+    /// The live record under `key`; an expired one is removed and `None`. A read is
+    /// activity: `last_seen` moves to `now` when it is `touch_every` seconds old or more.
+    pub(crate) fn load(&self, key: &StoreKey, now: u64, touch_every: u64) -> Option<Record> {
+        let mut shard = lock(self.shard(key));
+        let rec = shard.get_mut(key)?;
+        if self.timeouts.expired(rec, now) {
+            shard.remove(key);
+            self.expired.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if now.saturating_sub(rec.last_seen) >= touch_every {
+            rec.last_seen = now;
+        }
+        Some(rec.clone())
+    }
+
+    /// Stores a new record; `false` when the key is taken.
+    pub(crate) fn create(&self, key: StoreKey, record: Record) -> bool {
+        let mut shard = lock(self.shard(&key));
+        if shard.contains_key(&key) {
+            return false;
+        }
+        if shard.len() >= self.shard_cap {
+            self.make_room(&mut shard);
+        }
+        shard.insert(key, record);
+        true
+    }
+
+    pub(crate) fn update(&self, key: &StoreKey, changes: Vec<Change>) {
+        let mut shard = lock(self.shard(key));
+        let Some(rec) = shard.get_mut(key) else {
+            return;
+        };
+        let data = Arc::make_mut(&mut rec.data);
+        for c in changes {
+            match c {
+                Change::Insert(k, v) => {
+                    data.insert(k, v);
+                }
+                Change::Remove(k) => {
+                    data.remove(&k);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn delete(&self, key: &StoreKey) {
+        lock(self.shard(key)).remove(key);
+    }
+
+    /// A full shard: expired records go first; if none did, the eighth seen longest ago.
+    fn make_room(&self, shard: &mut Shard) {
+        let now = self.clock.now();
+        let before = shard.len();
+        shard.retain(|_, r| !self.timeouts.expired(r, now));
+        self.expired
+            .fetch_add((before - shard.len()) as u64, Ordering::Relaxed);
+        if shard.len() < self.shard_cap {
+            return;
+        }
+        let mut seen: Vec<u64> = shard.values().map(|r| r.last_seen).collect();
+        let cut_at = (seen.len() / 8).max(1) - 1;
+        let (_, cut, _) = seen.select_nth_unstable(cut_at);
+        let cut = *cut;
+        let mut budget = cut_at + 1;
+        shard.retain(|_, r| {
+            let drop = r.last_seen <= cut && budget > 0;
+            budget -= usize::from(drop);
+            !drop
+        });
+        self.evicted_live
+            .fetch_add((cut_at + 1 - budget) as u64, Ordering::Relaxed);
+    }
+
+    /// Removes every expired record and gives memory back.
+    pub fn sweep(&self) {
+        let now = self.clock.now();
+        for s in self.shards.iter() {
+            let mut shard = lock(s);
+            let before = shard.len();
+            shard.retain(|_, r| !self.timeouts.expired(r, now));
+            self.expired
+                .fetch_add((before - shard.len()) as u64, Ordering::Relaxed);
+            let len = shard.len();
+            if len * 4 < shard.capacity() {
+                shard.shrink_to(len * 2);
+            }
+        }
+    }
+}
+
+impl tower_plugins_core::Sweep for MemoryStore {
+    fn sweep_if_due(&self, now: Instant) -> Instant {
+        let mut next = lock(&self.next_sweep);
+        if now >= *next {
+            self.sweep();
+            *next = now + self.sweep_every;
+        }
+        *next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn record(user: &str, at: u64) -> Record {
+        Record {
+            user: user.into(),
+            roles: Arc::new([]),
+            created: at,
+            last_seen: at,
+            data: no_data(),
+        }
+    }
+
+    fn key(i: u32) -> StoreKey {
+        let mut k = [0; 16];
+        k[..4].copy_from_slice(&i.to_be_bytes());
+        k[8..12].copy_from_slice(&i.to_le_bytes());
+        StoreKey(k)
+    }
+
+    const T: Timeouts = Timeouts {
+        idle: 1800,
+        absolute: 43_200,
+    };
+
+    #[test]
+    fn idle_and_absolute_timeouts_end_a_session_and_reads_count_as_activity() {
+        let clock = ManualClock::new(1_000_000);
+        let s = MemoryStore::new(100, T, Clock::Manual(clock.clone()));
+        assert!(s.create(key(1), record("alice", clock.now())));
+        assert!(
+            !s.create(key(1), record("mallory", clock.now())),
+            "a taken key"
+        );
+        // Seen every 20 minutes: idle never ends it...
+        for _ in 0..35 {
+            clock.advance(Duration::from_secs(1200));
+            assert!(s.load(&key(1), clock.now(), 0).is_some());
+        }
+        // ... but 12 hours after login it ends whatever the activity.
+        clock.advance(Duration::from_secs(1800));
+        assert!(s.load(&key(1), clock.now(), 0).is_none());
+        assert!(s.create(key(2), record("bob", clock.now())));
+        clock.advance(Duration::from_secs(1801));
+        assert!(
+            s.load(&key(2), clock.now(), u64::MAX).is_none(),
+            "idle past 30 minutes"
+        );
+    }
+
+    #[test]
+    fn writes_are_per_field_and_a_deleted_session_stays_deleted() {
+        let s = MemoryStore::new(100, T, Clock::Manual(ManualClock::new(5)));
+        s.create(key(1), record("alice", 5));
+        s.update(&key(1), vec![Change::Insert("a".into(), "1".into())]);
+        s.update(&key(1), vec![Change::Insert("b".into(), "2".into())]);
+        let r = s.load(&key(1), 5, u64::MAX).unwrap();
+        assert_eq!(r.data.len(), 2);
+        s.delete(&key(1));
+        s.update(&key(1), vec![Change::Insert("c".into(), "3".into())]);
+        assert!(s.load(&key(1), 5, u64::MAX).is_none());
+    }
+
+    #[test]
+    fn a_full_store_drops_expired_sessions_then_the_longest_unseen() {
+        let clock = ManualClock::new(0);
+        let s = MemoryStore::new(64, T, Clock::Manual(clock.clone()));
+        for i in 0..64 {
+            clock.advance(Duration::from_secs(1));
+            assert!(s.create(key(i), record("u", clock.now())));
+        }
+        for i in 64..200 {
+            clock.advance(Duration::from_secs(1));
+            s.create(key(i), record("u", clock.now()));
+        }
+        assert!(s.len() <= 64);
+        assert!(s.evicted_live() > 0);
+        assert!(
+            s.load(&key(199), clock.now(), u64::MAX).is_some(),
+            "the newest stays"
+        );
+        assert!(
+            s.load(&key(0), clock.now(), u64::MAX).is_none(),
+            "the oldest went first"
+        );
+    }
+}
