@@ -36,4 +36,7 @@ pub use tower_plugins_rate_limit as rate_limit;
 #[cfg(feature = "stats")]
 pub use tower_plugins_stats as stats;
 
+#[cfg(feature = "auth")]
+pub use tower_plugins_auth as auth;
+
 pub use tower_plugins_core::BoxError;

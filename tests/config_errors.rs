@@ -98,7 +98,7 @@ fn unknown_plugin_lists_known_names_and_nearest() {
     let text = single(&e, ProblemKind::UnknownPlugin, "use", 2);
     assert!(text.contains("did you mean `timer`?"), "{text}");
     assert!(
-        text.contains("known plugins: cors, rate_limit, request_log, stats, timer"),
+        text.contains("known plugins: auth, cors, rate_limit, request_log, stats, timer"),
         "{text}"
     );
 }
@@ -417,4 +417,66 @@ fn many_problems_in_a_large_file_are_located_in_linear_time() {
     let last = &e.problems()[499_999].location;
     assert_eq!((last.line, last.column), (Some(500), Some(4 * 4999 + 15)));
     assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+}
+
+#[cfg(feature = "auth")]
+#[test]
+fn auth_settings_are_checked_at_load_with_locations() {
+    let text = r#"[[plugin]]
+use = "auth"
+secret = "changeme"
+idle_timeout = "13h"
+touch_interval = "2h"
+
+[plugin.cookie]
+secure = false
+same_site = "sometimes"
+
+[plugin.login]
+after_login = "//evil.example"
+max_body = 10000000
+
+[plugin.users]
+alice = "hunter2"
+bob = { password = "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo", role = ["x"] }
+
+[[plugin.rules]]
+paths = ["/**"]
+unauthenticated = "sometimes"
+"#;
+    let e = err(text);
+    let found: Vec<(String, Option<usize>)> = (e.problems().iter())
+        .map(|p| (p.location.key.clone(), p.location.line))
+        .collect();
+    let has = |key: &str, line: usize| found.iter().any(|(k, l)| k == key && *l == Some(line));
+    assert!(
+        has("users.bob.role", 17),
+        "an unknown key in a user's table: {e}"
+    );
+    let e = err(&text.replace(", role = [\"x\"]", ""));
+    let found: Vec<(String, Option<usize>)> = (e.problems().iter())
+        .map(|p| (p.location.key.clone(), p.location.line))
+        .collect();
+    let has = |key: &str, line: usize| found.iter().any(|(k, l)| k == key && *l == Some(line));
+    for (key, line) in [
+        ("secret", 3),
+        ("cookie.same_site", 9),
+        ("cookie.secure", 8),
+        ("login.after_login", 12),
+        ("login.max_body", 13),
+        ("users.alice", 16),
+        ("users.bob", 17),
+        ("rules[0].unauthenticated", 21),
+    ] {
+        assert!(has(key, line), "{key} at line {line} missing: {e}");
+    }
+    let kinds: Vec<ProblemKind> = e.problems().iter().map(|p| p.kind).collect();
+    assert!(
+        kinds.contains(&ProblemKind::Conflict),
+        "idle longer than absolute, touch past idle: {e}"
+    );
+    assert!(
+        e.to_string().contains("redirect loop"),
+        "the rule covers the login path: {e}"
+    );
 }

@@ -50,11 +50,52 @@ pub fn router() -> Router {
         .route("/slow", get(slow))
         .route("/profile", get(profile))
         .route("/health", get(|| async { "ok" }))
+        .merge(account_routes())
         .with_state(items)
 }
 
+/// `/account` and `/api/me`, which the demo's auth rules protect.
+#[cfg(feature = "auth")]
+fn account_routes() -> Router<Items> {
+    Router::new()
+        .route("/account", get(account))
+        .route("/api/me", get(me))
+}
+
+#[cfg(not(feature = "auth"))]
+fn account_routes() -> Router<Items> {
+    Router::new()
+}
+
+#[cfg(feature = "auth")]
+async fn account(user: tower_plugins::auth::CurrentUser) -> Html<String> {
+    let mut name = String::new();
+    for c in user.id.chars() {
+        match c {
+            '<' => name.push_str("&lt;"),
+            '>' => name.push_str("&gt;"),
+            '&' => name.push_str("&amp;"),
+            '"' => name.push_str("&quot;"),
+            c => name.push(c),
+        }
+    }
+    Html(format!(
+        "<!doctype html><html><head><title>Account</title></head><body>\
+         <h1>Signed in as {name}</h1>\
+         <form method=\"post\" action=\"/auth/logout\"><button>Log out</button></form>\
+         </body></html>"
+    ))
+}
+
+#[cfg(feature = "auth")]
+async fn me(user: tower_plugins::auth::CurrentUser) -> Json<serde_json::Value> {
+    Json(
+        serde_json::json!({ "user": &*user.id, "roles": user.roles.iter().map(|r| &**r).collect::<Vec<_>>() }),
+    )
+}
+
 async fn index() -> &'static str {
-    "tower-plugins demo: try /api/items, /large, /slow?ms=250, /profile, /health\n"
+    "tower-plugins demo: try /api/items, /large, /slow?ms=250, /profile, /account, /api/me, /health\n"
 }
 
 async fn list_items(State(items): State<Items>) -> Json<Vec<Item>> {

@@ -32,6 +32,7 @@ macro_rules! built_ins {
             RequestLog: request_log, "request-log", tower_plugins_request_log::RequestLogLayer;
             RateLimit: rate_limit, "rate-limit", tower_plugins_rate_limit::RateLimitLayer;
             Stats: stats, "stats", tower_plugins_stats::StatsLayer;
+            Auth: auth, "auth", tower_plugins_auth::AuthLayer;
         }
     };
 }

@@ -201,6 +201,7 @@ impl AuthConfig {
             .and_then(|n| p.check("max_sessions", count_in(n, 1..=crate::MAX_SESSIONS as u64)));
         let public = p.check("public", PathSet::new(&self.public));
         let users = self.users(&mut p);
+        let users_empty = self.users.is_empty();
         let rules = self.rules(&mut p);
         let csrf_on = match self.csrf.as_deref() {
             None | Some("origin") => true,
@@ -246,6 +247,11 @@ impl AuthConfig {
                 0..=crate::MAX_HASH_THREADS as u64,
             ),
         );
+        let timeouts = crate::store::Timeouts {
+            idle: idle.as_secs(),
+            absolute: absolute.as_secs(),
+        };
+        crate::layer::cross_checks(&mut p, timeouts, touch.as_secs(), &rules, &login.path);
         let (Some(current), Some(cookie), Some(public), Some(users)) =
             (current, cookie, public, users)
         else {
@@ -284,8 +290,9 @@ impl AuthConfig {
         for r in rules {
             layer = layer.rule(r);
         }
-        if let Err(e) = layer.check() {
-            p.add("", e);
+        if users_empty {
+            let message = "nobody can log in: list users in [plugin.users]";
+            p.push(ProblemKind::MissingKey, "users", message);
         }
         p.finish(layer)
     }

@@ -83,6 +83,14 @@ impl std::fmt::Debug for AuthLayer {
     }
 }
 
+impl Default for AuthLayer {
+    /// Sessions signed with a secret generated for this process (they end with it and are not
+    /// shared between instances): for tests and examples. Anything else: [`AuthLayer::new`].
+    fn default() -> Self {
+        AuthLayer::new(Secret::generate())
+    }
+}
+
 impl AuthLayer {
     /// Sessions signed with `secret`, kept in memory, no rule and no user yet.
     pub fn new(secret: Secret) -> Self {
@@ -263,25 +271,13 @@ impl AuthLayer {
     pub fn check(&self) -> Result<(), ConfigError> {
         let s = &self.settings;
         let mut p = Problems::new();
-        if s.timeouts.idle > s.timeouts.absolute {
-            p.push(
-                ProblemKind::Conflict,
-                "idle_timeout",
-                "the idle timeout is longer than the absolute timeout",
-            );
-        }
-        if s.touch_every >= s.timeouts.idle {
-            p.push(
-                ProblemKind::Conflict,
-                "touch_interval",
-                "the touch interval must be shorter than the idle timeout",
-            );
-        }
-        let login = &*s.endpoints.login;
-        if let Some(i) = s.rules.rules.iter().position(|r| r.paths.matches(login)) {
-            let message = format!("the rule covers the login path {login:?}: a redirect loop");
-            p.push(ProblemKind::Conflict, format!("rules[{i}].paths"), message);
-        }
+        cross_checks(
+            &mut p,
+            s.timeouts,
+            s.touch_every,
+            &s.rules.rules,
+            &s.endpoints.login,
+        );
         if s.users.is_none() {
             p.push(
                 ProblemKind::MissingKey,
@@ -323,6 +319,29 @@ impl AuthLayer {
     /// Sessions held now.
     pub fn sessions(&self) -> usize {
         self.shared().store.len()
+    }
+}
+
+/// The checks across timeouts and rules: idle no longer than absolute, touches more often than
+/// the idle timeout, and no rule covering the login path (a redirect loop).
+pub(crate) fn cross_checks(p: &mut Problems, t: Timeouts, touch: u64, rules: &[Rule], login: &str) {
+    if t.idle > t.absolute {
+        p.push(
+            ProblemKind::Conflict,
+            "idle_timeout",
+            "the idle timeout is longer than the absolute timeout",
+        );
+    }
+    if touch >= t.idle {
+        p.push(
+            ProblemKind::Conflict,
+            "touch_interval",
+            "the touch interval must be shorter than the idle timeout",
+        );
+    }
+    if let Some(i) = rules.iter().position(|r| r.paths.matches(login)) {
+        let message = format!("the rule covers the login path {login:?}: a redirect loop");
+        p.push(ProblemKind::Conflict, format!("rules[{i}].paths"), message);
     }
 }
 

@@ -199,7 +199,9 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Inner { #[pin] fut: F, shared: Arc<Shared>, found: Option<Box<Found>> },
-        Ready { res: Option<Response<Bytes>> },
+        // Boxed: a response is large, and every stack slot's future is as large as the
+        // largest plugin's.
+        Ready { res: Option<Box<Response<Bytes>>> },
         Own { fut: Pin<Box<dyn Future<Output = Response<Bytes>> + Send>> },
     }
 }
@@ -217,7 +219,9 @@ impl<F> ResponseFuture<F> {
 
     fn ready(res: Response<Bytes>) -> Self {
         ResponseFuture {
-            state: State::Ready { res: Some(res) },
+            state: State::Ready {
+                res: Some(Box::new(res)),
+            },
         }
     }
 
@@ -249,7 +253,7 @@ where
             }
             StateProj::Ready { res } => {
                 let res = res.take().expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(res.map(|b| wrap(PluginBody::full(b)))))
+                Poll::Ready(Ok((*res).map(|b| wrap(PluginBody::full(b)))))
             }
             StateProj::Own { fut } => {
                 let res = ready!(fut.as_mut().poll(cx));

@@ -89,7 +89,8 @@ fn hash_with(password: &str, params: &Params) -> String {
 }
 
 struct Job {
-    phc: Arc<str>,
+    /// `None`: the dummy hash.
+    phc: Option<Arc<str>>,
     password: String,
     done: tokio::sync::oneshot::Sender<bool>,
 }
@@ -98,11 +99,29 @@ struct Pool {
     threads: usize,
     queue: usize,
     tx: OnceLock<Option<SyncSender<Job>>>,
-    /// A PHC of a random password at the strongest parameters configured: unknown users are
-    /// verified against it, at the same cost as known ones.
-    dummy: Arc<str>,
+    dummy: Arc<Dummy>,
     verifies: AtomicU64,
     dummies: AtomicU64,
+}
+
+/// A PHC of a random password at the strongest parameters configured: unknown users are
+/// verified against it, at the same cost as known ones. Made by the first thread that needs
+/// it, so that building a layer costs no hash.
+struct Dummy {
+    params: Params,
+    phc: OnceLock<Arc<str>>,
+}
+
+impl Dummy {
+    fn phc(&self) -> Arc<str> {
+        self.phc
+            .get_or_init(|| {
+                let mut random = [0u8; 16];
+                getrandom::fill(&mut random).expect("the OS random source is available");
+                hash_with(&format!("{random:?}"), &self.params).into()
+            })
+            .clone()
+    }
 }
 
 /// Verifies passwords on at most `threads` threads (started on first use), with at most
@@ -132,14 +151,14 @@ impl Verifier {
             .and_then(|p| PasswordHash::new(p).ok())
             .and_then(|h| Params::try_from(&h).ok())
             .unwrap_or_default();
-        let mut random = [0u8; 16];
-        getrandom::fill(&mut random).expect("the OS random source is available");
-        let dummy = hash_with(&format!("{random:?}"), &params);
         Verifier(Arc::new(Pool {
             threads,
             queue: threads * 4,
             tx: OnceLock::new(),
-            dummy: dummy.into(),
+            dummy: Arc::new(Dummy {
+                params,
+                phc: OnceLock::new(),
+            }),
             verifies: AtomicU64::new(0),
             dummies: AtomicU64::new(0),
         }))
@@ -151,7 +170,7 @@ impl Verifier {
     /// [`Busy`] when every thread is busy and the queue is full.
     pub async fn verify(&self, phc: &Arc<str>, password: &str) -> Result<bool, Busy> {
         self.0.verifies.fetch_add(1, Ordering::Relaxed);
-        self.run(phc.clone(), password).await
+        self.run(Some(phc.clone()), password).await
     }
 
     /// Costs what a verify costs and matches nothing: for a user that does not exist, so
@@ -161,7 +180,7 @@ impl Verifier {
     /// [`Busy`], as [`verify`](Self::verify).
     pub async fn verify_dummy(&self, password: &str) -> Result<(), Busy> {
         self.0.dummies.fetch_add(1, Ordering::Relaxed);
-        self.run(self.0.dummy.clone(), password).await.map(|_| ())
+        self.run(None, password).await.map(|_| ())
     }
 
     /// Verifies of known users, and dummy verifies of unknown ones, so far.
@@ -172,11 +191,11 @@ impl Verifier {
         )
     }
 
-    async fn run(&self, phc: Arc<str>, password: &str) -> Result<bool, Busy> {
-        let tx = self
-            .0
+    async fn run(&self, phc: Option<Arc<str>>, password: &str) -> Result<bool, Busy> {
+        let pool = &self.0;
+        let tx = pool
             .tx
-            .get_or_init(|| start(self.0.threads, self.0.queue));
+            .get_or_init(|| start(pool.threads, pool.queue, &pool.dummy));
         let Some(tx) = tx else { return Err(Busy) };
         let (done, answer) = tokio::sync::oneshot::channel();
         let job = Job {
@@ -192,15 +211,15 @@ impl Verifier {
 }
 
 /// Starts the threads; `None` when the system gives none (every verify is then [`Busy`]).
-fn start(threads: usize, queue: usize) -> Option<SyncSender<Job>> {
+fn start(threads: usize, queue: usize, dummy: &Arc<Dummy>) -> Option<SyncSender<Job>> {
     let (tx, rx) = sync_channel::<Job>(queue);
     let rx = Arc::new(Mutex::new(rx));
     let mut started = 0;
     for i in 0..threads {
-        let rx = rx.clone();
+        let (rx, dummy) = (rx.clone(), dummy.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("tower-plugins-auth-hash-{i}"))
-            .spawn(move || work(&rx));
+            .spawn(move || work(&rx, &dummy));
         match spawned {
             Ok(_) => started += 1,
             Err(e) => tracing::warn!(error = %e, "auth: could not start a password-hashing thread"),
@@ -210,7 +229,7 @@ fn start(threads: usize, queue: usize) -> Option<SyncSender<Job>> {
 }
 
 /// Verifies jobs until the pool is dropped (its sender with it).
-fn work(rx: &Mutex<Receiver<Job>>) {
+fn work(rx: &Mutex<Receiver<Job>>, dummy: &Dummy) {
     loop {
         let job = {
             let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
@@ -219,7 +238,8 @@ fn work(rx: &Mutex<Receiver<Job>>) {
                 Err(_) => return,
             }
         };
-        let ok = PasswordHash::new(&job.phc).is_ok_and(|h| {
+        let phc = job.phc.unwrap_or_else(|| dummy.phc());
+        let ok = PasswordHash::new(&phc).is_ok_and(|h| {
             Argon2::default()
                 .verify_password(job.password.as_bytes(), &h)
                 .is_ok()
