@@ -46,6 +46,17 @@ pub(crate) fn unavailable(detail: &str) -> Response<Bytes> {
     res
 }
 
+/// 429 with `Retry-After` in whole seconds (rounded up).
+pub(crate) fn too_many(wait: std::time::Duration) -> Response<Bytes> {
+    let mut res = problem(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed logins; wait and try again",
+    );
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+    res
+}
+
 /// `303 See Other` to `location` (already checked to be a local path or a configured one).
 pub(crate) fn see_other(location: &str) -> Response<Bytes> {
     let mut res = Response::new(Bytes::new());

@@ -7,8 +7,8 @@ use std::time::Duration;
 use http::Method;
 use serde::Deserialize;
 use tower_plugins_core::{
-    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, StringOr,
-    count_in, duration_in,
+    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, Quota, StringOr,
+    count_in, duration_in, parse_quota,
 };
 
 use crate::{AuthLayer, CookieSettings, Rule, SameSite, Secret, StaticUsers, Unauthenticated};
@@ -75,6 +75,32 @@ impl Default for LoginConfig {
     }
 }
 
+/// `[plugin.throttle]`: failed logins allowed, as quotas, or `"off"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Per (user name, client network). Default `"5/15min"`.
+    pub per_user: String,
+    /// Per user name from anywhere. Default `"100/hour"`.
+    pub per_user_any: String,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            per_user: "5/15min".to_owned(),
+            per_user_any: "100/hour".to_owned(),
+        }
+    }
+}
+
+fn quota_or_off(p: &mut Problems, key: &str, text: &str) -> Option<Quota> {
+    if text.trim() == "off" {
+        return None;
+    }
+    p.check(key, parse_quota(text))
+}
+
 /// A `[plugin.users]` entry's table form: `bob = { password = "$argon2id$...", roles = [...] }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +155,8 @@ pub struct AuthConfig {
     pub cookie: CookieConfig,
     /// `[plugin.login]`.
     pub login: LoginConfig,
+    /// `[plugin.throttle]`.
+    pub throttle: ThrottleConfig,
     /// `[plugin.users]`: name = PHC, or name = { password, roles }.
     pub users: BTreeMap<String, StringOr<UserConfig>>,
     /// `[[plugin.rules]]`.
@@ -200,6 +228,9 @@ impl AuthConfig {
         let max_sessions = (self.max_sessions)
             .and_then(|n| p.check("max_sessions", count_in(n, 1..=crate::MAX_SESSIONS as u64)));
         let public = p.check("public", PathSet::new(&self.public));
+        let per_user = quota_or_off(&mut p, "throttle.per_user", &self.throttle.per_user);
+        let per_user_any =
+            quota_or_off(&mut p, "throttle.per_user_any", &self.throttle.per_user_any);
         let users = self.users(&mut p);
         let users_empty = self.users.is_empty();
         let rules = self.rules(&mut p);
@@ -277,6 +308,7 @@ impl AuthConfig {
                 csrf_on,
                 self.trusted_origins.iter().map(|o| o.to_ascii_lowercase()),
             )
+            .throttle(per_user, per_user_any)
             .client_ip(client_ip);
         if let Some(n) = max_sessions {
             layer = layer.max_sessions(n as usize);

@@ -9,7 +9,9 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower_plugins_core::{AuthUser, BoxError};
 
-use crate::answer::{login_page, login_url, method_not_allowed, problem, see_other, unavailable};
+use crate::answer::{
+    login_page, login_url, method_not_allowed, problem, see_other, too_many, unavailable,
+};
 use crate::keys::{Id, StoreKey};
 use crate::layer::Shared;
 use crate::next::safe_next;
@@ -30,15 +32,14 @@ impl Shared {
     /// A new session for `user` with `data`, under a new id: its `Set-Cookie`.
     pub(crate) fn create(
         &self,
-        user: &User,
+        user: &Arc<User>,
         data: Arc<std::collections::BTreeMap<String, String>>,
     ) -> HeaderValue {
         let now = self.s.clock.now();
         loop {
             let id = Id::random();
             let record = Record {
-                user: user.id.clone(),
-                roles: user.roles.clone(),
+                user: user.clone(),
                 created: now,
                 last_seen: now,
                 data: data.clone(),
@@ -132,6 +133,7 @@ where
     }
     let json = wants_json(req.headers());
     let old = sh.cookie_key(req.headers());
+    let ip = sh.s.client_ip.resolve(&req);
     let query_next = req.uri().query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find_map(|(k, v)| (k == "next").then(|| v.into_owned()))
@@ -148,10 +150,18 @@ where
     };
     let next = creds.next.or(query_next);
     let next = next.as_deref().and_then(safe_next);
+    let charged = match sh.throttle.charge(&sh.keys, &creds.username, ip) {
+        Ok(c) => c,
+        Err(wait) => return too_many(wait),
+    };
     let user = sh
         .users
         .authenticate(&creds.username, &creds.password, &sh.verifier)
         .await;
+    if matches!(user, Ok(Some(_)) | Err(_)) {
+        // A success, or an attempt that was never judged, does not count.
+        sh.throttle.refund(charged);
+    }
     match user {
         Ok(Some(user)) => logged_in(&sh, &user, old, json, next),
         Ok(None) if json => problem(StatusCode::UNAUTHORIZED, "invalid credentials"),
@@ -166,7 +176,7 @@ where
 
 fn logged_in(
     sh: &Shared,
-    user: &User,
+    user: &Arc<User>,
     old: Option<StoreKey>,
     json: bool,
     next: Option<&str>,

@@ -140,6 +140,7 @@ fn hex(t: &str) -> Option<Vec<u8>> {
 struct KeySet {
     sign: HmacSha256,
     store: HmacSha256,
+    fingerprint: HmacSha256,
 }
 
 impl KeySet {
@@ -154,6 +155,7 @@ impl KeySet {
         KeySet {
             sign: key(b"cookie signature"),
             store: key(b"store key"),
+            fingerprint: key(b"fingerprint"),
         }
     }
 
@@ -229,6 +231,19 @@ impl Keys {
             }
         }
         found
+    }
+
+    /// A keyed hash of `parts` (a user name, a network): what the login throttle is keyed by,
+    /// so that no name is kept in memory.
+    pub(crate) fn fingerprint(&self, parts: &[&[u8]]) -> [u8; 16] {
+        let mut mac = self.sets[0].fingerprint.clone();
+        for p in parts {
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p);
+        }
+        let mut k = [0; 16];
+        k.copy_from_slice(&mac.finalize().into_bytes()[..16]);
+        k
     }
 
     /// The store key of a session whose cookie `secret` verified.

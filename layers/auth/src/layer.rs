@@ -4,7 +4,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tower_layer::Layer;
-use tower_plugins_core::{ClientIpResolver, ConfigError, PathSet, ProblemKind, Problems};
+use tower_plugins_core::{ClientIpResolver, ConfigError, PathSet, ProblemKind, Problems, Quota};
+use tower_plugins_rate_limit::Limiter;
 
 use crate::clock::{Clock, ManualClock};
 use crate::cookie::CookieSettings;
@@ -13,6 +14,7 @@ use crate::keys::{Keys, Secret};
 use crate::rules::{Rule, Rules};
 use crate::service::Auth;
 use crate::store::{MemoryStore, Timeouts};
+use crate::throttle::Throttle;
 use crate::users::{StaticUsers, UserProvider};
 use crate::verifier::Verifier;
 
@@ -55,6 +57,8 @@ pub(crate) struct Settings {
     strongest: Option<String>,
     hash_threads: usize,
     pub(crate) csrf: Csrf,
+    /// Failed logins allowed per (user name, client network), and per user name.
+    throttle: (Option<Quota>, Option<Quota>),
     pub(crate) client_ip: Arc<ClientIpResolver>,
     pub(crate) clock: Clock,
     pub(crate) on_store_error: OnStoreError,
@@ -67,6 +71,7 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<MemoryStore>,
     pub(crate) users: Arc<dyn UserProvider>,
     pub(crate) verifier: Verifier,
+    pub(crate) throttle: Throttle,
 }
 
 /// Cookie sessions, login and logout endpoints and `login_required` rules, as a tower layer.
@@ -122,6 +127,10 @@ impl AuthLayer {
                     on: true,
                     trusted: Vec::new(),
                 },
+                throttle: (
+                    Some(Quota::new(5, Duration::from_secs(15 * 60)).expect("a valid quota")),
+                    Some(Quota::new(100, Duration::from_secs(3600)).expect("a valid quota")),
+                ),
                 client_ip: Arc::new(ClientIpResolver::new()),
                 clock: Clock::System,
                 on_store_error: OnStoreError::Deny,
@@ -245,6 +254,14 @@ impl AuthLayer {
         self.map(|s| s.csrf = Csrf { on, trusted })
     }
 
+    /// Failed logins allowed per (user name, client network: IPv4 /24, IPv6 /64), and per
+    /// user name from anywhere (defaults `5/15min` and `100/hour`; `None` for no limit). A
+    /// login is charged when it arrives and refunded when it succeeds; past a limit it is 429
+    /// with `Retry-After`, and no password is hashed.
+    pub fn throttle(self, per_user: Option<Quota>, per_user_any: Option<Quota>) -> Self {
+        self.map(|s| s.throttle = (per_user, per_user_any))
+    }
+
     /// The client-address resolution (its trusted proxies are the ones whose
     /// `X-Forwarded-Host` counts).
     pub fn client_ip(self, r: impl Into<Arc<ClientIpResolver>>) -> Self {
@@ -365,11 +382,16 @@ fn build(s: &Settings) -> Shared {
         .users
         .clone()
         .unwrap_or_else(|| Arc::new(StaticUsers::new()));
+    let throttle = Throttle {
+        per_user: s.throttle.0.map(Limiter::new),
+        per_user_any: s.throttle.1.map(Limiter::new),
+    };
     Shared {
         keys: Keys::new(&s.secret, &s.previous),
         store,
         users,
         verifier: Verifier::new(s.hash_threads, s.strongest.as_deref()),
+        throttle,
         s,
     }
 }

@@ -15,13 +15,14 @@ mod rules;
 mod service;
 mod session;
 mod store;
+mod throttle;
 mod users;
 mod verifier;
 
 pub use clock::ManualClock;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use config::{AuthConfig, CookieConfig, LoginConfig, RuleConfig, UserConfig};
+pub use config::{AuthConfig, CookieConfig, LoginConfig, RuleConfig, ThrottleConfig, UserConfig};
 pub use cookie::{CookieSettings, SameSite};
 pub use keys::{Secret, StoreKey};
 pub use layer::{AuthLayer, OnStoreError};

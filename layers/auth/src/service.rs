@@ -20,7 +20,6 @@ use crate::layer::Shared;
 use crate::rules::Verdict;
 use crate::session::{CurrentUser, Login, Session};
 use crate::store::Record;
-use crate::users::User;
 
 /// The auth service. See the [crate docs](crate) for an example.
 pub struct Auth<S> {
@@ -97,7 +96,9 @@ where
         };
         let now = sh.s.clock.now();
         let record = sh.store.load(&key, now, sh.s.touch_every);
-        let verdict = sh.s.rules.verdict(&req, record.as_ref().map(|r| &*r.roles));
+        let verdict =
+            sh.s.rules
+                .verdict(&req, record.as_ref().map(|r| &*r.user.roles));
         if verdict != Verdict::Pass {
             return ResponseFuture::ready(refusal(sh, &req, verdict));
         }
@@ -111,7 +112,7 @@ where
                 }
                 let session = Session::new(&r);
                 let ext = req.extensions_mut();
-                ext.insert(AuthUser(r.user.clone()));
+                ext.insert(AuthUser(r.user.id.clone()));
                 ext.insert(CurrentUser::of(&r));
                 ext.insert(session.clone());
                 Some((r, session))
@@ -154,9 +155,10 @@ fn finish<B>(sh: &Shared, res: &mut Response<B>, found: Option<Box<Found>>) {
         if let Some(key) = old {
             sh.store.delete(&key);
         }
+        let id = user.id.clone();
         let cookie = sh.create(&user, crate::store::no_data());
         res.headers_mut().append(SET_COOKIE, cookie);
-        res.extensions_mut().insert(AuthUser(user.id));
+        res.extensions_mut().insert(AuthUser(id));
         return;
     }
     let Some(found) = found else { return };
@@ -178,13 +180,11 @@ fn finish<B>(sh: &Shared, res: &mut Response<B>, found: Option<Box<Found>>) {
         let now = sh.s.clock.now();
         let data = (sh.store.load(&key, now, u64::MAX)).map_or(record.data.clone(), |r| r.data);
         sh.store.delete(&key);
-        let user = User {
-            id: record.user.clone(),
-            roles: record.roles.clone(),
-        };
-        res.headers_mut().append(SET_COOKIE, sh.create(&user, data));
+        res.headers_mut()
+            .append(SET_COOKIE, sh.create(&record.user, data));
     }
-    res.extensions_mut().insert(AuthUser(record.user));
+    res.extensions_mut()
+        .insert(AuthUser(record.user.id.clone()));
 }
 
 pin_project! {

@@ -23,8 +23,8 @@ pub struct CurrentUser {
 impl CurrentUser {
     pub(crate) fn of(r: &Record) -> Self {
         CurrentUser {
-            id: r.user.clone(),
-            roles: r.roles.clone(),
+            id: r.user.id.clone(),
+            roles: r.user.roles.clone(),
             created: r.created,
             last_seen: r.last_seen,
         }
@@ -40,7 +40,7 @@ impl CurrentUser {
 /// request carried: for logins the application decides itself, such as an OAuth callback.
 /// The session id is new, as at every login.
 #[derive(Debug, Clone)]
-pub struct Login(pub User);
+pub struct Login(pub Arc<User>);
 
 /// What a handler asked of the session, applied once its response is ready.
 #[derive(Debug, Default)]

@@ -56,7 +56,7 @@ async fn app(req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infalli
     let mut res = Response::new(Full::new(Bytes::from(body)));
     if req.uri().path() == "/sso" {
         res.extensions_mut()
-            .insert(Login(User::new("carol", ["sso"])));
+            .insert(Login(std::sync::Arc::new(User::new("carol", ["sso"]))));
     }
     Ok(res)
 }
@@ -441,4 +441,46 @@ async fn an_unsafe_next_falls_back_to_after_login_and_the_page_keeps_a_safe_one(
     assert!(page.body.contains("value=\"/account\"") && page.body.contains("Wrong user name"));
     let evil = send(&l, get("/auth/login?next=//evil.example", None)).await;
     assert!(!evil.body.contains("evil.example"));
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_user_and_a_success_costs_nothing() {
+    let l = layer(&ManualClock::new(1_000_000));
+    // Four failures, a success (refunded), then one more failure: five in all, the limit.
+    for _ in 0..4 {
+        send(&l, login_form("username=alice&password=nope", None)).await;
+    }
+    assert_eq!(
+        send(&l, login_form("username=alice&password=right", None))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    send(&l, login_form("username=alice&password=nope", None)).await;
+    let (verified, _) = l.shared().verifier.counts();
+    let a = send(&l, login_form("username=alice&password=right", None)).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=180).contains(&retry), "{retry}");
+    assert_eq!(
+        l.shared().verifier.counts().0,
+        verified,
+        "a throttled login hashes nothing"
+    );
+    // Names that do not exist are throttled the same way, and other names are not.
+    for _ in 0..5 {
+        send(&l, login_form("username=nobody&password=x", None)).await;
+    }
+    assert_eq!(
+        send(&l, login_form("username=nobody&password=x", None))
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        send(&l, login_form("username=bob&password=hunter22", None))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
 }

@@ -49,11 +49,12 @@ impl From<Busy> for AuthError {
 
 /// What a [`UserProvider`] returns.
 pub type AuthFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<User>, AuthError>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<Option<Arc<User>>, AuthError>> + Send + 'a>>;
 
 /// Checks credentials. Called only on a login post, never per request.
 pub trait UserProvider: Send + Sync + 'static {
-    /// The user, for valid credentials only. An unknown name must cost what a known one does:
+    /// The user, for valid credentials only (an `Arc`, so that every session of a user shares
+    /// one). An unknown name must cost what a known one does:
     /// verify the password against [`Verifier::verify_dummy`] and answer `None`.
     fn authenticate<'a>(
         &'a self,
@@ -74,7 +75,7 @@ pub trait UserProvider: Send + Sync + 'static {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct StaticUsers {
-    users: HashMap<Box<str>, (Arc<str>, User)>,
+    users: HashMap<Box<str>, (Arc<str>, Arc<User>)>,
 }
 
 impl StaticUsers {
@@ -102,7 +103,7 @@ impl StaticUsers {
             return Err(ConfigError::new(ProblemKind::DuplicateName, "", message));
         }
         check_phc(phc)?;
-        let user = User::new(name, roles);
+        let user = Arc::new(User::new(name, roles));
         self.users.insert(name.into(), (phc.into(), user));
         Ok(self)
     }

@@ -10,6 +10,7 @@ mod engine;
 mod header_values;
 mod key;
 mod layer;
+mod limiter;
 #[cfg(feature = "redis")]
 mod redis;
 mod service;
@@ -22,6 +23,7 @@ pub use clock::ManualClock;
 pub use config::{BackendConfig, KeyConfig, RateLimitConfig, RuleConfig};
 pub use key::{KeyRequest, KeySource, MAX_KEY_LEN, RateKey, UnknownKey};
 pub use layer::RateLimitLayer;
+pub use limiter::Limiter;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisSettings;
