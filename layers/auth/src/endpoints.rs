@@ -26,7 +26,7 @@ impl Shared {
             .cookie
             .values(headers)
             .find_map(|v| self.keys.verify(name, v))
-            .map(|v| self.keys.store_key(v.secret, &v.id))
+            .map(|v| v.store_key)
     }
 
     /// A new session for `user` with `data`, under a new id: its `Set-Cookie`.
@@ -45,7 +45,8 @@ impl Shared {
                 data: data.clone(),
             };
             // A taken key (2^-128 odds) draws another id.
-            if self.store.create(self.keys.store_key(0, &id), record) {
+            let key = self.keys.store_key(self.s.cookie.name(), &id);
+            if self.store.create(key, record) {
                 return self
                     .s
                     .cookie

@@ -139,7 +139,6 @@ fn hex(t: &str) -> Option<Vec<u8>> {
 #[derive(Clone)]
 struct KeySet {
     sign: HmacSha256,
-    store: HmacSha256,
     fingerprint: HmacSha256,
 }
 
@@ -154,20 +153,19 @@ impl KeySet {
         };
         KeySet {
             sign: key(b"cookie signature"),
-            store: key(b"store key"),
             fingerprint: key(b"fingerprint"),
         }
     }
 
-    fn tag(&self, name: &str, id: &Id) -> [u8; TAG_LEN] {
+    /// HMAC-SHA256 over the cookie's name and the id: the first half is the cookie's tag,
+    /// the second the store key, so one verify costs one HMAC and a store dump holds nothing
+    /// a cookie is made of.
+    fn mac(&self, name: &str, id: &Id) -> [u8; 32] {
         let mut mac = self.sign.clone();
         mac.update(name.as_bytes());
         mac.update(&[0]);
         mac.update(&id.0);
-        let full = mac.finalize().into_bytes();
-        let mut tag = [0; TAG_LEN];
-        tag.copy_from_slice(&full[..TAG_LEN]);
-        tag
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -183,11 +181,13 @@ impl fmt::Debug for Keys {
     }
 }
 
-/// A cookie's id, verified, and which secret verified it (0: the current one).
+/// A cookie's id, verified, which secret verified it (0: the current one), and the key its
+/// session is stored under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Verified {
     pub(crate) id: Id,
     pub(crate) secret: usize,
+    pub(crate) store_key: StoreKey,
 }
 
 impl Keys {
@@ -204,7 +204,7 @@ impl Keys {
         out.push_str("1.");
         URL_SAFE_NO_PAD.encode_string(id.0, &mut out);
         out.push('.');
-        URL_SAFE_NO_PAD.encode_string(self.sets[0].tag(name, id), &mut out);
+        URL_SAFE_NO_PAD.encode_string(&self.sets[0].mac(name, id)[..TAG_LEN], &mut out);
         out
     }
 
@@ -226,8 +226,14 @@ impl Keys {
         // Every secret is tried, so that the time taken does not say which one signed it.
         let mut found = None;
         for (i, set) in self.sets.iter().enumerate() {
-            if bool::from(set.tag(name, &id).ct_eq(&tag)) && found.is_none() {
-                found = Some(Verified { id, secret: i });
+            let mac = set.mac(name, &id);
+            if bool::from(mac[..TAG_LEN].ct_eq(&tag)) && found.is_none() {
+                let store_key = StoreKey(mac[TAG_LEN..].try_into().expect("16 bytes"));
+                found = Some(Verified {
+                    id,
+                    secret: i,
+                    store_key,
+                });
             }
         }
         found
@@ -246,13 +252,13 @@ impl Keys {
         k
     }
 
-    /// The store key of a session whose cookie `secret` verified.
-    pub(crate) fn store_key(&self, secret: usize, id: &Id) -> StoreKey {
-        let mut mac = self.sets[secret].store.clone();
-        mac.update(&id.0);
-        let mut k = [0; 16];
-        k.copy_from_slice(&mac.finalize().into_bytes()[..16]);
-        StoreKey(k)
+    /// The store key of a new session's `id` under the cookie `name` (current secret).
+    pub(crate) fn store_key(&self, name: &str, id: &Id) -> StoreKey {
+        StoreKey(
+            self.sets[0].mac(name, id)[TAG_LEN..]
+                .try_into()
+                .expect("16 bytes"),
+        )
     }
 }
 
@@ -292,6 +298,11 @@ mod tests {
         assert_eq!(value.len(), VALUE_LEN);
         let ok = keys.verify("__Host-id", value.as_bytes()).unwrap();
         assert_eq!((ok.id, ok.secret), (id, 0));
+        assert_eq!(ok.store_key, keys.store_key("__Host-id", &id));
+        assert!(
+            !value.contains(&URL_SAFE_NO_PAD.encode(ok.store_key.0)),
+            "not in the cookie"
+        );
         assert_eq!(
             keys.verify("other-name", value.as_bytes()),
             None,
@@ -320,7 +331,7 @@ mod tests {
         let v = rotated.verify("s", value.as_bytes()).unwrap();
         assert_eq!(v.secret, 1);
         // The store key follows the secret that verified the cookie, so rotating keeps it.
-        assert_eq!(rotated.store_key(v.secret, &id), old.store_key(0, &id));
+        assert_eq!(v.store_key, old.store_key("s", &id));
         assert_ne!(rotated.sign("s", &id), value);
         assert_eq!(
             Keys::new(&secret(A), &[]).verify("s", value.as_bytes()),

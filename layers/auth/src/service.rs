@@ -15,11 +15,9 @@ use tower_service::Service;
 
 use crate::answer::{login_url, problem, see_other, unauthorized};
 use crate::endpoints::{login_get, login_post, logout};
-use crate::keys::StoreKey;
 use crate::layer::Shared;
 use crate::rules::Verdict;
 use crate::session::{CurrentUser, Login, Session};
-use crate::store::Record;
 
 /// The auth service. See the [crate docs](crate) for an example.
 pub struct Auth<S> {
@@ -80,7 +78,7 @@ where
                 if let Some(page) = login_get(sh, &req) {
                     return ResponseFuture::ready(page);
                 }
-                return ResponseFuture::inner(self.inner.call(req), sh, None);
+                return ResponseFuture::inner(self.inner.call(req), sh, Came::Anonymous);
             }
             return ResponseFuture::own(Box::pin(login_post(sh.clone(), req)));
         }
@@ -90,7 +88,7 @@ where
         // Anonymous traffic stops here: one header lookup, no store, no allocation.
         let Some(key) = sh.cookie_key(req.headers()) else {
             return match sh.s.rules.verdict(&req, None) {
-                Verdict::Pass => ResponseFuture::inner(self.inner.call(req), sh, None),
+                Verdict::Pass => ResponseFuture::inner(self.inner.call(req), sh, Came::Anonymous),
                 refused => ResponseFuture::ready(refusal(sh, &req, refused)),
             };
         };
@@ -102,25 +100,24 @@ where
         if verdict != Verdict::Pass {
             return ResponseFuture::ready(refusal(sh, &req, verdict));
         }
-        let live = match record {
+        let came = match record {
             // A signed id with no live session: cleared, so the browser stops sending it.
-            None => None,
+            None => Came::Stale,
             Some(r) => {
                 if !sh.s.csrf.allows(&req, &sh.s.client_ip) {
                     let refused = problem(StatusCode::FORBIDDEN, "cross-site request refused");
                     return ResponseFuture::ready(refused);
                 }
-                let session = Session::new(&r);
                 let ext = req.extensions_mut();
                 ext.insert(AuthUser(r.user.id.clone()));
                 ext.insert(CurrentUser::of(&r));
+                let session = Session::new(key, r);
                 ext.insert(session.clone());
-                Some((r, session))
+                Came::Live(session)
             }
         };
-        let found = Box::new(Found { key, live });
         let sh = sh.clone();
-        ResponseFuture::inner(self.inner.call(req), &sh, Some(found))
+        ResponseFuture::inner(self.inner.call(req), &sh, came)
     }
 }
 
@@ -140,17 +137,23 @@ fn refusal<B>(sh: &Shared, req: &Request<B>, verdict: Verdict) -> Response<Bytes
 }
 
 /// The session a request came with, kept for once its response is ready.
-pub(crate) struct Found {
-    key: StoreKey,
-    /// `None`: a signed id with no live session, whose cookie is cleared.
-    live: Option<(Record, Session)>,
+pub(crate) enum Came {
+    /// No cookie of ours.
+    Anonymous,
+    /// A signed id with no live session, whose cookie is cleared.
+    Stale,
+    /// A live session (its handle holds its key and record).
+    Live(Session),
 }
 
 /// Applies what the handler asked once its response is ready: a [`Login`] in the response
 /// (a new session, whatever the request had), else what it asked of its [`Session`]; and
 /// sets the cookie that results.
-fn finish<B>(sh: &Shared, res: &mut Response<B>, found: Option<Box<Found>>) {
-    let old = found.as_ref().map(|f| f.key);
+fn finish<B>(sh: &Shared, res: &mut Response<B>, came: Came) {
+    let old = match &came {
+        Came::Live(s) => Some(s.0.key),
+        _ => None,
+    };
     if let Some(Login(user)) = res.extensions_mut().remove::<Login>() {
         if let Some(key) = old {
             sh.store.delete(&key);
@@ -161,12 +164,15 @@ fn finish<B>(sh: &Shared, res: &mut Response<B>, found: Option<Box<Found>>) {
         res.extensions_mut().insert(AuthUser(id));
         return;
     }
-    let Some(found) = found else { return };
-    let Some((record, session)) = found.live else {
-        res.headers_mut().append(SET_COOKIE, sh.s.cookie.removal());
-        return;
+    let session = match came {
+        Came::Anonymous => return,
+        Came::Stale => {
+            res.headers_mut().append(SET_COOKIE, sh.s.cookie.removal());
+            return;
+        }
+        Came::Live(s) => s,
     };
-    let key = found.key;
+    let (key, record) = (session.0.key, &session.0.record);
     let pending = session.take();
     if pending.logout {
         sh.store.delete(&key);
@@ -198,7 +204,7 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F> {
-        Inner { #[pin] fut: F, shared: Arc<Shared>, found: Option<Box<Found>> },
+        Inner { #[pin] fut: F, shared: Arc<Shared>, came: Came },
         // Boxed: a response is large, and every stack slot's future is as large as the
         // largest plugin's.
         Ready { res: Option<Box<Response<Bytes>>> },
@@ -207,12 +213,12 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    fn inner(fut: F, shared: &Arc<Shared>, found: Option<Box<Found>>) -> Self {
+    fn inner(fut: F, shared: &Arc<Shared>, came: Came) -> Self {
         ResponseFuture {
             state: State::Inner {
                 fut,
                 shared: shared.clone(),
-                found,
+                came,
             },
         }
     }
@@ -246,9 +252,9 @@ where
         wrap: impl FnOnce(PluginBody<B>) -> T,
     ) -> Poll<Result<Response<T>, E>> {
         match self.project().state.project() {
-            StateProj::Inner { fut, shared, found } => {
+            StateProj::Inner { fut, shared, came } => {
                 let mut res = ready!(fut.poll(cx))?;
-                finish(shared, &mut res, found.take());
+                finish(shared, &mut res, std::mem::replace(came, Came::Anonymous));
                 Poll::Ready(Ok(res.map(|b| wrap(PluginBody::inner(b)))))
             }
             StateProj::Ready { res } => {

@@ -1,9 +1,9 @@
 //! What handlers see of the session: [`CurrentUser`], the [`Session`] handle, and the
 //! [`Login`] response extension for logins decided by the application (SSO callbacks).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::keys::StoreKey;
 use crate::store::{Change, Record};
 use crate::users::User;
 
@@ -58,14 +58,18 @@ pub struct Session(pub(crate) Arc<SessionState>);
 
 #[derive(Debug)]
 pub(crate) struct SessionState {
-    pub(crate) data: Arc<BTreeMap<String, String>>,
+    pub(crate) key: StoreKey,
+    pub(crate) record: Record,
     pub(crate) pending: Mutex<Pending>,
 }
 
 impl Session {
-    pub(crate) fn new(r: &Record) -> Self {
+    /// The session of the record under `key`: one allocation, which also carries what the
+    /// response needs once it is ready.
+    pub(crate) fn new(key: StoreKey, record: Record) -> Self {
         Session(Arc::new(SessionState {
-            data: r.data.clone(),
+            key,
+            record,
             pending: Mutex::new(Pending::default()),
         }))
     }
@@ -87,7 +91,7 @@ impl Session {
                 _ => {}
             }
         }
-        self.0.data.get(key).cloned()
+        self.0.record.data.get(key).cloned()
     }
 
     /// Sets `key` (only this field is written: another request writing another field at the
