@@ -1,6 +1,7 @@
 //! Property tests for every parser that sees user or network input: forwarding headers, path
 //! patterns, durations and quotas (with the GCRA figures they lead to), CORS origins,
-//! request-log templates and escaping, and the stack's config loader.
+//! request-log templates and escaping, the stack's config loader, and auth's cookies and
+//! `next`.
 //!
 //! Each property runs 64 cases by default so that CI stays fast; `PROPTEST_CASES=10000 cargo
 //! test --test properties` runs a longer search.
@@ -9,7 +10,8 @@
     feature = "cors",
     feature = "request-log",
     feature = "rate-limit",
-    feature = "stats"
+    feature = "stats",
+    feature = "auth"
 ))]
 
 use std::convert::Infallible;
@@ -557,4 +559,76 @@ proptest! {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- auth: cookies and next
+
+fn auth_layer() -> tower_plugins::auth::AuthLayer {
+    use tower_plugins::auth::{AuthLayer, Rule, Secret, StaticUsers};
+    AuthLayer::new(Secret::parse("a property test secret, long and varied enough").unwrap())
+        .static_users(StaticUsers::new())
+        .rule(Rule::new(
+            tower_plugins::core::PathSet::new(["/p"]).unwrap(),
+        ))
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// Any bytes in any number of `Cookie` headers: never a panic, never a session (no key
+    /// signed them), never a store lookup's `Set-Cookie`.
+    #[test]
+    fn any_cookie_bytes_are_anonymous(values in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..120), 0..4)) {
+        let layer = auth_layer();
+        let svc = layer.layer(service_fn(|_req: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::from("reached")))
+        }));
+        let mut req = Request::get("/p").header("accept", "application/json").body(Body::empty()).unwrap();
+        for v in &values {
+            let mut v = v.clone();
+            v.splice(0..0, b"__Host-id=1.".iter().copied());
+            if let Ok(h) = HeaderValue::from_bytes(&v) {
+                req.headers_mut().append("cookie", h);
+            }
+        }
+        let res = runtime().block_on(svc.oneshot(req)).unwrap();
+        prop_assert_eq!(res.status(), http::StatusCode::UNAUTHORIZED);
+        prop_assert!(res.headers().get("set-cookie").is_none());
+    }
+
+    /// Any `next` the login page is given: it keeps it only when it is a path on this site.
+    #[test]
+    fn the_login_page_keeps_only_a_local_next(next in "\\PC{0,40}") {
+        let layer = auth_layer();
+        let svc = layer.layer(service_fn(|_req: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        }));
+        let query: String = form_urlencoded_pair("next", &next);
+        let req = Request::get(format!("/auth/login?{query}")).body(Body::empty()).unwrap();
+        let res = runtime().block_on(svc.oneshot(req)).unwrap();
+        let body = runtime().block_on(http_body_util::BodyExt::collect(res.into_body())).unwrap().to_bytes();
+        let page = String::from_utf8_lossy(&body);
+        if let Some(at) = page.find("name=\"next\" value=\"") {
+            let kept = &page[at + 19..];
+            let kept = &kept[..kept.find('"').unwrap()];
+            prop_assert!(kept.starts_with('/') && !kept.starts_with("//"), "{}", kept);
+            prop_assert!(!kept.contains('\\') && !kept.chars().any(char::is_control), "{}", kept);
+        }
+    }
+}
+
+/// `name=value`, percent-encoded as a form would send it.
+fn form_urlencoded_pair(name: &str, value: &str) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    format!("{}={}", enc(name), enc(value))
 }
