@@ -10,6 +10,8 @@ mod human;
 mod json;
 mod pattern;
 mod plugin;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "serde")]
 mod string_or;
 mod sweeper;
@@ -25,6 +27,9 @@ pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use json::write_json_str;
 pub use pattern::{PathPattern, PathSet};
 pub use plugin::{Plugin, PluginContext, PluginFuture};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{RedisConnection, redis_client};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use string_or::StringOr;

@@ -1,11 +1,10 @@
 //! The Redis backend: one atomic script call per request, shared by every instance.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tower_plugins_core::{ConfigError, ProblemKind};
+use tower_plugins_core::{ConfigError, RedisConnection};
 
 use crate::key::Key;
 
@@ -102,14 +101,7 @@ impl RedisSettings {
     /// # Errors
     /// A [`ConfigError`] ([`ProblemKind::InvalidValue`]) when the URL is malformed.
     pub fn new(url: &str) -> Result<Self, ConfigError> {
-        let client = redis::Client::open(url).map_err(|e| {
-            ConfigError::new(
-                ProblemKind::InvalidValue,
-                "",
-                format!("{url:?} is not a Redis URL: {e}"),
-            )
-            .with_hint("write it as \"redis://host:port\" (or \"redis://:password@host:port/db\")")
-        })?;
+        let client = tower_plugins_core::redis_client(url)?;
         Ok(RedisSettings {
             client,
             timeout: Duration::from_millis(100),
@@ -142,12 +134,9 @@ pub(crate) struct RedisBackend {
 
 struct Inner {
     settings: RedisSettings,
-    conn: OnceLock<Option<ConnectionManager>>,
+    /// The connection, its timeout, and its failures counted and logged (core's).
+    conn: RedisConnection,
     script: redis::Script,
-    /// The last second a backend error was logged (one warning per second at most).
-    last_warning: AtomicU64,
-    /// Calls that failed or timed out.
-    errors: AtomicU64,
     /// The server's clock minus ours ([`mono_micros`]), from the last answer; `i64::MIN`
     /// until the first. An estimate low by at most a round trip, so a deadline set from it
     /// never falls after the moment the caller gives up.
@@ -175,10 +164,8 @@ impl RedisBackend {
         RedisBackend {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
-                conn: OnceLock::new(),
+                conn: RedisConnection::new(settings.client.clone(), settings.timeout, "rate_limit"),
                 script: redis::Script::new(SCRIPT),
-                last_warning: AtomicU64::new(0),
-                errors: AtomicU64::new(0),
                 offset: AtomicI64::new(i64::MIN),
             }),
         }
@@ -212,7 +199,7 @@ impl RedisBackend {
 
     /// Calls that failed or timed out.
     pub(crate) fn errors(&self) -> u64 {
-        self.inner.errors.load(Ordering::Relaxed)
+        self.inner.conn.errors()
     }
 }
 
@@ -262,28 +249,6 @@ impl Inner {
         out
     }
 
-    fn connection(&self) -> Option<ConnectionManager> {
-        self.conn
-            .get_or_init(|| {
-                let t = self.settings.timeout;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(t))
-                    .set_response_timeout(Some(t))
-                    .set_number_of_retries(2)
-                    .set_min_delay(Duration::from_millis(10))
-                    .set_max_delay(Duration::from_millis(500));
-                match ConnectionManager::new_lazy_with_config(self.settings.client.clone(), config)
-                {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        tracing::error!(error = %e, "rate_limit: cannot create the Redis connection");
-                        None
-                    }
-                }
-            })
-            .clone()
-    }
-
     /// Runs the script's `op` over `keys` within the timeout, returning its answer without the
     /// server's clock; `None` (counted and logged) on any failure, and for a check that reached
     /// Redis after its deadline. A check carries the deadline (when the server's clock is
@@ -298,32 +263,12 @@ impl Inner {
                 .arg(k.tau_us)
                 .arg(u8::from(k.refuses));
         }
-        let result = match self.connection() {
-            Some(mut conn) => {
-                match tokio::time::timeout(self.settings.timeout, inv.invoke_async(&mut conn)).await
-                {
-                    Ok(Ok(reply)) => match self.take_clock(reply) {
-                        Some(reply) => return Some(reply),
-                        None => "the call reached Redis after its deadline".to_owned(),
-                    },
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => format!("no answer within {:?}", self.settings.timeout),
-                }
-            }
-            None => "no connection".to_owned(),
-        };
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        let sec = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if self.last_warning.swap(sec, Ordering::Relaxed) != sec {
-            tracing::warn!(
-                target: "tower_plugins::rate_limit",
-                error = %result,
-                policy,
-                "rate_limit: Redis backend unavailable"
-            );
+        let reply = self.conn.invoke(&inv, policy).await?;
+        let reply = self.take_clock(reply);
+        if reply.is_none() {
+            self.conn
+                .failed("the call reached Redis after its deadline", policy);
         }
-        None
+        reply
     }
 }
