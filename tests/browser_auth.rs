@@ -10,7 +10,6 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::Html;
@@ -20,7 +19,7 @@ use tokio::sync::mpsc;
 use tower_plugins::PluginStack;
 use tower_plugins::auth::CurrentUser;
 
-use common::{CHROMIUM_FLAGS, chromium, serve_axum, spawn_axum};
+use common::{browse_for, chromium, serve_axum, spawn_axum};
 
 const STACK: &str = r#"
 [[plugin]]
@@ -161,27 +160,8 @@ async fn chromium_logs_in_through_the_form_and_cross_site_posts_do_not_act() {
         .layer(stack.layer());
     let server = serve_axum(app_listener, app);
 
-    let profile = std::env::temp_dir().join(format!(
-        "tower-plugins-chromium-auth-{}",
-        std::process::id()
-    ));
-    let mut child = tokio::process::Command::new(&browser)
-        .args(CHROMIUM_FLAGS)
-        .args([
-            &format!("--user-data-dir={}", profile.display()),
-            &format!("http://{}/test", server.addr),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromium starts");
-    let got = tokio::time::timeout(Duration::from_secs(60), results.recv()).await;
-    let _ = child.kill().await;
-    let _ = std::fs::remove_dir_all(&profile);
-    let r = got
-        .expect("the page reported within 60 s")
-        .expect("the page posted its results");
+    let url = format!("http://{}/test", server.addr);
+    let r = browse_for(&browser, &url, "auth", &mut results).await;
     eprintln!("browser results: {r}");
 
     assert!(r.get("error").is_none(), "{r}");

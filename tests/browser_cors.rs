@@ -9,7 +9,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -19,7 +18,7 @@ use axum::{Json, Router};
 use tokio::sync::mpsc;
 use tower_plugins::PluginStack;
 
-use common::{CHROMIUM_FLAGS, Server, chromium, serve_axum, spawn_axum};
+use common::{Server, browse_for, chromium, serve_axum, spawn_axum};
 
 /// The API under test: what a page on another origin may call.
 fn api(stack_toml: &str) -> Router {
@@ -173,26 +172,8 @@ async fn chromium_allows_and_refuses_what_the_rules_say() {
 
     let (page, mut results) = serve_page(page_listener, b.addr, c.addr);
 
-    let profile =
-        std::env::temp_dir().join(format!("tower-plugins-chromium-{}", std::process::id()));
-    let mut child = tokio::process::Command::new(&browser)
-        .args(CHROMIUM_FLAGS)
-        .args([
-            &format!("--user-data-dir={}", profile.display()),
-            &format!("http://{}/", page.addr),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromium starts");
-
-    let got = tokio::time::timeout(Duration::from_secs(60), results.recv()).await;
-    let _ = child.kill().await;
-    let _ = std::fs::remove_dir_all(&profile);
-    let r = got
-        .expect("the page reported within 60 s")
-        .expect("the page posted its results");
+    let url = format!("http://{}/", page.addr);
+    let r = browse_for(&browser, &url, "cors", &mut results).await;
     eprintln!("browser results: {r}");
 
     // Allowed: a simple GET, with the exposed header readable and the other one not.

@@ -148,6 +148,35 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-dev-shm-usage",
 ];
 
+/// Opens `url` in headless `browser` with a profile of its own (named after `name`), waits at
+/// most 60 s for the page's report on `results`, then stops the browser and removes the
+/// profile.
+pub async fn browse_for<T>(
+    browser: &std::path::Path,
+    url: &str,
+    name: &str,
+    results: &mut tokio::sync::mpsc::Receiver<T>,
+) -> T {
+    let profile = std::env::temp_dir().join(format!(
+        "tower-plugins-chromium-{name}-{}",
+        std::process::id()
+    ));
+    let mut child = tokio::process::Command::new(browser)
+        .args(CHROMIUM_FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromium starts");
+    let got = tokio::time::timeout(Duration::from_secs(60), results.recv()).await;
+    let _ = child.kill().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    got.expect("the page reported within 60 s")
+        .expect("the page posted its results")
+}
+
 /// Debian's Chromium (or `$CHROMIUM`). Without one, the calling test should return: this
 /// says it was skipped, unless `TOWER_PLUGINS_REQUIRE_BROWSER=1`, which makes it a failure.
 pub fn chromium() -> Option<std::path::PathBuf> {

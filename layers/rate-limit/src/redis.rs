@@ -99,7 +99,7 @@ impl RedisSettings {
     /// Parses the URL (`redis://`, `rediss://` or `redis+unix://`); connects on first use.
     ///
     /// # Errors
-    /// A [`ConfigError`] ([`ProblemKind::InvalidValue`]) when the URL is malformed.
+    /// A [`ConfigError`] ([`ProblemKind::InvalidValue`](tower_plugins_core::ProblemKind::InvalidValue)) when the URL is malformed.
     pub fn new(url: &str) -> Result<Self, ConfigError> {
         let client = tower_plugins_core::redis_client(url)?;
         Ok(RedisSettings {
