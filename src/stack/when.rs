@@ -11,7 +11,7 @@
 
 use http::{Method, Request};
 use serde::Deserialize;
-use tower_plugins_core::{ConfigError, PathSet, Problems};
+use tower_plugins_core::{ConfigError, PathSet, Problems, parse_method};
 
 use super::registry::deserialize;
 
@@ -60,7 +60,7 @@ impl When {
             .methods
             .iter()
             .enumerate()
-            .filter_map(|(i, m)| p.check(&format!("when.methods[{i}]"), method(m)))
+            .filter_map(|(i, m)| p.check(&format!("when.methods[{i}]"), parse_method(m)))
             .collect();
         let (paths, except) = p.finish((paths.unwrap_or_default(), except.unwrap_or_default()))?;
         if c.paths.is_empty() && c.except.is_empty() && methods.is_empty() {
@@ -101,22 +101,6 @@ impl When {
         }
         parts.join("; ")
     }
-}
-
-/// A method name as written in config: case-insensitive, an HTTP token.
-fn method(m: &str) -> Result<Method, ConfigError> {
-    let upper = m.trim().to_ascii_uppercase();
-    Method::from_bytes(upper.as_bytes())
-        .ok()
-        .filter(|_| !upper.is_empty())
-        .ok_or_else(|| {
-            ConfigError::new(
-                tower_plugins_core::ProblemKind::InvalidValue,
-                "",
-                format!("{m:?} is not an HTTP method"),
-            )
-            .with_hint("write methods as tokens, such as \"GET\" or \"POST\"")
-        })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use http::Method;
 use serde::Deserialize;
 use tower_plugins_core::{
     ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, Quota, StringOr,
-    count_in, duration_in, parse_quota,
+    choice, count_in, duration_in, parse_method, parse_quota,
 };
 
 use crate::{AuthLayer, CookieSettings, Rule, SameSite, Secret, StaticUsers, Unauthenticated};
@@ -99,6 +99,45 @@ fn quota_or_off(p: &mut Problems, key: &str, text: &str) -> Option<Quota> {
         return None;
     }
     p.check(key, parse_quota(text))
+}
+
+/// What `[plugin.login]` sets beyond its paths, checked.
+struct LoginParts {
+    page: bool,
+    max_body: Option<usize>,
+    hash_threads: Option<usize>,
+}
+
+impl LoginConfig {
+    /// Checks the paths (each a path on this site), `page`, `max_body` and
+    /// `max_concurrent_hashes`.
+    fn checked(&self, p: &mut Problems) -> LoginParts {
+        for (key, path) in [
+            ("login.path", &self.path),
+            ("login.logout_path", &self.logout_path),
+            ("login.after_login", &self.after_login),
+            ("login.after_logout", &self.after_logout),
+        ] {
+            if crate::next::safe_next(path).is_none() {
+                let message = format!("{path:?} is not a path on this site");
+                p.push(ProblemKind::InvalidValue, key, message);
+            }
+        }
+        let page = p.check("login.page", choice(&self.page, &["built-in", "app"]));
+        let bodies = 64..=crate::MAX_LOGIN_BODY as u64;
+        let threads = 0..=crate::MAX_HASH_THREADS as u64;
+        LoginParts {
+            page: page != Some("app"),
+            max_body: p
+                .check("login.max_body", count_in(self.max_body, bodies))
+                .map(|n| n as usize),
+            hash_threads: (p.check(
+                "login.max_concurrent_hashes",
+                count_in(self.max_concurrent_hashes, threads),
+            ))
+            .map(|n| n as usize),
+        }
+    }
 }
 
 /// A `[plugin.users]` entry's table form: `bob = { password = "$argon2id$...", roles = [...] }`.
@@ -196,35 +235,9 @@ impl AuthConfig {
     /// duplicate users; bad paths, methods and rules; a rule covering the login path.
     pub fn build(self, client_ip: Arc<ClientIpResolver>) -> Result<AuthLayer, ConfigError> {
         let mut p = Problems::new();
-        let current = match &self.secret {
-            Some(s) => secret(&mut p, "secret", s),
-            None => {
-                let message = "sessions need a `secret`: secret = \"${SESSION_SECRET}\"";
-                p.push(ProblemKind::MissingKey, "secret", message);
-                None
-            }
-        };
-        let previous: Vec<Secret> = (self.previous_secrets.iter().enumerate())
-            .filter_map(|(i, s)| p.check(&format!("previous_secrets[{i}]"), Secret::parse(s)))
-            .collect();
+        let (current, previous) = self.secrets(&mut p);
         let cookie = self.cookie(&mut p);
-        let idle = duration(&mut p, "idle_timeout", self.idle_timeout, 1800, 30 * 86_400);
-        let absolute = duration(
-            &mut p,
-            "absolute_timeout",
-            self.absolute_timeout,
-            43_200,
-            366 * 86_400,
-        );
-        let touch = self
-            .touch_interval
-            .map_or(Duration::from_secs(60), HumanDuration::get);
-        let touch = p
-            .check(
-                "touch_interval",
-                duration_in(touch, Duration::ZERO..=Duration::from_secs(86_400)),
-            )
-            .unwrap_or(Duration::from_secs(60));
+        let (idle, absolute, touch) = self.timeouts(&mut p);
         let max_sessions = (self.max_sessions)
             .and_then(|n| p.check("max_sessions", count_in(n, 1..=crate::MAX_SESSIONS as u64)));
         let public = p.check("public", PathSet::new(&self.public));
@@ -232,57 +245,17 @@ impl AuthConfig {
         let per_user_any =
             quota_or_off(&mut p, "throttle.per_user_any", &self.throttle.per_user_any);
         let users = self.users(&mut p);
-        let users_empty = self.users.is_empty();
         let rules = self.rules(&mut p);
-        let csrf_on = match self.csrf.as_deref() {
-            None | Some("origin") => true,
-            Some("off") => false,
-            Some(other) => {
-                let message = format!("{other:?} is not one of origin, off");
-                p.push(ProblemKind::InvalidValue, "csrf", message);
-                true
-            }
-        };
-        let login = &self.login;
-        for (key, path) in [
-            ("login.path", &login.path),
-            ("login.logout_path", &login.logout_path),
-            ("login.after_login", &login.after_login),
-            ("login.after_logout", &login.after_logout),
-        ] {
-            if crate::next::safe_next(path).is_none() {
-                p.push(
-                    ProblemKind::InvalidValue,
-                    key,
-                    format!("{path:?} is not a path on this site"),
-                );
-            }
-        }
-        let page = match login.page.as_str() {
-            "built-in" => true,
-            "app" => false,
-            other => {
-                let message = format!("{other:?} is not one of built-in, app");
-                p.push(ProblemKind::InvalidValue, "login.page", message);
-                true
-            }
-        };
-        let max_body = p.check(
-            "login.max_body",
-            count_in(login.max_body, 64..=crate::MAX_LOGIN_BODY as u64),
+        let csrf = p.check(
+            "csrf",
+            choice(self.csrf.as_deref().unwrap_or("origin"), &["origin", "off"]),
         );
-        let hashes = p.check(
-            "login.max_concurrent_hashes",
-            count_in(
-                login.max_concurrent_hashes,
-                0..=crate::MAX_HASH_THREADS as u64,
-            ),
-        );
+        let login = self.login.checked(&mut p);
         let timeouts = crate::store::Timeouts {
             idle: idle.as_secs(),
             absolute: absolute.as_secs(),
         };
-        crate::layer::cross_checks(&mut p, timeouts, touch.as_secs(), &rules, &login.path);
+        crate::layer::cross_checks(&mut p, timeouts, touch.as_secs(), &rules, &self.login.path);
         let (Some(current), Some(cookie), Some(public), Some(users)) =
             (current, cookie, public, users)
         else {
@@ -290,6 +263,7 @@ impl AuthConfig {
                 ConfigError::new(ProblemKind::InvalidValue, "", "invalid auth configuration")
             }));
         };
+        let l = &self.login;
         let mut layer = AuthLayer::new(current)
             .previous_secrets(previous)
             .cookie(cookie)
@@ -297,15 +271,10 @@ impl AuthConfig {
             .timeouts(idle, absolute, touch)
             .public(public)
             .static_users(users)
-            .endpoints(
-                &login.path,
-                &login.logout_path,
-                &login.after_login,
-                &login.after_logout,
-            )
-            .login_page(page)
+            .endpoints(&l.path, &l.logout_path, &l.after_login, &l.after_logout)
+            .login_page(login.page)
             .csrf(
-                csrf_on,
+                csrf != Some("off"),
                 self.trusted_origins.iter().map(|o| o.to_ascii_lowercase()),
             )
             .throttle(per_user, per_user_any)
@@ -313,33 +282,60 @@ impl AuthConfig {
         if let Some(n) = max_sessions {
             layer = layer.max_sessions(n as usize);
         }
-        if let Some(n) = max_body {
-            layer = layer.max_body(n as usize);
+        if let Some(n) = login.max_body {
+            layer = layer.max_body(n);
         }
-        if let Some(n) = hashes {
-            layer = layer.hash_threads(n as usize);
+        if let Some(n) = login.hash_threads {
+            layer = layer.hash_threads(n);
         }
-        for r in rules {
-            layer = layer.rule(r);
-        }
-        if users_empty {
-            let message = "nobody can log in: list users in [plugin.users]";
-            p.push(ProblemKind::MissingKey, "users", message);
-        }
+        let layer = rules.into_iter().fold(layer, AuthLayer::rule);
         p.finish(layer)
+    }
+
+    /// `secret` (required; `"generate"` makes one for this process) and `previous_secrets`.
+    fn secrets(&self, p: &mut Problems) -> (Option<Secret>, Vec<Secret>) {
+        let current = match &self.secret {
+            Some(s) => secret(p, "secret", s),
+            None => {
+                let message = "sessions need a `secret`: secret = \"${SESSION_SECRET}\"";
+                p.push(ProblemKind::MissingKey, "secret", message);
+                None
+            }
+        };
+        let previous = (self.previous_secrets.iter().enumerate())
+            .filter_map(|(i, s)| p.check(&format!("previous_secrets[{i}]"), Secret::parse(s)))
+            .collect();
+        (current, previous)
+    }
+
+    /// `idle_timeout`, `absolute_timeout` and `touch_interval`, each within its bounds.
+    fn timeouts(&self, p: &mut Problems) -> (Duration, Duration, Duration) {
+        let idle = duration(p, "idle_timeout", self.idle_timeout, 1800, 30 * 86_400);
+        let absolute = duration(
+            p,
+            "absolute_timeout",
+            self.absolute_timeout,
+            43_200,
+            366 * 86_400,
+        );
+        let touch = (self.touch_interval).map_or(Duration::from_secs(60), HumanDuration::get);
+        let touches = Duration::ZERO..=Duration::from_secs(86_400);
+        let touch = p
+            .check("touch_interval", duration_in(touch, touches))
+            .unwrap_or(Duration::from_secs(60));
+        (idle, absolute, touch)
     }
 
     fn cookie(&self, p: &mut Problems) -> Option<CookieSettings> {
         let c = &self.cookie;
-        let same_site = match c.same_site.to_ascii_lowercase().as_str() {
-            "strict" => SameSite::Strict,
-            "lax" => SameSite::Lax,
-            "none" => SameSite::None,
-            other => {
-                let message = format!("{other:?} is not one of strict, lax, none");
-                p.push(ProblemKind::InvalidValue, "cookie.same_site", message);
-                SameSite::Lax
-            }
+        let same_site = c.same_site.to_ascii_lowercase();
+        let same_site = match p.check(
+            "cookie.same_site",
+            choice(&same_site, &["strict", "lax", "none"]),
+        ) {
+            Some("strict") => SameSite::Strict,
+            Some("none") => SameSite::None,
+            _ => SameSite::Lax,
         };
         let domain = (!c.domain.is_empty()).then_some(c.domain.as_str());
         p.check(
@@ -349,6 +345,10 @@ impl AuthConfig {
     }
 
     fn users(&self, p: &mut Problems) -> Option<StaticUsers> {
+        if self.users.is_empty() {
+            let message = "nobody can log in: list users in [plugin.users]";
+            p.push(ProblemKind::MissingKey, "users", message);
+        }
         let mut users = StaticUsers::new();
         let mut ok = true;
         for (name, entry) in &self.users {
@@ -382,26 +382,17 @@ impl AuthConfig {
                 );
             }
             let paths = p.check(&at("paths"), PathSet::new(&rc.paths));
-            let mut methods = Vec::new();
-            for (j, m) in rc.methods.iter().enumerate() {
-                match Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
-                    Ok(m) => methods.push(m),
-                    Err(_) => p.push(
-                        ProblemKind::InvalidValue,
-                        format!("rules[{i}].methods[{j}]"),
-                        format!("{m:?} is not an HTTP method"),
-                    ),
-                }
-            }
-            let how = match rc.unauthenticated.as_deref() {
-                None | Some("auto") => Unauthenticated::Auto,
+            let methods: Vec<Method> = (rc.methods.iter().enumerate())
+                .filter_map(|(j, m)| p.check(&format!("rules[{i}].methods[{j}]"), parse_method(m)))
+                .collect();
+            let how = rc.unauthenticated.as_deref().unwrap_or("auto");
+            let how = match p.check(
+                &at("unauthenticated"),
+                choice(how, &["auto", "redirect", "401"]),
+            ) {
                 Some("redirect") => Unauthenticated::Redirect,
                 Some("401") => Unauthenticated::Unauthorized,
-                Some(other) => {
-                    let message = format!("{other:?} is not one of auto, redirect, 401");
-                    p.push(ProblemKind::InvalidValue, at("unauthenticated"), message);
-                    Unauthenticated::Auto
-                }
+                _ => Unauthenticated::Auto,
             };
             if let Some(paths) = paths {
                 let mut r = Rule::new(paths).methods(methods).unauthenticated(how);

@@ -46,14 +46,7 @@ impl fmt::Debug for Id {
 /// The key a session is stored under: HMAC of its id, so that a dump of the store yields no
 /// usable cookie.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct StoreKey(pub(crate) [u8; 16]);
-
-impl StoreKey {
-    /// The key's bytes, for a custom store.
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
-    }
-}
+pub(crate) struct StoreKey(pub(crate) [u8; 16]);
 
 impl fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

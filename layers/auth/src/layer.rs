@@ -337,6 +337,12 @@ impl AuthLayer {
     pub fn sessions(&self) -> usize {
         self.shared().store.len()
     }
+
+    /// The memory store every service of this layer shares (its counts, `sweep()` for
+    /// tests).
+    pub fn memory_store(&self) -> Arc<MemoryStore> {
+        self.shared().store.clone()
+    }
 }
 
 /// The checks across timeouts and rules: idle no longer than absolute, touches more often than

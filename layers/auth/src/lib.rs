@@ -24,7 +24,7 @@ pub use clock::ManualClock;
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use config::{AuthConfig, CookieConfig, LoginConfig, RuleConfig, ThrottleConfig, UserConfig};
 pub use cookie::{CookieSettings, SameSite};
-pub use keys::{Secret, StoreKey};
+pub use keys::Secret;
 pub use layer::{AuthLayer, OnStoreError};
 pub use rules::{Rule, Unauthenticated};
 pub use service::{Auth, ResponseFuture};
@@ -32,7 +32,7 @@ pub use service::{Auth, ResponseFuture};
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use session::NoUser;
 pub use session::{CurrentUser, Login, Session};
-pub use store::{Change, MemoryStore, Record};
+pub use store::MemoryStore;
 pub use users::{AuthError, AuthFuture, StaticUsers, User, UserProvider};
 pub use verifier::{
     Busy, MAX_LANES, MAX_MEMORY_KIB, MAX_PASSES, Verifier, check_phc, hash_password,

@@ -14,22 +14,22 @@ use crate::users::User;
 /// One session, as stored: who logged in, when, when they were last seen, and the handler's
 /// data. Cloning it clones two `Arc`s, never the data; it is 32 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     /// The user and their roles at login (shared by every session of the user).
-    pub user: Arc<User>,
+    pub(crate) user: Arc<User>,
     /// When the session was made (login), in seconds since the Unix epoch.
-    pub created: u64,
+    pub(crate) created: u64,
     /// When it was last seen (written at most once per `touch_interval`).
-    pub last_seen: u64,
+    pub(crate) last_seen: u64,
     /// Values the handlers stored (`Session::insert`).
-    pub data: Arc<BTreeMap<String, String>>,
+    pub(crate) data: Arc<BTreeMap<String, String>>,
 }
 
 /// One change to a session's data, applied field by field (two handlers writing different
 /// fields at once both keep theirs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Change {
+pub(crate) enum Change {
     /// Sets a field.
     Insert(String, String),
     /// Removes a field.

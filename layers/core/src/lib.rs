@@ -17,6 +17,7 @@ mod string_or;
 mod sweeper;
 mod timing;
 mod token;
+mod values;
 
 pub use body::PluginBody;
 pub use bound::{count_in, duration_in};
@@ -36,6 +37,7 @@ pub use string_or::StringOr;
 pub use sweeper::{Sweep, register_sweep};
 pub use timing::{AuthUser, RequestStart};
 pub use token::{TOKEN_CHARS, is_tchar, write_quoted};
+pub use values::{choice, parse_method};
 
 /// Writes `get_ref`, `get_mut` and `into_inner` for a service struct whose wrapped service is
 /// the field `inner` (the accessors every tower-plugins service offers, as tower-http's do).

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use tower_plugins_core::{
     ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, Quota, StringOr,
-    count_in, duration_in, header_name, nearest, parse_cidr, parse_quota,
+    count_in, duration_in, header_name, parse_cidr, parse_method, parse_quota,
 };
 
 use crate::{Count, KeySource, OnBackendError, RateLimitLayer, Rule, UnknownKey};
@@ -171,15 +171,7 @@ impl Default for RateLimitConfig {
 
 /// Accepts `value` if it is one of `choices`, else records a problem naming the nearest.
 fn choice<'a>(p: &mut Problems, key: &str, value: &str, choices: &[&'a str]) -> Option<&'a str> {
-    if let Some(c) = choices.iter().find(|c| **c == value) {
-        return Some(c);
-    }
-    let mut msg = format!("{value:?} is not one of {}", choices.join(", "));
-    if let Some(n) = nearest(value, choices.iter().copied()) {
-        msg.push_str(&format!(" (did you mean {n:?}?)"));
-    }
-    p.push(ProblemKind::InvalidValue, key, msg);
-    None
+    p.check(key, tower_plugins_core::choice(value, choices))
 }
 
 fn burst(p: &mut Problems, key: &str, b: Option<i64>) -> Option<NonZeroU32> {
@@ -217,18 +209,9 @@ fn key_source(p: &mut Problems, key: &str, k: &KeyConfig, v4: u8, v6: u8) -> Opt
 }
 
 fn methods(p: &mut Problems, key: &str, list: &[String]) -> Vec<Method> {
-    let mut out = Vec::new();
-    for (i, m) in list.iter().enumerate() {
-        match Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
-            Ok(m) => out.push(m),
-            Err(_) => p.push(
-                ProblemKind::InvalidValue,
-                format!("{key}[{i}]"),
-                format!("{m:?} is not an HTTP method"),
-            ),
-        }
-    }
-    out
+    (list.iter().enumerate())
+        .filter_map(|(i, m)| p.check(&format!("{key}[{i}]"), parse_method(m)))
+        .collect()
 }
 
 fn count(p: &mut Problems, key: &str, c: Option<&str>) -> Count {
