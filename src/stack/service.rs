@@ -195,7 +195,7 @@ impl<S> fmt::Debug for PluginStackService<S> {
 impl<S, B, ReqBody> Service<Request<ReqBody>> for PluginStackService<S>
 where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
     ReqBody: http_body::Body<Data = Bytes> + Send + 'static,
     ReqBody::Error: Into<BoxError>,
@@ -251,7 +251,7 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 impl<F, B> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, Infallible>>,
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     type Output = Result<Response<ResponseBody<B>>, Infallible>;
@@ -304,7 +304,7 @@ impl<B> fmt::Debug for ResponseBody<B> {
 
 impl<B> http_body::Body for ResponseBody<B>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     type Data = Bytes;

@@ -164,7 +164,7 @@ macro_rules! slot_kinds {
                 + Clone
                 + Send
                 + 'static,
-            B: http_body::Body<Data = Bytes>,
+            B: http_body::Body<Data = Bytes> + Send + 'static,
         {
             #[inline]
             fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
@@ -203,7 +203,7 @@ macro_rules! slot_kinds {
         impl<F, B> SlotFuture<F>
         where
             F: Future<Output = Result<Response<B>, Infallible>>,
-            B: http_body::Body<Data = Bytes>,
+            B: http_body::Body<Data = Bytes> + Send + 'static,
         {
             /// Polls, wrapping the body in this slot's variant and then in `wrap`: one move of
             /// the response for both, where mapping twice would move it twice.
@@ -250,7 +250,7 @@ built_ins!(slot_kinds);
 impl<F, B> Future for SlotFuture<F>
 where
     F: Future<Output = Result<Response<B>, Infallible>>,
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
 {
     type Output = Result<Response<SlotBody<B>>, Infallible>;
 
@@ -372,7 +372,8 @@ where
     // Clone and Send for the plugins that call the rest of the stack later (the rate
     // limiter, after asking Redis); every stack service is both (see `PluginStackLayer`).
     N: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
-    B: http_body::Body<Data = Bytes>,
+    // Send and 'static for the plugins that finish a response after awaiting a store (auth).
+    B: http_body::Body<Data = Bytes> + Send + 'static,
 {
     type Response = Response<SlotBody<B>>;
     type Error = Infallible;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use http::Method;
 use serde::Deserialize;
 use tower_plugins_core::{
-    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, Quota, StringOr,
-    choice, count_in, duration_in, parse_method, parse_quota,
+    BackendConfig, ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems,
+    Quota, StringOr, choice, count_in, duration_in, parse_method, parse_quota,
 };
 
 use crate::{AuthLayer, CookieSettings, Rule, SameSite, Secret, StaticUsers, Unauthenticated};
@@ -174,6 +174,10 @@ pub struct AuthConfig {
     pub secret: Option<String>,
     /// Secrets that still verify cookies.
     pub previous_secrets: Vec<String>,
+    /// `"memory"` (the default) or `{ redis = "redis://...", timeout, prefix }`.
+    pub store: BackendConfig,
+    /// `"deny"` (the default: 503) or `"anonymous"`: protected paths when the store fails.
+    pub on_store_error: Option<String>,
     /// Sessions held in memory at most.
     pub max_sessions: Option<i64>,
     /// Default `"30m"`.
@@ -251,11 +255,20 @@ impl AuthConfig {
             choice(self.csrf.as_deref().unwrap_or("origin"), &["origin", "off"]),
         );
         let login = self.login.checked(&mut p);
+        let on_store_error = p.check(
+            "on_store_error",
+            choice(
+                self.on_store_error.as_deref().unwrap_or("deny"),
+                &["deny", "anonymous"],
+            ),
+        );
+        let store = self.store(&mut p);
         let timeouts = crate::store::Timeouts {
             idle: idle.as_secs(),
             absolute: absolute.as_secs(),
+            touch: touch.as_secs(),
         };
-        crate::layer::cross_checks(&mut p, timeouts, touch.as_secs(), &rules, &self.login.path);
+        crate::layer::cross_checks(&mut p, timeouts, &rules, &self.login.path);
         let (Some(current), Some(cookie), Some(public), Some(users)) =
             (current, cookie, public, users)
         else {
@@ -279,6 +292,15 @@ impl AuthConfig {
             )
             .throttle(per_user, per_user_any)
             .client_ip(client_ip);
+        if on_store_error == Some("anonymous") {
+            layer = layer.on_store_error(crate::OnStoreError::Anonymous);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(r) = store {
+            layer = layer.redis(r);
+        }
+        #[cfg(not(feature = "redis"))]
+        let () = store;
         if let Some(n) = max_sessions {
             layer = layer.max_sessions(n as usize);
         }
@@ -290,6 +312,18 @@ impl AuthConfig {
         }
         let layer = rules.into_iter().fold(layer, AuthLayer::rule);
         p.finish(layer)
+    }
+
+    /// The Redis settings of `store = { redis = ... }`, `None` for memory.
+    #[cfg(feature = "redis")]
+    fn store(&self, p: &mut Problems) -> Option<tower_plugins_core::RedisSettings> {
+        self.store.redis_settings(p, "store")
+    }
+
+    /// Without the `redis` feature, only `"memory"`.
+    #[cfg(not(feature = "redis"))]
+    fn store(&self, p: &mut Problems) {
+        self.store.memory_only(p, "store", "auth-redis");
     }
 
     /// `secret` (required; `"generate"` makes one for this process) and `previous_secrets`.

@@ -15,7 +15,7 @@ use crate::answer::{
 use crate::keys::{Id, StoreKey};
 use crate::layer::Shared;
 use crate::next::safe_next;
-use crate::store::{Record, no_data};
+use crate::store::{Record, StoreError, no_data};
 use crate::users::{AuthError, User};
 
 impl Shared {
@@ -30,11 +30,11 @@ impl Shared {
     }
 
     /// A new session for `user` with `data`, under a new id: its `Set-Cookie`.
-    pub(crate) fn create(
+    pub(crate) async fn create(
         &self,
         user: &Arc<User>,
         data: Arc<std::collections::BTreeMap<String, String>>,
-    ) -> HeaderValue {
+    ) -> Result<HeaderValue, StoreError> {
         let now = self.s.clock.now();
         loop {
             let id = Id::random();
@@ -46,13 +46,17 @@ impl Shared {
             };
             // A taken key (2^-128 odds) draws another id.
             let key = self.keys.store_key(self.s.cookie.name(), &id);
-            if self.store.create(key, record) {
-                return self
-                    .s
-                    .cookie
-                    .set(&self.keys.sign(self.s.cookie.name(), &id));
+            if self.store.create(&key, record, self.s.timeouts).await? {
+                let name = self.s.cookie.name();
+                return Ok(self.s.cookie.set(&self.keys.sign(name, &id)));
             }
         }
+    }
+
+    /// The value of a store call, or `None` with its failure counted (the store logs its
+    /// own failures; custom stores' are logged here, at most once a second).
+    pub(crate) fn logged<T>(&self, res: Result<T, StoreError>) -> Option<T> {
+        res.map_err(|e| self.store_failed(&e)).ok()
     }
 }
 
@@ -74,16 +78,17 @@ pub(crate) fn login_get<B>(sh: &Shared, req: &Request<B>) -> Option<Response<Byt
 }
 
 /// `POST logout`: the session's record is deleted and the cookie cleared; `GET` is 405 (a
-/// link or an image must not log anyone out).
-pub(crate) fn logout<B>(sh: &Shared, req: &Request<B>) -> Response<Bytes> {
+/// link or an image must not log anyone out). The cookie is cleared even when the store
+/// cannot be reached.
+pub(crate) async fn logout<B>(sh: Arc<Shared>, req: Request<B>) -> Response<Bytes> {
     if req.method() != Method::POST {
         return method_not_allowed("POST");
     }
-    if !sh.s.csrf.allows(req, &sh.s.client_ip) {
+    if !sh.s.csrf.allows(&req, &sh.s.client_ip) {
         return problem(StatusCode::FORBIDDEN, "cross-site request refused");
     }
     if let Some(key) = sh.cookie_key(req.headers()) {
-        sh.store.delete(&key);
+        sh.logged(sh.store.delete(&key).await);
     }
     let mut res = if wants_json(req.headers()) {
         let mut r = Response::new(Bytes::new());
@@ -164,7 +169,10 @@ where
         sh.throttle.refund(charged);
     }
     match user {
-        Ok(Some(user)) => logged_in(&sh, &user, old, json, next),
+        Ok(Some(user)) => match logged_in(&sh, &user, old, json, next).await {
+            Some(res) => res,
+            None => unavailable("the session store is unavailable; try again"),
+        },
         Ok(None) if json => problem(StatusCode::UNAUTHORIZED, "invalid credentials"),
         Ok(None) => see_other(&login_url(&sh.s.endpoints.login, next, true)),
         Err(AuthError::Busy) => unavailable("too many logins at once; try again"),
@@ -175,17 +183,18 @@ where
     }
 }
 
-fn logged_in(
+/// The answer to a login: a new session (the request's ended); `None` when the store failed.
+async fn logged_in(
     sh: &Shared,
     user: &Arc<User>,
     old: Option<StoreKey>,
     json: bool,
     next: Option<&str>,
-) -> Response<Bytes> {
+) -> Option<Response<Bytes>> {
     if let Some(key) = old {
-        sh.store.delete(&key);
+        sh.logged(sh.store.delete(&key).await)?;
     }
-    let cookie = sh.create(user, no_data());
+    let cookie = sh.logged(sh.create(user, no_data()).await)?;
     let mut res = if json {
         let mut body = b"{\"user\":".to_vec();
         tower_plugins_core::write_json_str(&mut body, user.id.as_bytes());
@@ -210,7 +219,7 @@ fn logged_in(
     };
     res.headers_mut().insert(SET_COOKIE, cookie);
     res.extensions_mut().insert(AuthUser(user.id.clone()));
-    res
+    Some(res)
 }
 
 /// Reads and parses a login body: a form or JSON, at most `max_body` bytes, credentials

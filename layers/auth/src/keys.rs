@@ -44,9 +44,16 @@ impl fmt::Debug for Id {
 }
 
 /// The key a session is stored under: HMAC of its id, so that a dump of the store yields no
-/// usable cookie.
+/// usable cookie. 16 bytes, uniformly distributed.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct StoreKey(pub(crate) [u8; 16]);
+pub struct StoreKey(pub(crate) [u8; 16]);
+
+impl StoreKey {
+    /// Its 16 bytes (a custom store's key; they name no cookie).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
 
 impl fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

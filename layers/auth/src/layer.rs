@@ -1,5 +1,6 @@
 //! [`AuthLayer`]: the settings, built into the state every service of the layer shares.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::csrf::Csrf;
 use crate::keys::{Keys, Secret};
 use crate::rules::{Rule, Rules};
 use crate::service::Auth;
-use crate::store::{MemoryStore, Timeouts};
+use crate::store::{MemoryStore, SessionStore, Store, StoreError, Timeouts};
 use crate::throttle::Throttle;
 use crate::users::{StaticUsers, UserProvider};
 use crate::verifier::Verifier;
@@ -50,7 +51,7 @@ pub(crate) struct Settings {
     pub(crate) persistent: bool,
     max_sessions: usize,
     pub(crate) timeouts: Timeouts,
-    pub(crate) touch_every: u64,
+    store: StoreChoice,
     pub(crate) rules: Rules,
     pub(crate) endpoints: Endpoints,
     users: Option<Arc<dyn UserProvider>>,
@@ -64,14 +65,37 @@ pub(crate) struct Settings {
     pub(crate) on_store_error: OnStoreError,
 }
 
+/// Where the layer keeps sessions.
+#[derive(Clone)]
+enum StoreChoice {
+    Memory,
+    #[cfg(feature = "redis")]
+    Redis(tower_plugins_core::RedisSettings),
+    Custom(Arc<dyn SessionStore>),
+}
+
 /// The state every service of one layer shares: keys, store, verifier.
 pub(crate) struct Shared {
     pub(crate) s: Settings,
     pub(crate) keys: Keys,
-    pub(crate) store: Arc<MemoryStore>,
+    pub(crate) store: Store,
     pub(crate) users: Arc<dyn UserProvider>,
     pub(crate) verifier: Verifier,
     pub(crate) throttle: Throttle,
+    /// Store calls that failed, and the second of the last warning about one.
+    store_errors: AtomicU64,
+    last_warning: AtomicU64,
+}
+
+impl Shared {
+    /// Counts a failed store call, and logs it at most once a second.
+    pub(crate) fn store_failed(&self, e: &StoreError) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+        let sec = Clock::System.now();
+        if self.last_warning.swap(sec, Ordering::Relaxed) != sec {
+            tracing::warn!(error = %e, policy = ?self.s.on_store_error, "auth: session store call failed");
+        }
+    }
 }
 
 /// Cookie sessions, login and logout endpoints and `login_required` rules, as a tower layer.
@@ -109,8 +133,9 @@ impl AuthLayer {
                 timeouts: Timeouts {
                     idle: 30 * 60,
                     absolute: 12 * 3600,
+                    touch: 60,
                 },
-                touch_every: 60,
+                store: StoreChoice::Memory,
                 rules: Rules::default(),
                 endpoints: Endpoints {
                     login: "/auth/login".into(),
@@ -177,9 +202,24 @@ impl AuthLayer {
             s.timeouts = Timeouts {
                 idle: idle.as_secs().max(1),
                 absolute: absolute.as_secs().max(1),
+                touch: touch_every.as_secs(),
             };
-            s.touch_every = touch_every.as_secs();
         })
+    }
+
+    /// Keeps sessions in `store` instead of memory (`max_sessions` is then the store's
+    /// business).
+    pub fn store(self, store: impl SessionStore) -> Self {
+        let store: Arc<dyn SessionStore> = Arc::new(store);
+        self.map(|s| s.store = StoreChoice::Custom(store))
+    }
+
+    /// Keeps sessions in Redis, shared by every instance that has the same secret and
+    /// prefix (default prefix `tower-plugins:s:`).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis(self, settings: tower_plugins_core::RedisSettings) -> Self {
+        self.map(|s| s.store = StoreChoice::Redis(settings))
     }
 
     /// Paths no rule covers (they beat every rule).
@@ -288,13 +328,7 @@ impl AuthLayer {
     pub fn check(&self) -> Result<(), ConfigError> {
         let s = &self.settings;
         let mut p = Problems::new();
-        cross_checks(
-            &mut p,
-            s.timeouts,
-            s.touch_every,
-            &s.rules.rules,
-            &s.endpoints.login,
-        );
+        cross_checks(&mut p, s.timeouts, &s.rules.rules, &s.endpoints.login);
         if s.users.is_none() {
             p.push(
                 ProblemKind::MissingKey,
@@ -315,10 +349,18 @@ impl AuthLayer {
     /// One line describing the settings (never the secret or any hash).
     pub fn describe(&self) -> String {
         let s = &self.settings;
+        let store = match &s.store {
+            StoreChoice::Memory => format!("memory (max {})", s.max_sessions),
+            #[cfg(feature = "redis")]
+            StoreChoice::Redis(r) => format!(
+                "redis (prefix {:?})",
+                r.prefix_or(crate::redis_store::DEFAULT_PREFIX)
+            ),
+            StoreChoice::Custom(_) => "custom".to_owned(),
+        };
         format!(
-            "auth: cookie {}, store memory (max {}), idle {}s, absolute {}s, {} rules, login {}",
+            "auth: cookie {}, store {store}, idle {}s, absolute {}s, {} rules, login {}",
             s.cookie.name(),
-            s.max_sessions,
             s.timeouts.idle,
             s.timeouts.absolute,
             s.rules.rules.len(),
@@ -333,21 +375,29 @@ impl AuthLayer {
             .clone()
     }
 
-    /// Sessions held now.
+    /// Session store calls that failed or timed out (each counted once).
+    pub fn store_errors(&self) -> u64 {
+        self.shared().store_errors.load(Ordering::Relaxed)
+    }
+
+    /// Sessions held in memory now (0 with another store).
     pub fn sessions(&self) -> usize {
-        self.shared().store.len()
+        self.memory_store().map_or(0, |m| m.len())
     }
 
     /// The memory store every service of this layer shares (its counts, `sweep()` for
-    /// tests).
-    pub fn memory_store(&self) -> Arc<MemoryStore> {
-        self.shared().store.clone()
+    /// tests); `None` with another store.
+    pub fn memory_store(&self) -> Option<Arc<MemoryStore>> {
+        match &self.shared().store {
+            Store::Memory(m) => Some(m.clone()),
+            Store::Remote(_) => None,
+        }
     }
 }
 
 /// The checks across timeouts and rules: idle no longer than absolute, touches more often than
 /// the idle timeout, and no rule covering the login path (a redirect loop).
-pub(crate) fn cross_checks(p: &mut Problems, t: Timeouts, touch: u64, rules: &[Rule], login: &str) {
+pub(crate) fn cross_checks(p: &mut Problems, t: Timeouts, rules: &[Rule], login: &str) {
     if t.idle > t.absolute {
         p.push(
             ProblemKind::Conflict,
@@ -355,7 +405,7 @@ pub(crate) fn cross_checks(p: &mut Problems, t: Timeouts, touch: u64, rules: &[R
             "the idle timeout is longer than the absolute timeout",
         );
     }
-    if touch >= t.idle {
+    if t.touch >= t.idle {
         p.push(
             ProblemKind::Conflict,
             "touch_interval",
@@ -383,7 +433,16 @@ fn build(s: &Settings) -> Shared {
     if s.persistent {
         s.cookie.max_age = Some(Duration::from_secs(s.timeouts.absolute));
     }
-    let store = MemoryStore::new(s.max_sessions, s.timeouts, s.clock.clone());
+    let store = match &s.store {
+        StoreChoice::Memory => Store::Memory(MemoryStore::new(
+            s.max_sessions,
+            s.timeouts,
+            s.clock.clone(),
+        )),
+        #[cfg(feature = "redis")]
+        StoreChoice::Redis(r) => Store::Remote(Arc::new(crate::RedisStore::new(r))),
+        StoreChoice::Custom(c) => Store::Remote(c.clone()),
+    };
     let users = s
         .users
         .clone()
@@ -398,6 +457,8 @@ fn build(s: &Settings) -> Shared {
         users,
         verifier: Verifier::new(s.hash_threads, s.strongest.as_deref()),
         throttle,
+        store_errors: AtomicU64::new(0),
+        last_warning: AtomicU64::new(0),
         s,
     }
 }

@@ -11,6 +11,8 @@ mod endpoints;
 mod keys;
 mod layer;
 mod next;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod rules;
 mod service;
 mod session;
@@ -24,15 +26,21 @@ pub use clock::ManualClock;
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use config::{AuthConfig, CookieConfig, LoginConfig, RuleConfig, ThrottleConfig, UserConfig};
 pub use cookie::{CookieSettings, SameSite};
-pub use keys::Secret;
+pub use keys::{Secret, StoreKey};
 pub use layer::{AuthLayer, OnStoreError};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_store::RedisStore;
 pub use rules::{Rule, Unauthenticated};
 pub use service::{Auth, ResponseFuture};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use session::NoUser;
 pub use session::{CurrentUser, Login, Session};
-pub use store::MemoryStore;
+pub use store::{Change, MemoryStore, Record, SessionStore, StoreError, StoreFuture, Timeouts};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use tower_plugins_core::RedisSettings;
 pub use users::{AuthError, AuthFuture, StaticUsers, User, UserProvider};
 pub use verifier::{
     Busy, MAX_LANES, MAX_MEMORY_KIB, MAX_PASSES, Verifier, check_phc, hash_password,

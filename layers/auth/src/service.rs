@@ -1,6 +1,7 @@
 //! [`Auth`] and its [`ResponseFuture`]: the session of each request, the rules, and what the
 //! handler asked of the session once its response is ready.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,16 +9,19 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::SET_COOKIE;
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_plugins_core::{AuthUser, BoxError, PluginBody, PluginFuture};
 use tower_service::Service;
 
-use crate::answer::{login_url, problem, see_other, unauthorized};
+use crate::answer::{login_url, problem, see_other, unauthorized, unavailable};
 use crate::endpoints::{login_get, login_post, logout};
-use crate::layer::Shared;
+use crate::keys::StoreKey;
+use crate::layer::{OnStoreError, Shared};
 use crate::rules::Verdict;
-use crate::session::{CurrentUser, Login, Session};
+use crate::session::{CurrentUser, Login, Pending, Session};
+use crate::store::{Record, Store, StoreError};
+use crate::users::User;
 
 /// The auth service. See the [crate docs](crate) for an example.
 pub struct Auth<S> {
@@ -56,10 +60,13 @@ impl<S> Auth<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    // Clone, Send and 'static for a store that answers later: the inner service is called
+    // once the session is loaded.
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     ReqBody: http_body::Body + Send + 'static,
     ReqBody::Data: Send,
     ReqBody::Error: Into<BoxError>,
+    ResBody: Send + 'static,
 {
     type Response = Response<PluginBody<ResBody>>;
     type Error = S::Error;
@@ -83,7 +90,7 @@ where
             return ResponseFuture::own(Box::pin(login_post(sh.clone(), req)));
         }
         if path == &*sh.s.endpoints.logout {
-            return ResponseFuture::ready(logout(sh, &req));
+            return ResponseFuture::own(Box::pin(logout(sh.clone(), req)));
         }
         // Anonymous traffic stops here: one header lookup, no store, no allocation.
         let Some(key) = sh.cookie_key(req.headers()) else {
@@ -93,31 +100,86 @@ where
             };
         };
         let now = sh.s.clock.now();
-        let record = sh.store.load(&key, now, sh.s.touch_every);
-        let verdict =
-            sh.s.rules
-                .verdict(&req, record.as_ref().map(|r| &*r.user.roles));
-        if verdict != Verdict::Pass {
-            return ResponseFuture::ready(refusal(sh, &req, verdict));
-        }
-        let came = match record {
-            // A signed id with no live session: cleared, so the browser stops sending it.
-            None => Came::Stale,
-            Some(r) => {
-                if !sh.s.csrf.allows(&req, &sh.s.client_ip) {
-                    let refused = problem(StatusCode::FORBIDDEN, "cross-site request refused");
-                    return ResponseFuture::ready(refused);
-                }
-                let ext = req.extensions_mut();
-                ext.insert(AuthUser(r.user.id.clone()));
-                ext.insert(CurrentUser::of(&r));
-                let session = Session::new(key, r);
-                ext.insert(session.clone());
-                Came::Live(session)
+        let store = match &sh.store {
+            Store::Memory(memory) => {
+                return match admit(sh, &mut req, key, Ok(memory.load(&key, now))) {
+                    Admit::Call(came) => ResponseFuture::inner(self.inner.call(req), sh, came),
+                    Admit::Refuse(res) => ResponseFuture::ready(res),
+                };
             }
+            Store::Remote(store) => store.clone(),
         };
+        // The inner service is called once the session is loaded: take the ready one and
+        // leave a clone in its place (tower's contract for services called later).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
         let sh = sh.clone();
-        ResponseFuture::inner(self.inner.call(req), &sh, came)
+        ResponseFuture {
+            state: State::Loading {
+                fut: Box::pin(async move {
+                    let loaded = store.load(&key, now, sh.s.timeouts).await;
+                    match admit(&sh, &mut req, key, loaded) {
+                        Admit::Call(came) => Loaded::Call(inner.call(req), sh, came),
+                        Admit::Refuse(res) => Loaded::Refuse(res),
+                    }
+                }),
+            },
+        }
+    }
+}
+
+/// What a request with a signed cookie goes on with, once its session is known.
+enum Admit {
+    /// To the inner service.
+    Call(Came),
+    /// Answered here.
+    Refuse(Response<Bytes>),
+}
+
+/// Decides a request whose cookie verified, from what the store answered: the rules, the
+/// CSRF check, and the session in the request's extensions.
+fn admit<B>(
+    sh: &Shared,
+    req: &mut Request<B>,
+    key: StoreKey,
+    loaded: Result<Option<Record>, StoreError>,
+) -> Admit {
+    let record = match loaded {
+        Ok(record) => record,
+        Err(e) => return store_failed(sh, req, &e),
+    };
+    let verdict =
+        sh.s.rules
+            .verdict(req, record.as_ref().map(|r| &*r.user.roles));
+    if verdict != Verdict::Pass {
+        return Admit::Refuse(refusal(sh, req, verdict));
+    }
+    let Some(r) = record else {
+        // A signed id with no live session: cleared, so the browser stops sending it.
+        return Admit::Call(Came::Stale);
+    };
+    if !sh.s.csrf.allows(req, &sh.s.client_ip) {
+        let refused = problem(StatusCode::FORBIDDEN, "cross-site request refused");
+        return Admit::Refuse(refused);
+    }
+    let ext = req.extensions_mut();
+    ext.insert(AuthUser(r.user.id.clone()));
+    ext.insert(CurrentUser::of(&r));
+    let session = Session::new(key, r);
+    ext.insert(session.clone());
+    Admit::Call(Came::Live(session))
+}
+
+/// The store could not be asked: an open path goes on anonymous (its cookie kept); a
+/// protected one follows `on_store_error`.
+fn store_failed<B>(sh: &Shared, req: &Request<B>, e: &StoreError) -> Admit {
+    sh.store_failed(e);
+    match sh.s.rules.verdict(req, None) {
+        Verdict::Pass => Admit::Call(Came::Anonymous),
+        refused if sh.s.on_store_error == OnStoreError::Anonymous => {
+            Admit::Refuse(refusal(sh, req, refused))
+        }
+        _ => Admit::Refuse(unavailable("the session store is unavailable; try again")),
     }
 }
 
@@ -146,51 +208,109 @@ pub(crate) enum Came {
     Live(Session),
 }
 
-/// Applies what the handler asked once its response is ready: a [`Login`] in the response
-/// (a new session, whatever the request had), else what it asked of its [`Session`]; and
-/// sets the cookie that results.
-fn finish<B>(sh: &Shared, res: &mut Response<B>, came: Came) {
-    let old = match &came {
-        Came::Live(s) => Some(s.0.key),
-        _ => None,
-    };
+/// What a response asks of the store once it is ready.
+enum Work {
+    /// A login the application decided ([`Login`]): a new session, the request's ended.
+    Login {
+        old: Option<StoreKey>,
+        user: Arc<User>,
+    },
+    /// What the handler asked of a live session.
+    Session { session: Session, pending: Pending },
+}
+
+/// Applies what needs no store once the response is ready (the user in its extensions, the
+/// removal cookie of a stale session), and returns what does: a [`Login`] in the response (a
+/// new session, whatever the request had), else what the handler asked of its [`Session`]
+/// (data only when the response is not a 5xx, as tower-sessions does).
+fn finish<B>(sh: &Shared, res: &mut Response<B>, came: Came) -> Option<Work> {
     if let Some(Login(user)) = res.extensions_mut().remove::<Login>() {
-        if let Some(key) = old {
-            sh.store.delete(&key);
-        }
-        let id = user.id.clone();
-        let cookie = sh.create(&user, crate::store::no_data());
-        res.headers_mut().append(SET_COOKIE, cookie);
-        res.extensions_mut().insert(AuthUser(id));
-        return;
+        let old = match &came {
+            Came::Live(s) => Some(s.0.key),
+            _ => None,
+        };
+        return Some(Work::Login { old, user });
     }
     let session = match came {
-        Came::Anonymous => return,
+        Came::Anonymous => return None,
         Came::Stale => {
             res.headers_mut().append(SET_COOKIE, sh.s.cookie.removal());
-            return;
+            return None;
         }
         Came::Live(s) => s,
     };
-    let (key, record) = (session.0.key, &session.0.record);
-    let pending = session.take();
-    if pending.logout {
-        sh.store.delete(&key);
-        res.headers_mut().append(SET_COOKIE, sh.s.cookie.removal());
-        return;
+    let mut pending = session.take();
+    if res.status().is_server_error() {
+        pending.changes.clear();
     }
-    if !pending.changes.is_empty() && !res.status().is_server_error() {
-        sh.store.update(&key, pending.changes);
+    if !pending.logout {
+        let id = session.0.record.user.id.clone();
+        res.extensions_mut().insert(AuthUser(id));
     }
-    if pending.rotate {
-        let now = sh.s.clock.now();
-        let data = (sh.store.load(&key, now, u64::MAX)).map_or(record.data.clone(), |r| r.data);
-        sh.store.delete(&key);
-        res.headers_mut()
-            .append(SET_COOKIE, sh.create(&record.user, data));
+    (!pending.is_empty()).then_some(Work::Session { session, pending })
+}
+
+impl Work {
+    /// Does the work in the store; the `Set-Cookie` that results. A store failure keeps the
+    /// handler's response: a login or a new id then sets no cookie, a logout still clears it.
+    async fn run(self, sh: &Shared) -> Option<HeaderValue> {
+        match self {
+            Work::Login { old, user } => {
+                if let Some(key) = old {
+                    sh.logged(sh.store.delete(&key).await);
+                }
+                sh.logged(sh.create(&user, crate::store::no_data()).await)
+            }
+            Work::Session { session, pending } => {
+                let key = session.0.key;
+                if pending.logout {
+                    sh.logged(sh.store.delete(&key).await);
+                    return Some(sh.s.cookie.removal());
+                }
+                if !pending.changes.is_empty() {
+                    sh.logged(sh.store.update(&key, &pending.changes).await);
+                }
+                if !pending.rotate {
+                    return None;
+                }
+                let now = sh.s.clock.now();
+                let data = match sh.logged(sh.store.load(&key, now, sh.s.timeouts).await)? {
+                    Some(r) => r.data,
+                    None => session.0.record.data.clone(),
+                };
+                let cookie = sh.logged(sh.create(&session.0.record.user, data).await)?;
+                sh.logged(sh.store.delete(&key).await);
+                Some(cookie)
+            }
+        }
     }
-    res.extensions_mut()
-        .insert(AuthUser(record.user.id.clone()));
+
+    /// The user a [`Login`] logs in.
+    fn login_user(&self) -> Option<Arc<str>> {
+        match self {
+            Work::Login { user, .. } => Some(user.id.clone()),
+            Work::Session { .. } => None,
+        }
+    }
+}
+
+/// The store work of a response, then the response with its cookie, type-erased so that
+/// [`ResponseFuture`] need not name the response body.
+fn finishing<B: Send + 'static>(
+    sh: Arc<Shared>,
+    work: Work,
+    mut res: Response<B>,
+) -> Pin<Box<dyn Future<Output = Box<dyn Any + Send>> + Send>> {
+    Box::pin(async move {
+        let user = work.login_user();
+        if let Some(cookie) = work.run(&sh).await {
+            res.headers_mut().append(SET_COOKIE, cookie);
+            if let Some(id) = user {
+                res.extensions_mut().insert(AuthUser(id));
+            }
+        }
+        Box::new(res) as Box<dyn Any + Send>
+    })
 }
 
 pin_project! {
@@ -204,12 +324,22 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F> {
+        // A store that answers later: loads the session, then calls the inner service.
+        Loading { fut: Pin<Box<dyn Future<Output = Loaded<F>> + Send>> },
         Inner { #[pin] fut: F, shared: Arc<Shared>, came: Came },
+        // The store work a response asked for; then the response (its body's type erased).
+        Finishing { fut: Pin<Box<dyn Future<Output = Box<dyn Any + Send>> + Send>> },
         // Boxed: a response is large, and every stack slot's future is as large as the
         // largest plugin's.
         Ready { res: Option<Box<Response<Bytes>>> },
         Own { fut: Pin<Box<dyn Future<Output = Response<Bytes>> + Send>> },
     }
+}
+
+/// What the [`State::Loading`] step ends in.
+enum Loaded<F> {
+    Call(F, Arc<Shared>, Came),
+    Refuse(Response<Bytes>),
 }
 
 impl<F> ResponseFuture<F> {
@@ -241,6 +371,7 @@ impl<F> ResponseFuture<F> {
 impl<F, B, E> PluginFuture for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Send + 'static,
 {
     type Body = PluginBody<B>;
     type Error = E;
@@ -251,19 +382,43 @@ where
         cx: &mut Context<'_>,
         wrap: impl FnOnce(PluginBody<B>) -> T,
     ) -> Poll<Result<Response<T>, E>> {
-        match self.project().state.project() {
-            StateProj::Inner { fut, shared, came } => {
-                let mut res = ready!(fut.poll(cx))?;
-                finish(shared, &mut res, std::mem::replace(came, Came::Anonymous));
-                Poll::Ready(Ok(res.map(|b| wrap(PluginBody::inner(b)))))
-            }
-            StateProj::Ready { res } => {
-                let res = res.take().expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok((*res).map(|b| wrap(PluginBody::full(b)))))
-            }
-            StateProj::Own { fut } => {
-                let res = ready!(fut.as_mut().poll(cx));
-                Poll::Ready(Ok(res.map(|b| wrap(PluginBody::full(b)))))
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Loading { fut } => match ready!(fut.as_mut().poll(cx)) {
+                    Loaded::Call(fut, shared, came) => {
+                        state.set(State::Inner { fut, shared, came });
+                    }
+                    Loaded::Refuse(res) => state.set(State::Ready {
+                        res: Some(Box::new(res)),
+                    }),
+                },
+                StateProj::Inner { fut, shared, came } => {
+                    let mut res = ready!(fut.poll(cx))?;
+                    let came = std::mem::replace(came, Came::Anonymous);
+                    match finish(shared, &mut res, came) {
+                        None => return Poll::Ready(Ok(res.map(|b| wrap(PluginBody::inner(b))))),
+                        Some(work) => {
+                            let fut = finishing(shared.clone(), work, res);
+                            state.set(State::Finishing { fut });
+                        }
+                    }
+                }
+                StateProj::Finishing { fut } => {
+                    let res = ready!(fut.as_mut().poll(cx));
+                    let Ok(res) = res.downcast::<Response<B>>() else {
+                        unreachable!("the finishing step returns the response it was given")
+                    };
+                    return Poll::Ready(Ok((*res).map(|b| wrap(PluginBody::inner(b)))));
+                }
+                StateProj::Ready { res } => {
+                    let res = res.take().expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok((*res).map(|b| wrap(PluginBody::full(b)))));
+                }
+                StateProj::Own { fut } => {
+                    let res = ready!(fut.as_mut().poll(cx));
+                    return Poll::Ready(Ok(res.map(|b| wrap(PluginBody::full(b)))));
+                }
             }
         }
     }

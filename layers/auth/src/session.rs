@@ -50,6 +50,13 @@ pub(crate) struct Pending {
     pub(crate) rotate: bool,
 }
 
+impl Pending {
+    /// Whether nothing was asked.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.changes.is_empty() && !self.logout && !self.rotate
+    }
+}
+
 /// The session of a logged-in request, in its extensions: its data, and what the handler
 /// asks of it (applied after the response: data only when it is not a 5xx, as
 /// tower-sessions does; a logout or a new id whatever the status).

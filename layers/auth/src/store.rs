@@ -1,11 +1,16 @@
-//! Where sessions live: the bounded, self-sweeping [`MemoryStore`].
+//! Where sessions live: the [`SessionStore`] contract, and the bounded, self-sweeping
+//! [`MemoryStore`] (the default, which the layer calls without a future).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
+
+use tower_plugins_core::BoxError;
 
 use crate::clock::Clock;
 use crate::keys::StoreKey;
@@ -14,26 +19,168 @@ use crate::users::User;
 /// One session, as stored: who logged in, when, when they were last seen, and the handler's
 /// data. Cloning it clones two `Arc`s, never the data; it is 32 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Record {
+pub struct Record {
     /// The user and their roles at login (shared by every session of the user).
-    pub(crate) user: Arc<User>,
+    pub user: Arc<User>,
     /// When the session was made (login), in seconds since the Unix epoch.
-    pub(crate) created: u64,
-    /// When it was last seen (written at most once per `touch_interval`).
-    pub(crate) last_seen: u64,
+    pub created: u64,
+    /// When it was last seen (written at most once per touch interval).
+    pub last_seen: u64,
     /// Values the handlers stored (`Session::insert`).
-    pub(crate) data: Arc<BTreeMap<String, String>>,
+    pub data: Arc<BTreeMap<String, String>>,
 }
 
 /// One change to a session's data, applied field by field (two handlers writing different
 /// fields at once both keep theirs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub(crate) enum Change {
+pub enum Change {
     /// Sets a field.
     Insert(String, String),
     /// Removes a field.
     Remove(String),
+}
+
+/// When sessions end, in seconds: `idle` after they were last seen, `absolute` after login
+/// whatever the activity; a read records activity when `touch` seconds have passed since the
+/// last one recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The idle timeout.
+    pub idle: u64,
+    /// The absolute timeout.
+    pub absolute: u64,
+    /// How often a read records activity.
+    pub touch: u64,
+}
+
+impl Timeouts {
+    /// Whether `r` has ended at `now`: idle past `idle`, or older than `absolute`.
+    pub fn expired(&self, r: &Record, now: u64) -> bool {
+        now > self.ends_at(r)
+    }
+
+    /// The last second `r` is alive, unless it is seen again: what a store's TTL is set to.
+    pub fn ends_at(&self, r: &Record) -> u64 {
+        (r.last_seen.saturating_add(self.idle)).min(r.created.saturating_add(self.absolute))
+    }
+
+    /// Whether a read at `now` records activity.
+    pub fn touch_due(&self, r: &Record, now: u64) -> bool {
+        now.saturating_sub(r.last_seen) >= self.touch
+    }
+}
+
+/// Why a store could not answer (Redis away, a timeout, a custom store's own failure).
+#[derive(Debug)]
+pub struct StoreError(BoxError);
+
+impl StoreError {
+    /// A failure of a custom store.
+    pub fn new(e: impl Into<BoxError>) -> Self {
+        StoreError(e.into())
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session store unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What a [`SessionStore`] operation returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where sessions live, for stores of your own (the memory store is built in; `redis` is a
+/// feature). Every operation is on one session, by its [`StoreKey`], and atomic: `update`
+/// writes only the fields it names and never brings back a deleted session.
+///
+/// The layer asks with the [`Timeouts`] each time: a store ends sessions by them (and may let
+/// a record's storage expire at [`Timeouts::ends_at`]).
+pub trait SessionStore: Send + Sync + 'static {
+    /// The live record under `key` at `now`: `None` when there is none or it has ended (and
+    /// is then removed). A read is activity: when [`Timeouts::touch_due`], `last_seen`
+    /// becomes `now` in the store and in the record returned.
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: u64,
+        timeouts: Timeouts,
+    ) -> StoreFuture<'a, Option<Record>>;
+
+    /// Stores a new session; `false` (and nothing written) when `key` is taken.
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        timeouts: Timeouts,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Applies `changes` to the data of the session under `key`, field by field; nothing when
+    /// there is no session (a write arriving after a logout must not bring it back).
+    fn update<'a>(&'a self, key: &'a StoreKey, changes: &'a [Change]) -> StoreFuture<'a, ()>;
+
+    /// Removes the session under `key`.
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()>;
+}
+
+/// The store of a layer: memory, called in place, or any other through its futures.
+#[derive(Clone)]
+pub(crate) enum Store {
+    Memory(Arc<MemoryStore>),
+    Remote(Arc<dyn SessionStore>),
+}
+
+impl Store {
+    pub(crate) async fn load(
+        &self,
+        key: &StoreKey,
+        now: u64,
+        t: Timeouts,
+    ) -> Result<Option<Record>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.load(key, now)),
+            Store::Remote(r) => r.load(key, now, t).await,
+        }
+    }
+
+    pub(crate) async fn create(
+        &self,
+        key: &StoreKey,
+        record: Record,
+        t: Timeouts,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.create(*key, record)),
+            Store::Remote(r) => r.create(key, &record, t).await,
+        }
+    }
+
+    pub(crate) async fn update(
+        &self,
+        key: &StoreKey,
+        changes: &[Change],
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.update(key, changes);
+                Ok(())
+            }
+            Store::Remote(r) => r.update(key, changes).await,
+        }
+    }
+
+    pub(crate) async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.delete(key);
+                Ok(())
+            }
+            Store::Remote(r) => r.delete(key).await,
+        }
+    }
 }
 
 /// Hashes a store key by its first 8 bytes: they are HMAC output, already uniform.
@@ -52,20 +199,6 @@ impl Hasher for KeyHasher {
 }
 
 type Shard = HashMap<StoreKey, Record, BuildHasherDefault<KeyHasher>>;
-
-/// The idle and absolute timeouts, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Timeouts {
-    pub(crate) idle: u64,
-    pub(crate) absolute: u64,
-}
-
-impl Timeouts {
-    /// Whether `r` has ended at `now`: idle past `idle`, or older than `absolute`.
-    pub(crate) fn expired(&self, r: &Record, now: u64) -> bool {
-        now > r.last_seen.saturating_add(self.idle) || now > r.created.saturating_add(self.absolute)
-    }
-}
 
 /// The memory store: at most `max_sessions` sessions in sharded maps, expired ones swept by
 /// the process's sweeper thread, so that nobody has a task to run. Anonymous requests never
@@ -144,8 +277,8 @@ impl MemoryStore {
     }
 
     /// The live record under `key`; an expired one is removed and `None`. A read is
-    /// activity: `last_seen` moves to `now` when it is `touch_every` seconds old or more.
-    pub(crate) fn load(&self, key: &StoreKey, now: u64, touch_every: u64) -> Option<Record> {
+    /// activity: `last_seen` moves to `now` when a touch is due.
+    pub(crate) fn load(&self, key: &StoreKey, now: u64) -> Option<Record> {
         let mut shard = lock(self.shard(key));
         let rec = shard.get_mut(key)?;
         if self.timeouts.expired(rec, now) {
@@ -153,7 +286,7 @@ impl MemoryStore {
             self.expired.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        if now.saturating_sub(rec.last_seen) >= touch_every {
+        if self.timeouts.touch_due(rec, now) {
             rec.last_seen = now;
         }
         Some(rec.clone())
@@ -172,7 +305,7 @@ impl MemoryStore {
         true
     }
 
-    pub(crate) fn update(&self, key: &StoreKey, changes: Vec<Change>) {
+    pub(crate) fn update(&self, key: &StoreKey, changes: &[Change]) {
         let mut shard = lock(self.shard(key));
         let Some(rec) = shard.get_mut(key) else {
             return;
@@ -181,10 +314,10 @@ impl MemoryStore {
         for c in changes {
             match c {
                 Change::Insert(k, v) => {
-                    data.insert(k, v);
+                    data.insert(k.clone(), v.clone());
                 }
                 Change::Remove(k) => {
-                    data.remove(&k);
+                    data.remove(k);
                 }
             }
         }
@@ -235,6 +368,41 @@ impl MemoryStore {
     }
 }
 
+/// The memory store answers at once, with the timeouts it was built with.
+impl SessionStore for MemoryStore {
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: u64,
+        _: Timeouts,
+    ) -> StoreFuture<'a, Option<Record>> {
+        Box::pin(std::future::ready(Ok(MemoryStore::load(self, key, now))))
+    }
+
+    fn create<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        record: &'a Record,
+        _: Timeouts,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(std::future::ready(Ok(MemoryStore::create(
+            self,
+            *key,
+            record.clone(),
+        ))))
+    }
+
+    fn update<'a>(&'a self, key: &'a StoreKey, changes: &'a [Change]) -> StoreFuture<'a, ()> {
+        MemoryStore::update(self, key, changes);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        MemoryStore::delete(self, key);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
 impl tower_plugins_core::Sweep for MemoryStore {
     fn sweep_if_due(&self, now: Instant) -> Instant {
         let mut next = lock(&self.next_sweep);
@@ -270,6 +438,7 @@ mod tests {
     const T: Timeouts = Timeouts {
         idle: 1800,
         absolute: 43_200,
+        touch: 0,
     };
 
     #[test]
@@ -284,15 +453,15 @@ mod tests {
         // Seen every 20 minutes: idle never ends it...
         for _ in 0..35 {
             clock.advance(Duration::from_secs(1200));
-            assert!(s.load(&key(1), clock.now(), 0).is_some());
+            assert!(s.load(&key(1), clock.now()).is_some());
         }
         // ... but 12 hours after login it ends whatever the activity.
         clock.advance(Duration::from_secs(1800));
-        assert!(s.load(&key(1), clock.now(), 0).is_none());
+        assert!(s.load(&key(1), clock.now()).is_none());
         assert!(s.create(key(2), record("bob", clock.now())));
         clock.advance(Duration::from_secs(1801));
         assert!(
-            s.load(&key(2), clock.now(), u64::MAX).is_none(),
+            s.load(&key(2), clock.now()).is_none(),
             "idle past 30 minutes"
         );
     }
@@ -301,13 +470,13 @@ mod tests {
     fn writes_are_per_field_and_a_deleted_session_stays_deleted() {
         let s = MemoryStore::new(100, T, Clock::Manual(ManualClock::new(5)));
         s.create(key(1), record("alice", 5));
-        s.update(&key(1), vec![Change::Insert("a".into(), "1".into())]);
-        s.update(&key(1), vec![Change::Insert("b".into(), "2".into())]);
-        let r = s.load(&key(1), 5, u64::MAX).unwrap();
+        s.update(&key(1), &[Change::Insert("a".into(), "1".into())]);
+        s.update(&key(1), &[Change::Insert("b".into(), "2".into())]);
+        let r = s.load(&key(1), 5).unwrap();
         assert_eq!(r.data.len(), 2);
         s.delete(&key(1));
-        s.update(&key(1), vec![Change::Insert("c".into(), "3".into())]);
-        assert!(s.load(&key(1), 5, u64::MAX).is_none());
+        s.update(&key(1), &[Change::Insert("c".into(), "3".into())]);
+        assert!(s.load(&key(1), 5).is_none());
     }
 
     #[test]
@@ -318,14 +487,11 @@ mod tests {
             for i in 0..100 {
                 let s = &s;
                 scope.spawn(move || {
-                    s.update(
-                        &key(1),
-                        vec![Change::Insert(format!("k{i}"), i.to_string())],
-                    );
+                    s.update(&key(1), &[Change::Insert(format!("k{i}"), i.to_string())]);
                 });
             }
         });
-        assert_eq!(s.load(&key(1), 5, u64::MAX).unwrap().data.len(), 100);
+        assert_eq!(s.load(&key(1), 5).unwrap().data.len(), 100);
         // A logout racing writes: whatever the order, the session stays gone once deleted.
         std::thread::scope(|scope| {
             scope.spawn(|| s.delete(&key(1)));
@@ -334,12 +500,12 @@ mod tests {
                 scope.spawn(move || {
                     s.update(
                         &key(1),
-                        vec![Change::Insert(format!("late{i}"), String::new())],
+                        &[Change::Insert(format!("late{i}"), String::new())],
                     );
                 });
             }
         });
-        assert!(s.load(&key(1), 5, u64::MAX).is_none());
+        assert!(s.load(&key(1), 5).is_none());
     }
 
     #[test]
@@ -356,12 +522,9 @@ mod tests {
         }
         assert!(s.len() <= 64);
         assert!(s.evicted_live() > 0);
+        assert!(s.load(&key(199), clock.now()).is_some(), "the newest stays");
         assert!(
-            s.load(&key(199), clock.now(), u64::MAX).is_some(),
-            "the newest stays"
-        );
-        assert!(
-            s.load(&key(0), clock.now(), u64::MAX).is_none(),
+            s.load(&key(0), clock.now()).is_none(),
             "the oldest went first"
         );
     }

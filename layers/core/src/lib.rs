@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "serde")]
+mod backend;
 mod body;
 mod bound;
 mod client_ip;
@@ -19,6 +21,9 @@ mod timing;
 mod token;
 mod values;
 
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use backend::BackendConfig;
 pub use body::PluginBody;
 pub use bound::{count_in, duration_in};
 pub use client_ip::{ClientIpConfig, ClientIpResolver, ForwardedHeader, parse_cidr};
@@ -30,7 +35,7 @@ pub use pattern::{PathPattern, PathSet};
 pub use plugin::{Plugin, PluginContext, PluginFuture};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{RedisConnection, redis_client};
+pub use redis::{RedisConnection, RedisSettings, redis_client};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use string_or::StringOr;

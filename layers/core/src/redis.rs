@@ -1,6 +1,7 @@
-//! [`RedisConnection`]: how every plugin that keeps state in Redis reaches it (rate_limit's
-//! buckets, and auth's sessions next). One lazily made, self-reconnecting connection per
-//! plugin, every call bounded by a timeout, failures counted and logged at most once a second.
+//! [`RedisSettings`] and [`RedisConnection`]: how every plugin that keeps state in Redis
+//! reaches it (rate_limit's buckets, auth's sessions). One lazily made, self-reconnecting
+//! connection per plugin, every call bounded by a timeout, failures counted and logged at most
+//! once a second.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,75 @@ pub fn redis_client(url: &str) -> Result<redis::Client, ConfigError> {
         )
         .with_hint("write it as \"redis://host:port\" (or \"redis://:password@host:port/db\")")
     })
+}
+
+/// Where and how to reach Redis: the server, the timeout of every call, and the prefix of
+/// every key (each plugin has its own default).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_plugins_core::RedisSettings;
+///
+/// let redis = RedisSettings::new("redis://127.0.0.1:6379")?
+///     .timeout(Duration::from_millis(50))
+///     .prefix("myapp:rl:");
+/// assert_eq!(redis.prefix_or("tower-plugins:rl:"), "myapp:rl:");
+/// assert!(RedisSettings::new("http://nope").is_err());
+/// # Ok::<(), tower_plugins_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    client: redis::Client,
+    timeout: Duration,
+    prefix: Option<String>,
+}
+
+impl RedisSettings {
+    /// The timeouts allowed: 1 ms to 60 s. A configured timeout outside is refused; one set
+    /// from code is brought within.
+    pub const TIMEOUTS: std::ops::RangeInclusive<Duration> =
+        Duration::from_millis(1)..=Duration::from_secs(60);
+
+    /// Parses the URL (`redis://`, `rediss://` or `redis+unix://`); connects on first use.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] ([`ProblemKind::InvalidValue`]) when the URL is malformed.
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
+        Ok(RedisSettings {
+            client: redis_client(url)?,
+            timeout: Duration::from_millis(100),
+            prefix: None,
+        })
+    }
+
+    /// The most a request waits for Redis (connecting included) before the plugin's failure
+    /// policy applies, within [`TIMEOUTS`](Self::TIMEOUTS). Default: 100 ms.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.clamp(*Self::TIMEOUTS.start(), *Self::TIMEOUTS.end());
+        self
+    }
+
+    /// The prefix of every key. Default: the plugin's own (`tower-plugins:rl:` for
+    /// rate_limit, `tower-plugins:s:` for auth).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// The prefix set, or the plugin's `default`.
+    pub fn prefix_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.prefix.as_deref().unwrap_or(default)
+    }
+
+    /// The timeout of every call.
+    pub fn call_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A connection for the plugin `what`, made on its first call.
+    pub fn connect(&self, what: &'static str) -> RedisConnection {
+        RedisConnection::new(self.client.clone(), self.timeout, what)
+    }
 }
 
 /// A connection to Redis, made on the first call (building a layer does no I/O), that

@@ -8,8 +8,8 @@ use http::Method;
 use ipnet::IpNet;
 use serde::Deserialize;
 use tower_plugins_core::{
-    ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems, Quota, StringOr,
-    count_in, duration_in, header_name, parse_cidr, parse_method, parse_quota,
+    BackendConfig, ClientIpResolver, ConfigError, HumanDuration, PathSet, ProblemKind, Problems,
+    Quota, count_in, duration_in, header_name, parse_cidr, parse_method, parse_quota,
 };
 
 use crate::{Count, KeySource, OnBackendError, RateLimitLayer, Rule, UnknownKey};
@@ -26,54 +26,6 @@ pub enum KeyConfig {
         /// The header's name.
         header: String,
     },
-}
-
-/// The backend as written in TOML: `"memory"` or
-/// `{ redis = "redis://127.0.0.1:6379", timeout = "100ms", prefix = "myapp:rl:" }` (an unknown
-/// key in the table is an error, as in every other table).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendConfig {
-    /// `"memory"`.
-    Named(String),
-    /// Redis.
-    Redis {
-        /// The server's URL.
-        redis: String,
-        /// The most a request waits for Redis. Default: `"100ms"`.
-        timeout: Option<HumanDuration>,
-        /// The key prefix. Default: `"tower-plugins:rl:"`.
-        prefix: Option<String>,
-    },
-}
-
-/// The Redis table, read with unknown keys refused (an untagged enum would ignore them).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RedisTable {
-    redis: String,
-    #[serde(default)]
-    timeout: Option<HumanDuration>,
-    #[serde(default)]
-    prefix: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for BackendConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match StringOr::<RedisTable>::deserialize(d)? {
-            StringOr::String(name) => BackendConfig::Named(name),
-            StringOr::Table(t) => BackendConfig::Redis {
-                redis: t.redis,
-                timeout: t.timeout,
-                prefix: t.prefix,
-            },
-        })
-    }
-}
-
-impl Default for BackendConfig {
-    fn default() -> Self {
-        BackendConfig::Named("memory".to_owned())
-    }
 }
 
 /// One `[[plugin.rules]]` entry.
@@ -417,46 +369,13 @@ impl RateLimitConfig {
     /// The Redis settings of `backend = { redis = ... }`, `None` for memory.
     #[cfg(feature = "redis")]
     fn backend(&self, p: &mut Problems) -> Option<crate::RedisSettings> {
-        match &self.backend {
-            BackendConfig::Named(n) => {
-                choice(p, "backend", n, &["memory"]);
-                None
-            }
-            BackendConfig::Redis {
-                redis: url,
-                timeout,
-                prefix,
-            } => {
-                let timeout = timeout.map(|t| {
-                    let range = crate::RedisSettings::TIMEOUTS;
-                    p.check("backend.timeout", duration_in(t.get(), range))
-                });
-                let mut r = p.check("backend.redis", crate::RedisSettings::new(url))?;
-                if let Some(t) = timeout {
-                    r = r.timeout(t?);
-                }
-                if let Some(pre) = prefix {
-                    r = r.prefix(pre.clone());
-                }
-                Some(r)
-            }
-        }
+        self.backend.redis_settings(p, "backend")
     }
 
     /// Without the `redis` feature, only `"memory"`.
     #[cfg(not(feature = "redis"))]
     fn backend(&self, p: &mut Problems) {
-        match &self.backend {
-            BackendConfig::Named(n) => {
-                choice(p, "backend", n, &["memory"]);
-            }
-            BackendConfig::Redis { .. } => p.push(
-                ProblemKind::InvalidValue,
-                "backend.redis",
-                "this build has no Redis backend: enable the `redis` feature of \
-                 tower-plugins-rate-limit (`rate-limit-redis` in tower-plugins)",
-            ),
-        }
+        self.backend.memory_only(p, "backend", "rate-limit-redis");
     }
 }
 

@@ -207,7 +207,7 @@ impl RateLimitLayer {
     /// Keeps the buckets in Redis, shared by every instance of the application.
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub fn redis(self, redis: crate::redis::RedisSettings) -> Self {
+    pub fn redis(self, redis: crate::RedisSettings) -> Self {
         self.map(|s| s.redis = Some(redis))
     }
 

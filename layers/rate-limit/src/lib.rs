@@ -20,18 +20,20 @@ mod store;
 pub use clock::ManualClock;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use config::{BackendConfig, KeyConfig, RateLimitConfig, RuleConfig};
+pub use config::{KeyConfig, RateLimitConfig, RuleConfig};
 pub use key::{KeyRequest, KeySource, MAX_KEY_LEN, RateKey, UnknownKey};
 pub use layer::RateLimitLayer;
 pub use limiter::Limiter;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::RedisSettings;
 pub use service::{RateLimit, ResponseFuture};
 pub use settings::{
     Count, DEFAULT_MAX_KEYS, MAX_KEYS, OnBackendError, RateLimitStats, RejectReason, Rejection,
     Rule,
 };
+#[cfg(feature = "serde")]
+pub use tower_plugins_core::BackendConfig;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use tower_plugins_core::RedisSettings;
 
 #[cfg(test)]
 mod tests;

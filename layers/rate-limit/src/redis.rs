@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use tower_plugins_core::{ConfigError, RedisConnection};
+use tower_plugins_core::{RedisConnection, RedisSettings};
 
 use crate::key::Key;
 
@@ -71,59 +71,8 @@ out[n + 2] = now
 return out
 ";
 
-/// Where and how to reach Redis.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_plugins_rate_limit::RedisSettings;
-///
-/// let redis = RedisSettings::new("redis://127.0.0.1:6379")?
-///     .timeout(Duration::from_millis(50))
-///     .prefix("myapp:rl:");
-/// assert!(RedisSettings::new("http://nope").is_err());
-/// # Ok::<(), tower_plugins_core::ConfigError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct RedisSettings {
-    client: redis::Client,
-    timeout: Duration,
-    prefix: String,
-}
-
-impl RedisSettings {
-    /// The timeouts allowed: 1 ms to 60 s. A configured timeout outside is refused; one set
-    /// from code is brought within.
-    pub const TIMEOUTS: std::ops::RangeInclusive<Duration> =
-        Duration::from_millis(1)..=Duration::from_secs(60);
-
-    /// Parses the URL (`redis://`, `rediss://` or `redis+unix://`); connects on first use.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] ([`ProblemKind::InvalidValue`](tower_plugins_core::ProblemKind::InvalidValue)) when the URL is malformed.
-    pub fn new(url: &str) -> Result<Self, ConfigError> {
-        let client = tower_plugins_core::redis_client(url)?;
-        Ok(RedisSettings {
-            client,
-            timeout: Duration::from_millis(100),
-            prefix: "tower-plugins:rl:".to_owned(),
-        })
-    }
-
-    /// The most a request waits for Redis (connecting included) before the
-    /// [`OnBackendError`](crate::OnBackendError) policy applies, within
-    /// [`TIMEOUTS`](Self::TIMEOUTS). Default: 100 ms.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.clamp(*Self::TIMEOUTS.start(), *Self::TIMEOUTS.end());
-        self
-    }
-
-    /// The prefix of every key (then the rule's name, then the key). Default:
-    /// `tower-plugins:rl:`.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-}
+/// The prefix of every key unless the settings name another.
+const DEFAULT_PREFIX: &str = "tower-plugins:rl:";
 
 /// The connection and the script, shared by every clone. It knows nothing of rules: callers
 /// give it the keys and figures of one call.
@@ -133,7 +82,8 @@ pub(crate) struct RedisBackend {
 }
 
 struct Inner {
-    settings: RedisSettings,
+    prefix: String,
+    timeout: Duration,
     /// The connection, its timeout, and its failures counted and logged (core's).
     conn: RedisConnection,
     script: redis::Script,
@@ -163,8 +113,9 @@ impl RedisBackend {
     pub(crate) fn new(settings: &RedisSettings) -> Self {
         RedisBackend {
             inner: Arc::new(Inner {
-                settings: settings.clone(),
-                conn: RedisConnection::new(settings.client.clone(), settings.timeout, "rate_limit"),
+                prefix: settings.prefix_or(DEFAULT_PREFIX).to_owned(),
+                timeout: settings.call_timeout(),
+                conn: settings.connect("rate_limit"),
                 script: redis::Script::new(SCRIPT),
                 offset: AtomicI64::new(i64::MIN),
             }),
@@ -221,7 +172,7 @@ impl Inner {
         if op != "check" || offset == i64::MIN {
             return 0;
         }
-        let timeout = i64::try_from(self.settings.timeout.as_micros()).unwrap_or(i64::MAX);
+        let timeout = i64::try_from(self.timeout.as_micros()).unwrap_or(i64::MAX);
         mono_micros()
             .saturating_add(offset)
             .saturating_add(timeout)
@@ -241,8 +192,8 @@ impl Inner {
     }
 
     fn key_bytes(&self, rule: &str, key: &Key) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.settings.prefix.len() + rule.len() + 24);
-        out.extend_from_slice(self.settings.prefix.as_bytes());
+        let mut out = Vec::with_capacity(self.prefix.len() + rule.len() + 24);
+        out.extend_from_slice(self.prefix.as_bytes());
         out.extend_from_slice(rule.as_bytes());
         out.push(b':');
         key.write_redis(&mut out);

@@ -206,7 +206,7 @@ pub(crate) struct Settings {
     pub(crate) on_backend_error: OnBackendError,
     pub(crate) on_reject: Option<OnReject>,
     #[cfg(feature = "redis")]
-    pub(crate) redis: Option<crate::redis::RedisSettings>,
+    pub(crate) redis: Option<crate::RedisSettings>,
 }
 
 /// The default cap on keys per rule.
