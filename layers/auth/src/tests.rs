@@ -484,3 +484,172 @@ async fn failed_logins_are_throttled_per_user_and_a_success_costs_nothing() {
         StatusCode::SEE_OTHER
     );
 }
+
+/// A store that answers later (each call yields to the runtime first), over a memory store,
+/// and can fail: everything (`DOWN`) or only writes (`WRITES_DOWN`).
+#[derive(Clone)]
+struct Flaky {
+    inner: std::sync::Arc<crate::MemoryStore>,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+const UP: u8 = 0;
+const DOWN: u8 = 1;
+const WRITES_DOWN: u8 = 2;
+
+impl Flaky {
+    fn new(clock: &ManualClock) -> Self {
+        let t = crate::Timeouts {
+            idle: 1800,
+            absolute: 43_200,
+            touch: 60,
+        };
+        let clock = crate::clock::Clock::Manual(clock.clone());
+        Flaky {
+            inner: crate::MemoryStore::new(1000, t, clock),
+            mode: Default::default(),
+        }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn check(&self, write: bool) -> Result<(), crate::StoreError> {
+        tokio::task::yield_now().await;
+        match self.mode.load(std::sync::atomic::Ordering::Relaxed) {
+            DOWN => Err(crate::StoreError::new("down")),
+            WRITES_DOWN if write => Err(crate::StoreError::new("read-only")),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl crate::SessionStore for Flaky {
+    fn load<'a>(
+        &'a self,
+        key: &'a crate::StoreKey,
+        now: u64,
+        _: crate::Timeouts,
+    ) -> crate::StoreFuture<'a, Option<crate::Record>> {
+        Box::pin(async move {
+            self.check(false).await?;
+            Ok(self.inner.load(key, now))
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        key: &'a crate::StoreKey,
+        r: &'a crate::Record,
+        _: crate::Timeouts,
+    ) -> crate::StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.check(true).await?;
+            Ok(self.inner.create(*key, r.clone()))
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: &'a crate::StoreKey,
+        changes: &'a [crate::Change],
+    ) -> crate::StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.check(true).await?;
+            self.inner.update(key, changes);
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a crate::StoreKey) -> crate::StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.check(true).await?;
+            self.inner.delete(key);
+            Ok(())
+        })
+    }
+}
+
+fn logout_post(cookie: &str) -> Request<Full<Bytes>> {
+    Request::post("/auth/logout")
+        .header(COOKIE, cookie)
+        .header("sec-fetch-site", "same-origin")
+        .body(Full::default())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_store_that_answers_later_keeps_every_behaviour() {
+    let clock = ManualClock::new(1_000_000);
+    let store = Flaky::new(&clock);
+    let l = layer(&clock).store(store.clone());
+    let cookie = log_in(&l, "alice", "right").await;
+    let a = send(&l, get("/account", Some(&cookie))).await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::OK, "alice"));
+    assert_eq!(a.user.as_deref(), Some("alice"));
+    assert!(a.headers.get(SET_COOKIE).is_none(), "no rolling Set-Cookie");
+    send(&l, get("/set", Some(&cookie))).await;
+    assert_eq!(send(&l, get("/get", Some(&cookie))).await.body, "dark");
+    let rotated = send(&l, get("/rotate", Some(&cookie))).await.cookie().unwrap();
+    assert_eq!(send(&l, get("/get", Some(&rotated))).await.body, "dark");
+    assert_eq!(send(&l, get("/", Some(&cookie))).await.body, "anonymous");
+    let sso = send(&l, get("/sso", Some(&rotated))).await;
+    assert_eq!(sso.user.as_deref(), Some("carol"));
+    let carol = sso.cookie().unwrap();
+    assert_eq!(send(&l, get("/", Some(&carol))).await.body, "carol");
+    assert_eq!(send(&l, get("/", Some(&rotated))).await.body, "anonymous");
+    let a = send(&l, get("/bye", Some(&carol))).await;
+    assert!(a.clears_cookie());
+    assert_eq!(send(&l, get("/", Some(&carol))).await.body, "anonymous");
+    let alice = log_in(&l, "alice", "right").await;
+    assert!(send(&l, logout_post(&alice)).await.clears_cookie());
+    assert_eq!(send(&l, get("/", Some(&alice))).await.body, "anonymous");
+    assert!(store.inner.is_empty(), "every session ended in the store");
+    assert_eq!(l.store_errors(), 0);
+}
+
+#[tokio::test]
+async fn a_failing_store_follows_on_store_error_and_keeps_the_handlers_answers() {
+    let clock = ManualClock::new(1_000_000);
+    let store = Flaky::new(&clock);
+    let deny = layer(&clock).store(store.clone());
+    let anonymous = deny
+        .clone()
+        .on_store_error(crate::OnStoreError::Anonymous);
+    let cookie = log_in(&deny, "alice", "right").await;
+    store.set(DOWN);
+    // Open paths go on, anonymous, with the cookie kept for when the store is back.
+    let a = send(&deny, get("/", Some(&cookie))).await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::OK, "anonymous"));
+    assert!(a.headers.get(SET_COOKIE).is_none());
+    let a = send(&deny, get("/account", Some(&cookie))).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.headers["retry-after"], "1");
+    assert_eq!(a.headers["content-type"], "application/problem+json");
+    let a = send(&anonymous, get("/account", Some(&cookie))).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "as if logged out");
+    let a = send(&anonymous, get("/api/me", Some(&cookie))).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let a = send(&deny, login_form("username=bob&password=hunter22", None)).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "a login needs the store");
+    assert!(a.headers.get(SET_COOKIE).is_none());
+    assert!(send(&deny, logout_post("__Host-id=x")).await.clears_cookie());
+    assert_eq!(deny.store_errors(), 3, "two reads and a login");
+
+    // Writes failing after the handler answered: its answer stands, without a cookie that
+    // would name no session.
+    store.set(WRITES_DOWN);
+    let a = send(&deny, get("/set", Some(&cookie))).await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::OK, "alice"));
+    let a = send(&deny, get("/rotate", Some(&cookie))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.cookie().is_none(), "no new id without its session");
+    let a = send(&deny, get("/sso", None)).await;
+    assert_eq!((a.status, a.cookie()), (StatusCode::OK, None));
+    assert!(send(&deny, get("/bye", Some(&cookie))).await.clears_cookie());
+
+    // Back: the session made before the outage is still there.
+    store.set(UP);
+    assert_eq!(send(&deny, get("/account", Some(&cookie))).await.body, "alice");
+}
