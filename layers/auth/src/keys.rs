@@ -49,6 +49,11 @@ impl fmt::Debug for Id {
 pub struct StoreKey(pub(crate) [u8; 16]);
 
 impl StoreKey {
+    /// The key of these 16 bytes (for tests of a store; the layer makes keys from cookies).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        StoreKey(bytes)
+    }
+
     /// Its 16 bytes (a custom store's key; they name no cookie).
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0

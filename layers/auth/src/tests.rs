@@ -591,7 +591,10 @@ async fn a_store_that_answers_later_keeps_every_behaviour() {
     assert!(a.headers.get(SET_COOKIE).is_none(), "no rolling Set-Cookie");
     send(&l, get("/set", Some(&cookie))).await;
     assert_eq!(send(&l, get("/get", Some(&cookie))).await.body, "dark");
-    let rotated = send(&l, get("/rotate", Some(&cookie))).await.cookie().unwrap();
+    let rotated = send(&l, get("/rotate", Some(&cookie)))
+        .await
+        .cookie()
+        .unwrap();
     assert_eq!(send(&l, get("/get", Some(&rotated))).await.body, "dark");
     assert_eq!(send(&l, get("/", Some(&cookie))).await.body, "anonymous");
     let sso = send(&l, get("/sso", Some(&rotated))).await;
@@ -614,9 +617,7 @@ async fn a_failing_store_follows_on_store_error_and_keeps_the_handlers_answers()
     let clock = ManualClock::new(1_000_000);
     let store = Flaky::new(&clock);
     let deny = layer(&clock).store(store.clone());
-    let anonymous = deny
-        .clone()
-        .on_store_error(crate::OnStoreError::Anonymous);
+    let anonymous = deny.clone().on_store_error(crate::OnStoreError::Anonymous);
     let cookie = log_in(&deny, "alice", "right").await;
     store.set(DOWN);
     // Open paths go on, anonymous, with the cookie kept for when the store is back.
@@ -632,9 +633,17 @@ async fn a_failing_store_follows_on_store_error_and_keeps_the_handlers_answers()
     let a = send(&anonymous, get("/api/me", Some(&cookie))).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     let a = send(&deny, login_form("username=bob&password=hunter22", None)).await;
-    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "a login needs the store");
+    assert_eq!(
+        a.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a login needs the store"
+    );
     assert!(a.headers.get(SET_COOKIE).is_none());
-    assert!(send(&deny, logout_post("__Host-id=x")).await.clears_cookie());
+    assert!(
+        send(&deny, logout_post("__Host-id=x"))
+            .await
+            .clears_cookie()
+    );
     assert_eq!(deny.store_errors(), 3, "two reads and a login");
 
     // Writes failing after the handler answered: its answer stands, without a cookie that
@@ -647,9 +656,16 @@ async fn a_failing_store_follows_on_store_error_and_keeps_the_handlers_answers()
     assert!(a.cookie().is_none(), "no new id without its session");
     let a = send(&deny, get("/sso", None)).await;
     assert_eq!((a.status, a.cookie()), (StatusCode::OK, None));
-    assert!(send(&deny, get("/bye", Some(&cookie))).await.clears_cookie());
+    assert!(
+        send(&deny, get("/bye", Some(&cookie)))
+            .await
+            .clears_cookie()
+    );
 
     // Back: the session made before the outage is still there.
     store.set(UP);
-    assert_eq!(send(&deny, get("/account", Some(&cookie))).await.body, "alice");
+    assert_eq!(
+        send(&deny, get("/account", Some(&cookie))).await.body,
+        "alice"
+    );
 }

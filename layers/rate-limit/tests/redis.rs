@@ -9,81 +9,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tower_plugins_core::parse_quota;
 use tower_plugins_rate_limit::{Count, OnBackendError, RateLimitLayer, RedisSettings, Rule};
 
 mod support;
 use support::{req_from, status_of};
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// A connection for the test's own commands, or `None` (after saying why) when there is no
-/// server and none is required.
-async fn admin() -> Option<redis::aio::MultiplexedConnection> {
-    let conn = async {
-        let client = redis::Client::open(redis_url())?;
-        client.get_multiplexed_async_connection().await
-    };
-    match tokio::time::timeout(Duration::from_secs(3), conn).await {
-        Ok(Ok(c)) => Some(c),
-        other => {
-            let why = match other {
-                Ok(Err(e)) => e.to_string(),
-                _ => "timed out".to_owned(),
-            };
-            if std::env::var("TOWER_PLUGINS_REQUIRE_REDIS").as_deref() == Ok("1") {
-                panic!(
-                    "Redis is required (TOWER_PLUGINS_REQUIRE_REDIS=1) but {} is not reachable: {why}",
-                    redis_url()
-                );
-            }
-            eprintln!("SKIPPED: no Redis at {} ({why})", redis_url());
-            None
-        }
-    }
-}
-
-/// A key prefix of this test run's own, and a guard deleting its keys at the end.
-struct Prefix {
-    prefix: String,
-    conn: redis::aio::MultiplexedConnection,
-}
-
-impl Prefix {
-    fn new(conn: &redis::aio::MultiplexedConnection, test: &str) -> Self {
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Prefix {
-            prefix: format!("tower-plugins-test:{test}:{}:{nonce}:", std::process::id()),
-            conn: conn.clone(),
-        }
-    }
-
-    async fn keys(&mut self) -> Vec<String> {
-        redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query_async(&mut self.conn)
-            .await
-            .unwrap()
-    }
-
-    async fn cleanup(mut self) {
-        let keys = self.keys().await;
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut self.conn)
-                .await
-                .unwrap();
-        }
-    }
-}
+#[path = "../../../tests/support/redis.rs"]
+mod redis_server;
+use redis_server::{Prefix, Proxy, admin, redis_addr, redis_url};
 
 fn layer(prefix: &str, url: &str, quota: &str) -> RateLimitLayer {
     RateLimitLayer::new(parse_quota(quota).unwrap()).redis(
@@ -200,65 +135,6 @@ async fn failures_rules_in_redis_count_only_error_answers() {
     p.cleanup().await;
 }
 
-/// A TCP forwarder to Redis on a port of the test's own, which the test can close and
-/// reopen on the same port.
-struct Proxy {
-    port: u16,
-    target: SocketAddr,
-    tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Self {
-        let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = probe.local_addr().unwrap().port();
-        drop(probe);
-        let p = Proxy {
-            port,
-            target,
-            tasks: Default::default(),
-        };
-        p.open();
-        p
-    }
-
-    fn open(&self) {
-        let sock = TcpSocket::new_v4().unwrap();
-        sock.set_reuseaddr(true).unwrap();
-        sock.bind(([127, 0, 0, 1], self.port).into()).unwrap();
-        let listener = sock.listen(64).unwrap();
-        let target = self.target;
-        let tasks = self.tasks.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    return;
-                };
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                tasks.lock().unwrap().push(conn);
-            }
-        });
-        self.tasks.lock().unwrap().push(accept);
-    }
-
-    /// Stops listening and cuts every forwarded connection.
-    async fn close(&self) {
-        let tasks: Vec<_> = self.tasks.lock().unwrap().drain(..).collect();
-        for t in tasks {
-            t.abort();
-            let _ = t.await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
 /// A TCP forwarder to Redis that can stall: while stalled it holds every byte, in both
 /// directions, and forwards them when it resumes, as a Redis paused by `SIGSTOP` or a GC-like
 /// stall would answer them late.
@@ -355,24 +231,6 @@ async fn checks_abandoned_during_a_stall_spend_nothing_when_redis_resumes() {
     }
     assert_eq!(statuses, [200, 200, 200, 200, 429]);
     p.cleanup().await;
-}
-
-async fn redis_addr() -> SocketAddr {
-    let url = redis_url();
-    let hostport = url
-        .trim_start_matches("redis://")
-        .rsplit('@')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    tokio::net::lookup_host(hostport)
-        .await
-        .unwrap()
-        .next()
-        .unwrap()
 }
 
 async fn outage(policy: OnBackendError, expect_down: StatusCode) {
