@@ -85,3 +85,48 @@ async fn the_demo_logs_a_user_in_and_out() {
     let (head, _) = get(addr, "/api/me", &[("cookie", &cookie)]).await;
     assert_eq!(head.status, 401, "the session ended on the server");
 }
+
+#[cfg(feature = "auth-redis")]
+#[path = "support/redis.rs"]
+mod redis_server;
+
+/// The demo's stack with its sessions in Redis under `prefix`, and a fixed secret.
+#[cfg(feature = "auth-redis")]
+fn demo_on_redis(prefix: &str) -> tower_plugins::PluginStack {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plugins.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let store = format!(
+        "secret = \"a shared secret every instance of the app is given\"\n\
+         store = {{ redis = \"{}\", prefix = \"{prefix}\" }}",
+        redis_server::redis_url()
+    );
+    let text = text.replace("secret = \"${SESSION_SECRET:-generate}\"", &store);
+    tower_plugins::PluginStack::from_toml_str(&text).expect("the demo config on Redis is valid")
+}
+
+/// Two instances of the demo sharing Redis: a login on one is a session on the other, and a
+/// logout on the other ends it for both.
+#[cfg(feature = "auth-redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_redis_share_sessions() {
+    let Some(conn) = redis_server::admin().await else {
+        return;
+    };
+    let prefix = redis_server::Prefix::new(&conn, "demo-sessions");
+    let one = spawn_axum(app::router().layer(demo_on_redis(&prefix.prefix).layer())).await;
+    let two = spawn_axum(app::router().layer(demo_on_redis(&prefix.prefix).layer())).await;
+    let form = "username=demo&password=demo-password";
+    let (head, _) = send(one.addr, post(one.addr, "/auth/login", form, None)).await;
+    assert_eq!(head.status, 303);
+    let set = head.headers["set-cookie"].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+
+    let (head, body) = get(two.addr, "/api/me", &[("cookie", &cookie)]).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(&body[..], br#"{"roles":[],"user":"demo"}"#);
+    let (head, _) = send(two.addr, post(two.addr, "/auth/logout", "", Some(&cookie))).await;
+    assert_eq!(head.status, 303);
+    let (head, _) = get(one.addr, "/api/me", &[("cookie", &cookie)]).await;
+    assert_eq!(head.status, 401, "logged out everywhere");
+    prefix.cleanup().await;
+}

@@ -427,6 +427,8 @@ use = "auth"
 secret = "changeme"
 idle_timeout = "13h"
 touch_interval = "2h"
+store = { redis = "http://cache", timeout = "5m" }
+on_store_error = "allow"
 
 [plugin.cookie]
 secure = false
@@ -450,7 +452,7 @@ unauthenticated = "sometimes"
         .collect();
     let has = |key: &str, line: usize| found.iter().any(|(k, l)| k == key && *l == Some(line));
     assert!(
-        has("users.bob.role", 17),
+        has("users.bob.role", 19),
         "an unknown key in a user's table: {e}"
     );
     let e = err(&text.replace(", role = [\"x\"]", ""));
@@ -460,13 +462,16 @@ unauthenticated = "sometimes"
     let has = |key: &str, line: usize| found.iter().any(|(k, l)| k == key && *l == Some(line));
     for (key, line) in [
         ("secret", 3),
-        ("cookie.same_site", 9),
-        ("cookie.secure", 8),
-        ("login.after_login", 12),
-        ("login.max_body", 13),
-        ("users.alice", 16),
-        ("users.bob", 17),
-        ("rules[0].unauthenticated", 21),
+        ("store.redis", 6),
+        ("store.timeout", 6),
+        ("on_store_error", 7),
+        ("cookie.same_site", 11),
+        ("cookie.secure", 10),
+        ("login.after_login", 14),
+        ("login.max_body", 15),
+        ("users.alice", 18),
+        ("users.bob", 19),
+        ("rules[0].unauthenticated", 23),
     ] {
         assert!(has(key, line), "{key} at line {line} missing: {e}");
     }
