@@ -20,6 +20,9 @@ use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_plugins::core::Quota;
 use tower_plugins::rate_limit::{RateLimitLayer, RedisSettings};
 
+#[path = "support.rs"]
+mod support;
+
 const ROUNDS: usize = 10;
 const PER_ROUND: usize = 2_000;
 
@@ -46,38 +49,12 @@ where
     took
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; a filter that does not name this bench skips it.
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    if !filter.is_empty()
-        && !filter
-            .iter()
-            .any(|f| "rate_limit_redis".contains(f.as_str()))
-    {
+    if !support::selected("rate_limit_redis") {
         return;
     }
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = redis::Client::open(url.as_str()).unwrap();
-        let Ok(Ok(mut admin)) = tokio::time::timeout(
-            Duration::from_secs(3),
-            client.get_multiplexed_async_connection(),
-        )
-        .await
-        else {
-            println!("rate_limit_redis: SKIPPED, no Redis at {url}");
+    support::runtime().block_on(async {
+        let Some((url, mut admin)) = support::redis_admin("rate_limit_redis").await else {
             return;
         };
         let prefix = format!("tower-plugins-bench:{}:", std::process::id());
@@ -110,17 +87,7 @@ fn main() {
         r.sort();
         ping.sort();
         println!("rate_limit_redis: {} requests each, one at a time, loopback Redis at {url}", m.len());
-        println!("{:<8} {:>12} {:>12} {:>12} {:>14}", "", "memory", "redis", "added", "PING alone");
-        for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999)] {
-            let (a, b) = (pct(&m, p), pct(&r, p));
-            println!(
-                "{name:<8} {:>10.1}us {:>10.1}us {:>10.1}us {:>12.1}us",
-                a.as_secs_f64() * 1e6,
-                b.as_secs_f64() * 1e6,
-                b.saturating_sub(a).as_secs_f64() * 1e6,
-                pct(&ping, p).as_secs_f64() * 1e6
-            );
-        }
+        support::print_percentiles(&[("memory", &m), ("redis", &r), ("PING alone", &ping)]);
 
         // What a key costs in Redis: 10,000 distinct clients, then MEMORY USAGE and the
         // server's own used_memory.

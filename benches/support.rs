@@ -77,3 +77,60 @@ where
     black_box(parts.headers.len());
     black_box(body.collect().await.unwrap().to_bytes());
 }
+
+/// Whether a bench named `name` runs: `cargo bench` passes `--bench`, and a filter that does
+/// not name this bench skips it.
+pub fn selected(name: &str) -> bool {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))
+}
+
+/// The server at `REDIS_URL` (default `redis://127.0.0.1:6379`) and a connection of the
+/// bench's own, or `None` after saying the bench `name` is skipped.
+pub async fn redis_admin(name: &str) -> Option<(String, redis::aio::MultiplexedConnection)> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let client = redis::Client::open(url.as_str()).ok()?;
+    let conn = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        client.get_multiplexed_async_connection(),
+    );
+    match conn.await {
+        Ok(Ok(c)) => Some((url, c)),
+        _ => {
+            println!("{name}: SKIPPED, no Redis at {url}");
+            None
+        }
+    }
+}
+
+/// The sample at percentile `p` (0 to 1) of `sorted`.
+pub fn pct(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// Prints p50 to p99.9 of each sorted column, then what the second adds to the first.
+pub fn print_percentiles(columns: &[(&str, &[std::time::Duration])]) {
+    let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+    print!("{:<8}", "");
+    for (name, _) in columns {
+        print!(" {name:>14}");
+    }
+    println!(" {:>14}", "added");
+    for (label, p) in [
+        ("p50", 0.50),
+        ("p90", 0.90),
+        ("p99", 0.99),
+        ("p99.9", 0.999),
+    ] {
+        print!("{label:<8}");
+        for (_, col) in columns {
+            print!(" {:>12.1}us", us(pct(col, p)));
+        }
+        let added = pct(columns[1].1, p).saturating_sub(pct(columns[0].1, p));
+        println!(" {:>12.1}us", us(added));
+    }
+}
