@@ -7,6 +7,7 @@ mod body;
 mod bound;
 mod client_ip;
 mod error;
+mod grpc;
 mod guard;
 mod human;
 mod json;
@@ -28,6 +29,10 @@ pub use body::PluginBody;
 pub use bound::{count_in, duration_in};
 pub use client_ip::{ClientIpConfig, ClientIpResolver, ForwardedHeader, parse_cidr};
 pub use error::{ConfigError, ConfigProblem, Location, PluginRef, ProblemKind, Problems, join_key};
+pub use grpc::{
+    GRPC_MESSAGE, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcCode, grpc_content_type, grpc_refusal,
+    refusal_for,
+};
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use json::write_json_str;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use tower_plugins_core::write_json_str;
+use tower_plugins_core::{GRPC_RETRY_PUSHBACK_MS, grpc_refusal, write_json_str};
 
 use crate::engine::{Compiled, Engine, FirstInline, ceil_secs};
 use crate::header_values::{
@@ -19,9 +19,10 @@ use crate::settings::{RejectReason, Rejection};
 const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
 
 /// What the backend decided.
-pub(crate) enum Verdict {
+pub(crate) enum Verdict<R = Response<Bytes>> {
     Admit(Report),
-    Refuse(Response<Bytes>),
+    /// The answer (or, before it is known whether the caller speaks gRPC, a [`Refused`]).
+    Refuse(R),
 }
 
 /// Units given back when a `count = "failures"` request succeeds.
@@ -142,6 +143,31 @@ impl Report {
     }
 }
 
+/// A refused request's answer, with what a gRPC caller is told instead of its body.
+pub(crate) struct Refused {
+    res: Response<Bytes>,
+    detail: String,
+    retry_ms: u64,
+}
+
+impl Refused {
+    /// The answer: as built for plain HTTP, or trailers-only for a gRPC call (whose
+    /// `content-type` is `grpc`): `RESOURCE_EXHAUSTED` with `grpc-retry-pushback-ms` beside
+    /// `Retry-After`, or `UNAVAILABLE` when the backend could not decide.
+    pub(crate) fn answer(self, grpc: Option<&HeaderValue>) -> Response<Bytes> {
+        let Some(ct) = grpc else {
+            return self.res;
+        };
+        let limited = self.res.status() == StatusCode::TOO_MANY_REQUESTS;
+        let mut res = grpc_refusal(ct, self.res, &self.detail);
+        if limited {
+            res.headers_mut()
+                .insert(GRPC_RETRY_PUSHBACK_MS, int_value(self.retry_ms));
+        }
+        res
+    }
+}
+
 /// The answer to a refused request.
 pub(crate) fn refusal(
     e: &Engine,
@@ -149,10 +175,17 @@ pub(crate) fn refusal(
     reason: RejectReason,
     wait_ns: u64,
     reset_ns: u64,
-) -> Response<Bytes> {
+) -> Refused {
     let retry = ceil_secs(wait_ns).max(1);
     let policy = rule.map_or("", |r| &r.name);
     let limit = rule.map_or(0, |r| r.burst);
+    let detail = match reason {
+        RejectReason::Limited => format!("rate limit {policy:?} exceeded; retry in {retry} s"),
+        RejectReason::NoKey => format!("rate limit {policy:?} needs a key this request lacks"),
+        RejectReason::BackendUnavailable => {
+            "the rate limiter cannot decide now; retry shortly".to_owned()
+        }
+    };
     let mut res = match &e.on_reject {
         Some(f) => f(&Rejection {
             policy: policy.to_owned(),
@@ -165,38 +198,7 @@ pub(crate) fn refusal(
                 RejectReason::BackendUnavailable => StatusCode::SERVICE_UNAVAILABLE,
                 RejectReason::Limited | RejectReason::NoKey => StatusCode::TOO_MANY_REQUESTS,
             };
-            let mut body = Vec::with_capacity(200);
-            body.extend_from_slice(b"{\"type\":\"about:blank\",\"title\":");
-            write_json_str(
-                &mut body,
-                status.canonical_reason().unwrap_or("").as_bytes(),
-            );
-            body.extend_from_slice(b",\"status\":");
-            body.extend_from_slice(itoa::Buffer::new().format(status.as_u16()).as_bytes());
-            body.extend_from_slice(b",\"detail\":");
-            let detail = match reason {
-                RejectReason::Limited => {
-                    format!("rate limit {policy:?} exceeded; retry in {retry} s")
-                }
-                RejectReason::NoKey => {
-                    format!("rate limit {policy:?} needs a key this request lacks")
-                }
-                RejectReason::BackendUnavailable => {
-                    "the rate limiter cannot decide now; retry shortly".to_owned()
-                }
-            };
-            write_json_str(&mut body, detail.as_bytes());
-            if rule.is_some() {
-                body.extend_from_slice(b",\"policy\":");
-                write_json_str(&mut body, policy.as_bytes());
-            }
-            body.extend_from_slice(b",\"retry_after\":");
-            body.extend_from_slice(itoa::Buffer::new().format(retry).as_bytes());
-            body.extend_from_slice(b"}\n");
-            let mut res = Response::new(Bytes::from(body));
-            *res.status_mut() = status;
-            res.headers_mut().insert(CONTENT_TYPE, PROBLEM_JSON);
-            res
+            problem(status, &detail, rule.map(|_| policy), retry)
         }
     };
     let h = res.headers_mut();
@@ -217,6 +219,35 @@ pub(crate) fn refusal(
         }
     }
     e.limited.fetch_add(1, Ordering::Relaxed);
+    Refused {
+        res,
+        detail,
+        retry_ms: wait_ns.div_ceil(1_000_000).max(1),
+    }
+}
+
+/// The problem+json body of a refusal (with the policy, when a rule refused).
+fn problem(status: StatusCode, detail: &str, policy: Option<&str>, retry: u64) -> Response<Bytes> {
+    let mut body = Vec::with_capacity(200);
+    body.extend_from_slice(b"{\"type\":\"about:blank\",\"title\":");
+    write_json_str(
+        &mut body,
+        status.canonical_reason().unwrap_or("").as_bytes(),
+    );
+    body.extend_from_slice(b",\"status\":");
+    body.extend_from_slice(itoa::Buffer::new().format(status.as_u16()).as_bytes());
+    body.extend_from_slice(b",\"detail\":");
+    write_json_str(&mut body, detail.as_bytes());
+    if let Some(policy) = policy {
+        body.extend_from_slice(b",\"policy\":");
+        write_json_str(&mut body, policy.as_bytes());
+    }
+    body.extend_from_slice(b",\"retry_after\":");
+    body.extend_from_slice(itoa::Buffer::new().format(retry).as_bytes());
+    body.extend_from_slice(b"}\n");
+    let mut res = Response::new(Bytes::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(CONTENT_TYPE, PROBLEM_JSON);
     res
 }
 

@@ -4,10 +4,15 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+#[cfg(feature = "redis")]
+use http::HeaderValue;
 use http::Request;
+use tower_plugins_core::grpc_content_type;
 
 use std::future::Future;
 
+#[cfg(feature = "redis")]
+use crate::answer::Refused;
 use crate::answer::{Report, Verdict, log_shadow, refusal};
 #[cfg(feature = "redis")]
 use crate::engine::Matched;
@@ -44,7 +49,8 @@ pub(crate) fn decide_memory<B>(engine: &Arc<Engine>, req: &Request<B>) -> Verdic
             Some(Ok(key)) => key,
             Some(Err(())) => {
                 give_back(&charged);
-                return Verdict::Refuse(refusal(e, Some(rule), RejectReason::NoKey, rule.t, 0));
+                let refused = refusal(e, Some(rule), RejectReason::NoKey, rule.t, 0);
+                return Verdict::Refuse(refused.answer(grpc_content_type(req.headers())));
             }
         };
         let Some((limiter, store)) = &rule.limiter else {
@@ -68,13 +74,9 @@ pub(crate) fn decide_memory<B>(engine: &Arc<Engine>, req: &Request<B>) -> Verdic
         } else {
             give_back(&charged);
             let wait = tat.saturating_sub(rule.tau).saturating_sub(now);
-            return Verdict::Refuse(refusal(
-                e,
-                Some(rule),
-                RejectReason::Limited,
-                wait,
-                tat.saturating_sub(now),
-            ));
+            let reset = tat.saturating_sub(now);
+            let refused = refusal(e, Some(rule), RejectReason::Limited, wait, reset);
+            return Verdict::Refuse(refused.answer(grpc_content_type(req.headers())));
         }
     }
     Verdict::Admit(report)
@@ -85,12 +87,13 @@ pub(crate) fn decide_memory<B>(engine: &Arc<Engine>, req: &Request<B>) -> Verdic
 pub(crate) type RemoteCheck = std::pin::Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
 /// Asks Redis about every rule that applies (`rules`, from [`matched`](crate::engine::matched)),
-/// in one call.
+/// in one call. `grpc` is the request's `content-type` when it is a gRPC call.
 #[cfg(feature = "redis")]
 pub(crate) fn decide_remote(
     engine: &Arc<Engine>,
     redis: &RedisBackend,
     rules: FirstInline<Matched>,
+    grpc: Option<HeaderValue>,
 ) -> RemoteCheck {
     let (engine, redis) = (engine.clone(), redis.clone());
     Box::pin(async move {
@@ -100,8 +103,8 @@ pub(crate) fn decide_remote(
                 Matched::Key(i, key) => keys.push((i, key)),
                 Matched::Deny(i) => {
                     let rule = &engine.rules[i];
-                    let res = refusal(&engine, Some(rule), RejectReason::NoKey, rule.t, 0);
-                    return Verdict::Refuse(res);
+                    let refused = refusal(&engine, Some(rule), RejectReason::NoKey, rule.t, 0);
+                    return Verdict::Refuse(refused.answer(grpc.as_ref()));
                 }
             }
         }
@@ -111,33 +114,37 @@ pub(crate) fn decide_remote(
                 redis.key(&rule.name, key, rule.t, rule.tau, !rule.shadow)
             })
             .collect();
-        redis
+        let reply = redis
             .check(&script_keys, engine.on_backend_error.as_str())
-            .await
-            .and_then(|reply| verdict(&engine, keys, &reply))
-            .unwrap_or_else(|| backend_failed(&engine))
+            .await;
+        match reply.and_then(|reply| verdict(&engine, keys, &reply)) {
+            Some(Verdict::Admit(report)) => Verdict::Admit(report),
+            Some(Verdict::Refuse(refused)) => Verdict::Refuse(refused.answer(grpc.as_ref())),
+            None => backend_failed(&engine, grpc.as_ref()),
+        }
     })
 }
 
 /// What a request gets when Redis could not decide: the `on_backend_error` policy.
 #[cfg(feature = "redis")]
-fn backend_failed(engine: &Engine) -> Verdict {
+fn backend_failed(engine: &Engine, grpc: Option<&HeaderValue>) -> Verdict {
     match engine.on_backend_error {
         OnBackendError::Allow => Verdict::Admit(Report::default()),
-        OnBackendError::Deny => Verdict::Refuse(refusal(
-            engine,
-            None,
-            RejectReason::BackendUnavailable,
-            0,
-            0,
-        )),
+        OnBackendError::Deny => {
+            let refused = refusal(engine, None, RejectReason::BackendUnavailable, 0, 0);
+            Verdict::Refuse(refused.answer(grpc))
+        }
     }
 }
 
 /// The verdict in the script's reply, or `None` (counted as a backend error) when the reply
 /// is not of the script's form.
 #[cfg(feature = "redis")]
-fn verdict(engine: &Arc<Engine>, keys: Vec<(usize, Key)>, reply: &[i64]) -> Option<Verdict> {
+fn verdict(
+    engine: &Arc<Engine>,
+    keys: Vec<(usize, Key)>,
+    reply: &[i64],
+) -> Option<Verdict<Refused>> {
     let e = &**engine;
     let malformed = || {
         e.backend_errors.fetch_add(1, Ordering::Relaxed);

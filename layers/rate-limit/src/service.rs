@@ -75,7 +75,8 @@ where
             if rules.is_empty() {
                 return ResponseFuture::inner(self.inner.call(req), Report::default());
             }
-            let check = decide_remote(&self.engine, redis, rules);
+            let grpc = tower_plugins_core::grpc_content_type(req.headers()).cloned();
+            let check = decide_remote(&self.engine, redis, rules, grpc);
             // The inner service is called once the verdict is in: take the ready one and
             // leave a clone in its place (tower's contract for services called later).
             let clone = self.inner.clone();

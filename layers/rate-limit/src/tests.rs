@@ -98,6 +98,50 @@ async fn admitted_requests_carry_the_ietf_headers() {
 }
 
 #[tokio::test]
+async fn a_refused_grpc_call_is_resource_exhausted_trailers_only_with_its_pushback() {
+    let clock = ManualClock::new();
+    let layer = RateLimitLayer::new(q("1/10s")).clock(clock.clone());
+    let grpc = |ct: &str| {
+        let mut r = req_from("192.0.2.1", "/pkg.Svc/Call");
+        r.headers_mut().insert("content-type", ct.parse().unwrap());
+        r
+    };
+    assert_eq!(
+        status_of(&layer, grpc("application/grpc")).await.0,
+        StatusCode::OK
+    );
+    clock.advance(Duration::from_millis(7_500));
+    let res = layer
+        .layer(inner())
+        .oneshot(grpc("application/grpc+proto"))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "a gRPC client reads only trailers-only"
+    );
+    let h = res.headers().clone();
+    assert_eq!(header(&h, "grpc-status"), ["8"]);
+    assert_eq!(header(&h, "grpc-retry-pushback-ms"), ["2500"]);
+    assert_eq!(header(&h, "retry-after"), ["3"]);
+    assert_eq!(header(&h, "content-type"), ["application/grpc+proto"]);
+    assert_eq!(
+        header(&h, "grpc-message"),
+        ["rate limit \"default\" exceeded; retry in 3 s"]
+    );
+    assert_eq!(header(&h, "ratelimit"), ["\"default\";r=0;t=3"]);
+    assert!(
+        res.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn refusals_are_429_problem_json_with_retry_after_rounded_up() {
     let clock = ManualClock::new();
     let layer = RateLimitLayer::new(q("1/10s"))
