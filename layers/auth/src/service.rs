@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::header::SET_COOKIE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{AuthUser, BoxError, PluginBody, PluginFuture};
+use tower_plugins_core::{AuthUser, BoxError, PluginBody, PluginFuture, refusal_for};
 use tower_service::Service;
 
 use crate::answer::{login_url, problem, see_other, unauthorized, unavailable};
@@ -159,8 +159,9 @@ fn admit<B>(
         return Admit::Call(Came::Stale);
     };
     if !sh.s.csrf.allows(req, &sh.s.client_ip) {
-        let refused = problem(StatusCode::FORBIDDEN, "cross-site request refused");
-        return Admit::Refuse(refused);
+        let why = "cross-site request refused";
+        let refused = problem(StatusCode::FORBIDDEN, why);
+        return Admit::Refuse(refusal_for(req.headers(), refused, why));
     }
     let ext = req.extensions_mut();
     ext.insert(AuthUser(r.user.id.clone()));
@@ -179,23 +180,34 @@ fn store_failed<B>(sh: &Shared, req: &Request<B>, e: &StoreError) -> Admit {
         refused if sh.s.on_store_error == OnStoreError::Anonymous => {
             Admit::Refuse(refusal(sh, req, refused))
         }
-        _ => Admit::Refuse(unavailable("the session store is unavailable; try again")),
+        _ => {
+            let why = "the session store is unavailable; try again";
+            Admit::Refuse(refusal_for(req.headers(), unavailable(why), why))
+        }
     }
 }
 
-/// The answer to a request the rules refused.
+/// The answer to a request the rules refused (a gRPC call's: `UNAUTHENTICATED` or
+/// `PERMISSION_DENIED`, never a redirect).
 fn refusal<B>(sh: &Shared, req: &Request<B>, verdict: Verdict) -> Response<Bytes> {
     let login = &sh.s.endpoints.login;
-    match verdict {
+    const ROLE: &str = "this needs a role you do not have";
+    let res = match verdict {
         Verdict::Redirect => {
             let target = req.uri().path_and_query().map(|p| p.as_str());
             let next =
                 target.filter(|_| matches!(*req.method(), http::Method::GET | http::Method::HEAD));
             see_other(&login_url(login, next, false))
         }
-        Verdict::Forbidden => problem(StatusCode::FORBIDDEN, "this needs a role you do not have"),
+        Verdict::Forbidden => problem(StatusCode::FORBIDDEN, ROLE),
         Verdict::Unauthorized | Verdict::Pass => unauthorized(login),
-    }
+    };
+    let why = if verdict == Verdict::Forbidden {
+        ROLE
+    } else {
+        "log in first"
+    };
+    refusal_for(req.headers(), res, why)
 }
 
 /// The session a request came with, kept for once its response is ready.

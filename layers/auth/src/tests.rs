@@ -669,3 +669,25 @@ async fn a_failing_store_follows_on_store_error_and_keeps_the_handlers_answers()
         "alice"
     );
 }
+
+#[tokio::test]
+async fn a_refused_grpc_call_is_told_unauthenticated_or_permission_denied_never_redirected() {
+    let l = layer(&ManualClock::new(1_000_000));
+    let grpc = |path: &str, cookie: Option<&str>| {
+        let mut r = get(path, cookie);
+        r.headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
+        r
+    };
+    let a = send(&l, grpc("/account/pkg.Svc/Get", None)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.headers["grpc-status"], "16");
+    assert!(a.headers.get(LOCATION).is_none() && a.body.is_empty());
+    let bob = log_in(&l, "bob", "hunter22").await;
+    let a = send(&l, grpc("/admin/pkg.Svc/Get", Some(&bob))).await;
+    assert_eq!(a.headers["grpc-status"], "7");
+    assert_eq!(
+        a.headers["grpc-message"],
+        "this needs a role you do not have"
+    );
+}

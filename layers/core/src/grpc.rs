@@ -7,7 +7,7 @@
 //! when a plugin refuses.
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 /// `grpc-status`.
@@ -155,7 +155,7 @@ pub fn grpc_content_type(headers: &HeaderMap) -> Option<&HeaderValue> {
 /// A refusal as the gRPC call whose `content-type` is `ct` (see [`grpc_content_type`]) reads
 /// it: trailers-only, HTTP 200, the HTTP status as a [`GrpcCode`] ([`GrpcCode::of_refusal`])
 /// and `message` as the `grpc-message`. Headers such as `Retry-After` and `RateLimit` stay;
-/// the body goes. A response that already carries `grpc-status` is returned as it is.
+/// the body and a `Location` go. A response that already carries `grpc-status` is returned as it is.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -180,6 +180,8 @@ pub fn grpc_refusal(ct: &HeaderValue, mut res: Response<Bytes>, message: &str) -
     *res.body_mut() = Bytes::new();
     let h = res.headers_mut();
     h.remove(CONTENT_LENGTH);
+    // A gRPC client follows no redirect (to a login page, say).
+    h.remove(LOCATION);
     h.insert(CONTENT_TYPE, ct.clone());
     h.insert(GRPC_STATUS, HeaderValue::from(u16::from(code.as_u8())));
     if let Ok(m) = HeaderValue::from_maybe_shared(Bytes::from(percent_encode(message))) {

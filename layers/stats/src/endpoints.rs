@@ -7,6 +7,7 @@ use http::header::{
     X_CONTENT_TYPE_OPTIONS,
 };
 use http::{HeaderValue, Method, Request, Response, StatusCode};
+use tower_plugins_core::refusal_for;
 
 use crate::layer::{Access, Shared};
 
@@ -98,7 +99,8 @@ fn text(status: StatusCode, body: &'static str) -> Response<Bytes> {
 /// 403 for an address not allowed, 401 for a missing or wrong token; `None` to go on.
 fn check_access<B>(access: &Access, req: &Request<B>) -> Option<Response<Bytes>> {
     if access.allow.is_some() && !access.allows(access.client_ip.resolve(req)) {
-        return Some(text(StatusCode::FORBIDDEN, "forbidden\n"));
+        let res = text(StatusCode::FORBIDDEN, "forbidden\n");
+        return Some(refusal_for(req.headers(), res, "forbidden"));
     }
     if let Some(token) = &access.token {
         let given = req
@@ -114,7 +116,11 @@ fn check_access<B>(access: &Access, req: &Request<B>) -> Option<Response<Bytes>>
                 WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"stats\""),
             );
-            return Some(res);
+            return Some(refusal_for(
+                req.headers(),
+                res,
+                "a bearer token is required",
+            ));
         }
     }
     None

@@ -316,6 +316,14 @@ async fn endpoints_answer_loopback_clients_only_by_default() {
     .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
+    // A gRPC client is told in its own terms.
+    let mut grpc = from("203.0.113.7:1", "/metrics");
+    grpc.headers_mut()
+        .insert("content-type", "application/grpc".parse().unwrap());
+    let res = send(&svc, grpc).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["grpc-status"], "7");
+
     let res = send(&svc, from("[::1]:1", "/admin/stats")).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/json");
