@@ -67,7 +67,9 @@ pub struct ClientIpConfig {
 /// Resolves the client's IP address of a request.
 ///
 /// The peer address comes from the request extensions: axum's `ConnectInfo<SocketAddr>` (with
-/// the `axum` feature) or a plain [`SocketAddr`] (insert it yourself with hyper). When the peer
+/// the `axum` feature), tonic's `TcpConnectInfo` (with the `tonic` feature: what
+/// `Server::builder().layer(...)` gives), or a plain [`SocketAddr`] (insert it yourself with
+/// hyper). When the peer
 /// is inside a trusted-proxy CIDR, the forwarding header is read from the right: the first
 /// address that is not itself a trusted proxy is the client. Headers from untrusted peers are
 /// ignored, so a client cannot choose its own address; a malformed header, or one longer than
@@ -175,6 +177,14 @@ impl ClientIpResolver {
             .get::<axum::extract::ConnectInfo<SocketAddr>>()
         {
             return Some(ci.0);
+        }
+        #[cfg(feature = "tonic")]
+        if let Some(a) = req
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
+        {
+            return Some(a);
         }
         req.extensions().get::<SocketAddr>().copied()
     }
