@@ -7,8 +7,11 @@
     feature = "tonic",
     feature = "rate-limit",
     feature = "stats",
-    feature = "timer"
+    feature = "timer",
+    feature = "request-log"
 ))]
+
+mod common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -33,8 +36,8 @@ quota = "3/min"
 use = "timer"
 "#;
 
-/// A tonic server with tonic-health's service behind the stack from `toml`; dropping the
-/// sender stops it.
+/// A tonic server with tonic-health's service behind the stack from `toml` (HTTP/1 accepted
+/// too, for the stats endpoint); dropping the sender stops it.
 async fn serve(toml: &str) -> (SocketAddr, oneshot::Sender<()>) {
     let stack = tower_plugins::PluginStack::from_toml_str(toml).unwrap();
     let (_reporter, health) = tonic_health::server::health_reporter();
@@ -43,6 +46,7 @@ async fn serve(toml: &str) -> (SocketAddr, oneshot::Sender<()>) {
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         Server::builder()
+            .accept_http1(true)
             .layer(stack.layer())
             .add_service(health)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
@@ -112,4 +116,71 @@ async fn two_client_addresses_get_two_buckets_under_server_builder_layer() {
     // `TcpConnectInfo` with no shim.
     let mut two = client(addr, "127.0.0.2").await;
     two.check(check("")).await.unwrap();
+}
+
+/// The log lines a test's stack wrote, once `n` are there (the writer is a thread).
+async fn lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<_> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("fewer than {n} log lines in {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_and_the_log_see_each_method_and_its_grpc_status() {
+    let dir = std::env::temp_dir().join(format!("tower-plugins-grpc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("access.log");
+    let toml = format!(
+        r#"
+[[plugin]]
+use = "request_log"
+format = "json"
+sink = {{ file = "{}" }}
+
+[[plugin]]
+use = "stats"
+endpoint = "/admin/stats"
+
+[[plugin]]
+use = "timer"
+"#,
+        log.display()
+    );
+    let (addr, _stop) = serve(&toml).await;
+    let mut c = client(addr, "127.0.0.1").await;
+    c.check(check("")).await.unwrap();
+    c.check(check("")).await.unwrap();
+    let missing = c.check(check("no.such.Service")).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let lines = lines(&log, 3).await;
+    let last = &lines[2];
+    assert_eq!(last["path"], "/grpc.health.v1.Health/Check");
+    assert_eq!(last["status"], 200);
+    assert_eq!(last["grpc_status"], 5, "{last}");
+    assert_eq!(last["grpc_message"], "service not registered");
+    assert_eq!(last["protocol"], "HTTP/2.0");
+    assert_eq!(lines[0]["grpc_status"], 0);
+
+    let (head, body) = common::get(addr, "/admin/stats", &[]).await;
+    assert_eq!(head.status, 200);
+    let snap: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let route = (snap["routes"].as_array().unwrap().iter())
+        .find(|r| r["route"] == "/grpc.health.v1.Health/Check")
+        .unwrap_or_else(|| panic!("no per-method route: {snap}"));
+    assert_eq!(route["requests"], 3);
+    assert_eq!(route["errors"], 1, "NOT_FOUND is an error: {route}");
+    assert_eq!(route["by_grpc_status"]["OK"], 2);
+    assert_eq!(route["by_grpc_status"]["NOT_FOUND"], 1);
+    assert_eq!(route["by_class"]["2xx"], 3);
+    let _ = std::fs::remove_dir_all(&dir);
 }

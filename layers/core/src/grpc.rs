@@ -75,7 +75,11 @@ impl GrpcCode {
 
     /// The code a `grpc-status` value names; `None` for anything else.
     pub fn parse(value: &[u8]) -> Option<Self> {
-        let n: u8 = std::str::from_utf8(value).ok()?.parse().ok()?;
+        Self::from_u8(std::str::from_utf8(value).ok()?.parse().ok()?)
+    }
+
+    /// The code numbered `n`; `None` past 16.
+    pub fn from_u8(n: u8) -> Option<Self> {
         ALL.get(usize::from(n)).copied()
     }
 
@@ -213,6 +217,33 @@ fn percent_encode(message: &str) -> Vec<u8> {
     out
 }
 
+/// A `grpc-message` as text: `%XX` sequences decoded (bytes that are not UTF-8 replaced).
+///
+/// ```
+/// assert_eq!(tower_plugins_core::decode_grpc_message(b"service%20not%20found"), "service not found");
+/// ```
+pub fn decode_grpc_message(value: &[u8]) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        let pair = value
+            .get(i + 1..i + 3)
+            .and_then(|p| Some(hex(p[0])? << 4 | hex(p[1])?));
+        match (value[i], pair) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +296,18 @@ mod tests {
         let plain = Response::new(Bytes::from_static(b"{}"));
         let plain = refusal_for(&headers("application/json"), plain, "x");
         assert_eq!(&plain.body()[..], b"{}", "plain HTTP keeps its answer");
+    }
+
+    #[test]
+    fn messages_round_trip_through_their_encoding() {
+        for m in ["plain", "50% off", "naïve\nline", "%zz %4", ""] {
+            assert_eq!(decode_grpc_message(&percent_encode(m)), m);
+        }
+        assert_eq!(
+            decode_grpc_message(b"%zz%4"),
+            "%zz%4",
+            "malformed escapes stay"
+        );
     }
 
     #[test]

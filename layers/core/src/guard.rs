@@ -33,6 +33,13 @@ pub struct BodyEnd {
 pub trait OnBodyEnd {
     /// The body finished.
     fn on_body_end(self, end: BodyEnd);
+
+    /// The body's trailers went by (before its end): where a gRPC call's `grpc-status` is.
+    /// Nothing by default.
+    #[inline]
+    fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+        let _ = trailers;
+    }
 }
 
 impl<F: FnOnce(BodyEnd)> OnBodyEnd for F {
@@ -141,6 +148,8 @@ where
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     *this.bytes += data.remaining() as u64;
+                } else if let (Some(t), Some(g)) = (frame.trailers_ref(), this.guard.as_mut()) {
+                    g.on_trailers(t);
                 }
                 this.inner.is_end_stream().then_some(BodyOutcome::Completed)
             }
@@ -239,6 +248,37 @@ mod tests {
                 bytes: 3
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn trailers_are_shown_to_the_guard_before_its_end() {
+        struct Grpc(Arc<Mutex<Vec<String>>>);
+        impl OnBodyEnd for Grpc {
+            fn on_body_end(self, end: BodyEnd) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("end {:?}", end.outcome));
+            }
+            fn on_trailers(&mut self, t: &http::HeaderMap) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("trailers {:?}", t["grpc-status"]));
+            }
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("5"));
+        let chunks = frames(vec![
+            Ok(Frame::data(Bytes::from_static(b"abc"))),
+            Ok(Frame::trailers(trailers)),
+        ]);
+        GuardedBody::new(chunks, Grpc(seen.clone()))
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["trailers \"5\"", "end Completed"]);
     }
 
     #[tokio::test]

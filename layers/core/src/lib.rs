@@ -30,8 +30,8 @@ pub use bound::{count_in, duration_in};
 pub use client_ip::{ClientIpConfig, ClientIpResolver, ForwardedHeader, parse_cidr};
 pub use error::{ConfigError, ConfigProblem, Location, PluginRef, ProblemKind, Problems, join_key};
 pub use grpc::{
-    GRPC_MESSAGE, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcCode, grpc_content_type, grpc_refusal,
-    refusal_for,
+    GRPC_MESSAGE, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS, GrpcCode, decode_grpc_message,
+    grpc_content_type, grpc_refusal, refusal_for,
 };
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};

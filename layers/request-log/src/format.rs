@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue, Method, Uri, Version};
-use tower_plugins_core::{ConfigError, write_json_str};
+use tower_plugins_core::{ConfigError, GrpcCode, write_json_str};
 
 use crate::escape::{escape_bare, escape_text, opt_text, put};
 use crate::template::{Template, Token};
@@ -45,6 +45,11 @@ pub struct Record {
     pub referer: Option<HeaderValue>,
     /// Whether the client went away before the body ended.
     pub aborted: bool,
+    /// A gRPC call's `grpc-status` (from the trailers, or the headers of a trailers-only
+    /// answer).
+    pub grpc_status: Option<GrpcCode>,
+    /// A gRPC call's `grpc-message`, decoded.
+    pub grpc_message: Option<String>,
     /// Request headers a custom template names (redacted ones masked).
     pub request_headers: Vec<(HeaderName, Option<HeaderValue>)>,
     /// Response headers a custom template names (redacted ones masked).
@@ -326,6 +331,15 @@ fn write_json(r: &Record, include_query: bool, out: &mut Vec<u8>) {
     put(out, n.format(r.status));
     put(out, ",\"bytes\":");
     put(out, n.format(r.bytes));
+    if let Some(code) = r.grpc_status {
+        put(out, ",\"grpc_status\":");
+        put(out, n.format(code.as_u8()));
+        json_opt(
+            out,
+            "grpc_message",
+            r.grpc_message.as_deref().map(str::as_bytes),
+        );
+    }
     put(out, ",\"duration_ms\":");
     let us = r.duration.as_micros();
     let _ = write!(out, "{}.{:03}", us / 1000, us % 1000);
@@ -392,6 +406,13 @@ fn write_template(t: &Template, r: &Record, out: &mut Vec<u8>) {
             Token::Referer => opt_text(out, r.referer.as_ref().map(HeaderValue::as_bytes)),
             Token::Protocol => put(out, protocol(r.version)),
             Token::Outcome => put(out, if r.aborted { "aborted" } else { "completed" }),
+            Token::GrpcStatus => match r.grpc_status {
+                Some(code) => put(out, n.format(code.as_u8())),
+                None => out.push(b'-'),
+            },
+            Token::GrpcMessage => {
+                opt_text(out, r.grpc_message.as_deref().map(str::as_bytes));
+            }
             Token::RequestHeader(i) => opt_text(
                 out,
                 r.request_headers
@@ -431,6 +452,8 @@ mod tests {
             user_agent: Some(HeaderValue::from_static("curl/8")),
             referer: None,
             aborted: false,
+            grpc_status: None,
+            grpc_message: None,
             request_headers: Vec::new(),
             response_headers: Vec::new(),
         }

@@ -10,7 +10,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
-    AuthUser, BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, PluginFuture, RequestStart,
+    AuthUser, BodyEnd, BodyOutcome, GRPC_MESSAGE, GRPC_STATUS, GrpcCode, GuardedBody, OnBodyEnd,
+    PluginFuture, RequestStart, decode_grpc_message,
 };
 use tower_service::Service;
 
@@ -209,6 +210,8 @@ fn record_capture<B>(
         user_agent: headers.get(http::header::USER_AGENT).cloned(),
         referer: headers.get(http::header::REFERER).cloned(),
         aborted: false,
+        grpc_status: None,
+        grpc_message: None,
         request_headers: (s.format.template())
             .map(|t| capture(headers, &t.request_headers, s))
             .unwrap_or_default(),
@@ -263,6 +266,8 @@ where
             match &mut p.capture {
                 Capture::Record(r) => {
                     r.status = parts.status.as_u16();
+                    // A trailers-only gRPC answer has its status in the headers.
+                    grpc_outcome(r, &parts.headers);
                     if r.user.is_none() {
                         r.user = from_response();
                     }
@@ -297,7 +302,25 @@ impl std::fmt::Debug for LogOnEnd {
     }
 }
 
+/// A gRPC call's `grpc-status` and `grpc-message`, when `h` (headers or trailers) has them.
+fn grpc_outcome(r: &mut Record, h: &http::HeaderMap) {
+    if let Some(v) = h.get(GRPC_STATUS) {
+        r.grpc_status = GrpcCode::parse(v.as_bytes());
+        r.grpc_message = (h.get(GRPC_MESSAGE)).map(|v| decode_grpc_message(v.as_bytes()));
+    }
+}
+
 impl OnBodyEnd for LogOnEnd {
+    fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+        if let Some(Pending {
+            capture: Capture::Record(r),
+            ..
+        }) = &mut self.0
+        {
+            grpc_outcome(r, trailers);
+        }
+    }
+
     fn on_body_end(self, end: BodyEnd) {
         let Some(p) = self.0 else {
             return;
@@ -400,6 +423,7 @@ fn send(shared: &Shared, r: &Record, line: &mut Vec<u8>) {
                 user_agent = dash(r.user_agent.as_ref()),
                 referer = dash(r.referer.as_ref()),
                 outcome = if r.aborted { "aborted" } else { "completed" },
+                grpc_status = %OrDash(r.grpc_status.map(GrpcCode::as_u8)),
                 "{}",
                 String::from_utf8_lossy(line)
             );

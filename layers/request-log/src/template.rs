@@ -25,6 +25,8 @@ pub(crate) enum Token {
     Referer,
     Protocol,
     Outcome,
+    GrpcStatus,
+    GrpcMessage,
     RequestHeader(usize),
     ResponseHeader(usize),
 }
@@ -49,6 +51,8 @@ pub(crate) const TOKENS: &[&str] = &[
     "referer",
     "protocol",
     "outcome",
+    "grpc_status",
+    "grpc_message",
     "req.<header>",
     "res.<header>",
 ];
@@ -122,6 +126,8 @@ impl Template {
                 "referer" => Token::Referer,
                 "protocol" => Token::Protocol,
                 "outcome" => Token::Outcome,
+                "grpc_status" => Token::GrpcStatus,
+                "grpc_message" => Token::GrpcMessage,
                 other => {
                     if let Some(h) = other.strip_prefix("req.") {
                         let h = header(s, h)?;

@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::Collector;
 use crate::histogram::{self, BUCKETS};
-use crate::route::{PROM_BOUNDS_US, RATE_SECONDS, Route, Table};
+use tower_plugins_core::GrpcCode;
+
+use crate::route::{GRPC_CODES, PROM_BOUNDS_US, RATE_SECONDS, Route, Table};
 use crate::template::Template;
 
 /// The label of requests no route template (and no `MatchedPath`) names.
@@ -53,7 +55,6 @@ impl Registry {
     }
 
     /// The route named `name`, or [`OTHER`] once `max_routes` names are taken.
-    #[cfg(any(feature = "axum", test))]
     #[inline]
     pub(crate) fn route(&self, name: &str) -> &Route {
         self.routes
@@ -154,6 +155,8 @@ pub(crate) struct Totals {
     pub(crate) prom: [u64; PROM_BOUNDS_US.len() + 1],
     /// Requests per second, oldest first, the current second last.
     pub(crate) rate: [u64; RATE_SECONDS],
+    /// gRPC calls by status code.
+    pub(crate) grpc: [u64; GRPC_CODES],
 }
 
 impl Default for Totals {
@@ -170,6 +173,7 @@ impl Default for Totals {
             latency_sum_us: 0,
             latency_max_us: 0,
             latency: vec![0; BUCKETS],
+            grpc: [0; GRPC_CODES],
             prom: [0; PROM_BOUNDS_US.len() + 1],
             rate: [0; RATE_SECONDS],
         }
@@ -198,6 +202,9 @@ impl Totals {
                 *a += b.load(Relaxed);
             }
             for (a, b) in t.prom.iter_mut().zip(&s.prom) {
+                *a += b.load(Relaxed);
+            }
+            for (a, b) in t.grpc.iter_mut().zip(&s.grpc) {
                 *a += b.load(Relaxed);
             }
             for (i, slot) in t.rate.iter_mut().enumerate() {
@@ -238,6 +245,9 @@ impl Totals {
             *a += b;
         }
         for (a, b) in self.rate.iter_mut().zip(&o.rate) {
+            *a += b;
+        }
+        for (a, b) in self.grpc.iter_mut().zip(&o.grpc) {
             *a += b;
         }
     }
@@ -283,6 +293,10 @@ impl Totals {
             bytes_sent: self.bytes_out,
             rate_per_sec: round3(self.rate.iter().sum::<u64>() as f64 / RATE_SECONDS as f64),
             rate_last_60s: self.rate.to_vec(),
+            by_grpc_status: (self.grpc.iter().enumerate())
+                .filter(|(_, n)| **n > 0)
+                .filter_map(|(c, n)| Some((GrpcCode::from_u8(c as u8)?.name(), *n)))
+                .collect(),
         }
     }
 }
@@ -350,6 +364,9 @@ pub struct RouteSnapshot {
     /// Requests finished in each of the last 60 seconds, oldest first (the last is the
     /// current, partial second).
     pub rate_last_60s: Vec<u64>,
+    /// gRPC calls by `grpc-status` name (`OK`, `NOT_FOUND`, ...); absent without any.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub by_grpc_status: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Responses by status class.

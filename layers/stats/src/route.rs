@@ -44,7 +44,12 @@ pub(crate) struct Shard {
     status_codes: [AtomicU16; STATUS_SLOTS],
     status_counts: [AtomicU64; STATUS_SLOTS],
     pub(crate) other_status: AtomicU64,
+    /// gRPC calls by `grpc-status` (0 to 16).
+    pub(crate) grpc: [AtomicU64; GRPC_CODES],
 }
+
+/// The gRPC status codes, 0 to 16.
+pub(crate) const GRPC_CODES: usize = 17;
 
 fn zeros<const N: usize>() -> [AtomicU64; N] {
     std::array::from_fn(|_| AtomicU64::new(0))
@@ -68,6 +73,7 @@ impl Shard {
             status_codes: std::array::from_fn(|_| AtomicU16::new(0)),
             status_counts: zeros(),
             other_status: AtomicU64::new(0),
+            grpc: zeros(),
         }
     }
 

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
-    BodyEnd, BodyOutcome, GuardedBody, OnBodyEnd, PluginBody, PluginFuture, RequestStart,
+    BodyEnd, BodyOutcome, GRPC_STATUS, GrpcCode, GuardedBody, OnBodyEnd, PluginBody, PluginFuture,
+    RequestStart, grpc_content_type,
 };
 use tower_service::Service;
 
@@ -58,11 +59,19 @@ pub(crate) struct Recording {
     start: Instant,
     bytes_in: u64,
     labels: Labels,
+    /// A gRPC call: its `grpc-status` is its outcome.
+    grpc: bool,
 }
 
 impl Recording {
-    /// Records the end of the request.
-    fn finish(self, status: Option<StatusCode>, bytes_out: u64, outcome: BodyOutcome) {
+    /// Records the end of the request; a gRPC call's `grpc` code, if it had one.
+    fn finish(
+        self,
+        status: Option<StatusCode>,
+        bytes_out: u64,
+        outcome: BodyOutcome,
+        grpc: Option<GrpcCode>,
+    ) {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(self.start);
         let reg = &self.shared.registry;
@@ -72,9 +81,17 @@ impl Recording {
         if let Some(s) = status {
             shard.count_status(s.as_u16());
         }
+        if let Some(code) = grpc {
+            shard.grpc[usize::from(code.as_u8())].fetch_add(1, Relaxed);
+        }
+        // A gRPC call that completed without a status is as broken as one that failed.
+        let grpc_error = self.grpc
+            && outcome == BodyOutcome::Completed
+            && grpc.is_none_or(|c| c != GrpcCode::Ok);
         let error = status.is_some_and(|s| s.is_server_error())
             || outcome == BodyOutcome::Failed
-            || (status.is_none() && outcome != BodyOutcome::Aborted);
+            || (status.is_none() && outcome != BodyOutcome::Aborted)
+            || grpc_error;
         if error {
             shard.errors.fetch_add(1, Relaxed);
         }
@@ -121,7 +138,7 @@ struct Pending(Option<Recording>);
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(rec) = self.0.take() {
-            rec.finish(None, 0, BodyOutcome::Aborted);
+            rec.finish(None, 0, BodyOutcome::Aborted, None);
         }
     }
 }
@@ -130,6 +147,9 @@ impl Drop for Pending {
 pub struct Finish {
     rec: Recording,
     status: StatusCode,
+    /// A gRPC call's `grpc-status`: in the headers of a trailers-only answer, else in the
+    /// trailers.
+    grpc: Option<GrpcCode>,
 }
 
 impl std::fmt::Debug for Finish {
@@ -144,7 +164,16 @@ impl std::fmt::Debug for Finish {
 impl OnBodyEnd for Finish {
     #[inline]
     fn on_body_end(self, end: BodyEnd) {
-        self.rec.finish(Some(self.status), end.bytes, end.outcome);
+        let grpc = self.grpc.filter(|_| self.rec.grpc);
+        self.rec
+            .finish(Some(self.status), end.bytes, end.outcome, grpc);
+    }
+
+    #[inline]
+    fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+        if let Some(v) = trailers.get(GRPC_STATUS) {
+            self.grpc = GrpcCode::parse(v.as_bytes());
+        }
     }
 }
 
@@ -178,7 +207,14 @@ where
             };
         }
         let start = RequestStart::get_or_insert(&mut req);
-        let route = shared.registry.route_for(&req);
+        // gRPC runs over HTTP/2: HTTP/1 requests pay one comparison for it.
+        let grpc =
+            req.version() == http::Version::HTTP_2 && grpc_content_type(req.headers()).is_some();
+        let route = match grpc {
+            // Per method (`/package.Service/Method`), bounded by `max_routes` as any name.
+            true => shared.registry.route(req.uri().path()),
+            false => shared.registry.route_for(&req),
+        };
         route.shard().in_flight.fetch_add(1, Relaxed);
         let labels = match shared.facade {
             Some(names) => {
@@ -217,6 +253,7 @@ where
                 start,
                 bytes_in,
                 labels,
+                grpc,
             })),
         }
     }
@@ -260,7 +297,7 @@ where
                     Ok(res) => res,
                     Err(e) => {
                         if let Some(rec) = this.pending.0.take() {
-                            rec.finish(None, 0, BodyOutcome::Failed);
+                            rec.finish(None, 0, BodyOutcome::Failed, None);
                         }
                         return Poll::Ready(Err(e));
                     }
@@ -282,7 +319,9 @@ where
                         c.on_response(&info);
                     }
                 }
-                let guard = Finish { rec, status };
+                let grpc = (rec.grpc.then(|| res.headers().get(GRPC_STATUS)).flatten())
+                    .and_then(|v| GrpcCode::parse(v.as_bytes()));
+                let guard = Finish { rec, status, grpc };
                 Poll::Ready(Ok(
                     res.map(|b| wrap(PluginBody::inner(GuardedBody::new(b, guard))))
                 ))
