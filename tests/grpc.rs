@@ -184,3 +184,77 @@ use = "timer"
     assert_eq!(route["by_class"]["2xx"], 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_around_one_service_keeps_its_name_for_add_service() {
+    use tower::Layer;
+    let stack = tower_plugins::PluginStack::from_toml_str(STACK).unwrap();
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        Server::builder()
+            .add_service(stack.layer().layer(health))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let mut c = client(addr, "127.0.0.1").await;
+    let ok = c.check(check("")).await.unwrap();
+    assert!(ok.metadata().contains_key("ratelimit"));
+    for _ in 0..2 {
+        c.check(check("")).await.unwrap();
+    }
+    let spent = c.check(check("")).await.unwrap_err();
+    assert_eq!(spent.code(), Code::ResourceExhausted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_client_cancels_is_counted_and_logged_once_as_aborted() {
+    let dir = std::env::temp_dir().join(format!("tower-plugins-grpc-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("access.log");
+    let toml = format!(
+        r#"
+[[plugin]]
+use = "request_log"
+format = "json"
+sink = {{ file = "{}" }}
+
+[[plugin]]
+use = "stats"
+endpoint = "/admin/stats"
+"#,
+        log.display()
+    );
+    let (addr, _stop) = serve(&toml).await;
+    let mut c = client(addr, "127.0.0.1").await;
+    let mut watch = c.watch(check("")).await.unwrap().into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, 1, "SERVING");
+    drop(watch);
+
+    let lines = lines(&log, 1).await;
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["path"], "/grpc.health.v1.Health/Watch");
+    assert_eq!(lines[0]["outcome"], "aborted");
+    let mut tries = 0;
+    let route = loop {
+        tries += 1;
+        assert!(tries < 200, "the aborted stream was never counted");
+        let (_, body) = common::get(addr, "/admin/stats", &[]).await;
+        let snap: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let found = (snap["routes"].as_array().unwrap().iter())
+            .find(|r| r["route"] == "/grpc.health.v1.Health/Watch")
+            .cloned();
+        if let Some(r) = found.filter(|r| r["requests"] == 1) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(route["aborted"], 1);
+    assert_eq!(route["in_flight"], 0, "nothing leaks");
+    assert_eq!(
+        route["errors"], 0,
+        "a cancelled call is not the server's error"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

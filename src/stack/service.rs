@@ -178,6 +178,15 @@ pub struct PluginStackService<S> {
     inner: Chain<S>,
 }
 
+/// A stack around a tonic service keeps its name, so that
+/// `Server::builder().add_service(stack.layer().layer(svc))` routes to it (the stack then
+/// sees only that service's calls: stats and admin endpoints are not reachable through it;
+/// `Server::builder().layer(stack.layer())` sees every call).
+#[cfg(feature = "tonic")]
+impl<S: tonic::server::NamedService> tonic::server::NamedService for PluginStackService<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 impl<S: Clone> Clone for PluginStackService<S> {
     fn clone(&self) -> Self {
         PluginStackService {
