@@ -74,6 +74,10 @@ pub struct CorsConfig {
     pub strict: bool,
     /// Replace CORS headers the handler set.
     pub override_handler: bool,
+    /// What grpc-web in a browser needs: its request headers allowed and the gRPC status
+    /// headers exposed ([`GRPC_WEB_ALLOW_HEADERS`](crate::GRPC_WEB_ALLOW_HEADERS),
+    /// [`GRPC_WEB_EXPOSE_HEADERS`](crate::GRPC_WEB_EXPOSE_HEADERS)), added to the lists.
+    pub grpc_web: bool,
 }
 
 impl Default for CorsConfig {
@@ -90,6 +94,7 @@ impl Default for CorsConfig {
             preflight_status: 204,
             strict: false,
             override_handler: false,
+            grpc_web: false,
         }
     }
 }
@@ -196,13 +201,21 @@ fn methods(c: &CorsConfig, p: &mut Problems, layer: CorsLayer) -> CorsLayer {
     layer.allow_methods(methods)
 }
 
-/// `allow_headers` (`*`, `mirror` or a list) and `expose_headers` (`*` or a list).
+/// `allow_headers` (`*`, `mirror` or a list) and `expose_headers` (`*` or a list), with
+/// grpc-web's added to the lists when `grpc_web` is on.
 fn headers(c: &CorsConfig, p: &mut Problems, mut layer: CorsLayer) -> CorsLayer {
+    let with_grpc_web = |mut l: Vec<String>, extra: &[&str]| {
+        if c.grpc_web {
+            l.extend(extra.iter().map(|h| (*h).to_owned()));
+        }
+        l
+    };
     match &c.allow_headers {
         h if is_star(h) => layer = layer.allow_any_header(),
         OneOrMany::One(s) if s.trim() == "mirror" => layer = layer.mirror_request_headers(),
         h => {
-            if let Some(l) = p.check("allow_headers", layer.clone().allow_headers(list(h))) {
+            let names = with_grpc_web(list(h), crate::GRPC_WEB_ALLOW_HEADERS);
+            if let Some(l) = p.check("allow_headers", layer.clone().allow_headers(names)) {
                 layer = l;
             }
         }
@@ -210,7 +223,8 @@ fn headers(c: &CorsConfig, p: &mut Problems, mut layer: CorsLayer) -> CorsLayer 
     if is_star(&c.expose_headers) {
         return layer.expose_any_header();
     }
-    let exposed = layer.clone().expose_headers(list(&c.expose_headers));
+    let names = with_grpc_web(list(&c.expose_headers), crate::GRPC_WEB_EXPOSE_HEADERS);
+    let exposed = layer.clone().expose_headers(names);
     p.check("expose_headers", exposed).unwrap_or(layer)
 }
 
@@ -262,5 +276,56 @@ mod tests {
         let by_hand =
             CorsLayer::new().allow_origin(AllowOrigin::list(["https://app.example.com"]).unwrap());
         assert_eq!(from_config.describe(), by_hand.describe());
+    }
+
+    /// `grpc_web = true`: a grpc-web preflight is allowed and the answer's gRPC status
+    /// headers are exposed, beside the configured ones.
+    #[tokio::test]
+    async fn the_grpc_web_preset_allows_its_preflight_and_exposes_the_status() {
+        use tower::{Layer, ServiceExt, service_fn};
+        let config: CorsConfig = toml::from_str(
+            r#"
+allow_origins = ["https://app.example.com"]
+expose_headers = ["x-total"]
+grpc_web = true
+"#,
+        )
+        .unwrap();
+        let layer = CorsLayer::try_from(config).unwrap();
+        let svc = layer.layer(service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<
+                bytes::Bytes,
+            >::new()))
+        }));
+        let preflight = http::Request::options("/pkg.Svc/Call")
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,x-grpc-web,x-user-agent",
+            )
+            .body(())
+            .unwrap();
+        let res = svc.clone().oneshot(preflight).await.unwrap();
+        let allowed = res.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap();
+        assert!(
+            allowed.contains("x-grpc-web") && allowed.contains("x-user-agent"),
+            "{allowed}"
+        );
+        let call = http::Request::post("/pkg.Svc/Call")
+            .header("origin", "https://app.example.com")
+            .header("content-type", "application/grpc-web+proto")
+            .body(())
+            .unwrap();
+        let res = svc.oneshot(call).await.unwrap();
+        let exposed = res.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap();
+        assert_eq!(
+            exposed,
+            "x-total, grpc-status, grpc-message, grpc-status-details-bin"
+        );
     }
 }
