@@ -144,3 +144,61 @@ async fn poll_ready_is_passed_through() {
     send.send_response(Response::new(Full::new(Bytes::new())));
     assert!(fut.await.unwrap().headers().contains_key("x-response-time"));
 }
+
+/// A gRPC-like streaming body: one message, then its trailers 30 ms later.
+struct Streaming {
+    step: u8,
+    wait: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for Streaming {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        use std::task::Poll;
+        self.step += 1;
+        match self.step {
+            1 => Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(b"msg"))))),
+            2 => {
+                if self.wait.as_mut().poll(cx).is_pending() {
+                    self.step -= 1;
+                    return Poll::Pending;
+                }
+                let mut t = http::HeaderMap::new();
+                t.insert("grpc-status", HeaderValue::from_static("0"));
+                Poll::Ready(Some(Ok(http_body::Frame::trailers(t))))
+            }
+            _ => Poll::Ready(None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_streaming_response_is_timed_to_its_trailers() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let layer = TimerLayer::new().on_complete(move |t| s.lock().unwrap().push(*t));
+    let svc = layer.layer(service_fn(|_req: Request<()>| async {
+        let wait = Box::pin(tokio::time::sleep(Duration::from_millis(30)));
+        Ok::<_, Infallible>(Response::new(Streaming { step: 0, wait }))
+    }));
+    let res = svc.oneshot(Request::new(())).await.unwrap();
+    let collected = res.into_body().collect().await.unwrap();
+    assert_eq!(
+        collected.trailers().unwrap()["grpc-status"],
+        "0",
+        "trailers pass"
+    );
+    let t = seen.lock().unwrap()[0];
+    assert_eq!(t.outcome, BodyOutcome::Completed);
+    assert!(
+        t.end >= Duration::from_millis(30),
+        "{:?} ends after the trailers",
+        t.end
+    );
+    assert!(t.head < t.end);
+}
