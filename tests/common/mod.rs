@@ -122,6 +122,29 @@ pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> (http::respons
     .expect("the request finished in time")
 }
 
+/// Sends one request over a fresh HTTP/2 connection (h2c with prior knowledge, as gRPC and
+/// HTTP/2 clients on loopback do); returns the head and the whole body. The request's
+/// authority travels as `:authority`, with no `Host` header.
+pub async fn send_h2(
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> (http::response::Parts, Bytes) {
+    tokio::time::timeout(LIMIT, async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let res = sender.send_request(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (parts, bytes)
+    })
+    .await
+    .expect("the request finished in time")
+}
+
 /// `GET path` with the given headers.
 pub async fn get(
     addr: SocketAddr,
