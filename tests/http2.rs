@@ -91,5 +91,8 @@ async fn the_demo_over_http2_logs_in_and_out_with_authority_and_split_cookies() 
     // The same server still speaks HTTP/1.1.
     let req = Request::get("/").header("host", addr.to_string());
     let (head, _) = send(addr, req.body(Full::default()).unwrap()).await;
-    assert_eq!((head.status.as_u16(), head.version), (200, Version::HTTP_11));
+    assert_eq!(
+        (head.status.as_u16(), head.version),
+        (200, Version::HTTP_11)
+    );
 }
