@@ -131,7 +131,8 @@ async fn lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("fewer than {n} log lines in {}", path.display());
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    panic!("fewer than {n} log lines in {}:\n{text}", path.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,5 +257,125 @@ endpoint = "/admin/stats"
         route["errors"], 0,
         "a cancelled call is not the server's error"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends `body` as a gRPC call to `path` over a fresh HTTP/2 connection with `headers`; with
+/// `reset`, drops the request midway instead (a stream reset). The answer's head, if any.
+async fn raw_call(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    reset: bool,
+) -> Option<http::response::Parts> {
+    use http_body_util::BodyExt;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut b = http::Request::post(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    // A gRPC message that says 100 bytes follow, and only 3 do: with `reset`, the stream is
+    // dropped before the rest.
+    let (mut tx, body) = http_body_util::channel::Channel::<bytes::Bytes>::new(1);
+    let req = b.body(body).unwrap();
+    let sent = tokio::spawn(async move { sender.send_request(req).await });
+    tx.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 100, 1, 2, 3]))
+        .await
+        .unwrap();
+    if reset {
+        // Let the head and the first bytes reach the server, then reset the stream.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sent.abort();
+        return None;
+    }
+    drop(tx);
+    let res = tokio::time::timeout(Duration::from_secs(5), sent)
+        .await
+        .ok()?
+        .ok()?
+        .ok()?;
+    let (parts, body) = res.into_parts();
+    let _ = tokio::time::timeout(Duration::from_secs(5), body.collect()).await;
+    Some(parts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_calls_and_resets_are_answered_or_counted_once_never_a_panic() {
+    let dir = std::env::temp_dir().join(format!("tower-plugins-grpc-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("access.log");
+    let toml = format!(
+        r#"
+[[plugin]]
+use = "request_log"
+format = "json"
+sink = {{ file = "{}" }}
+
+[[plugin]]
+use = "stats"
+endpoint = "/admin/stats"
+
+[[plugin]]
+use = "rate_limit"
+quota = "1000/min"
+
+[[plugin]]
+use = "timer"
+"#,
+        log.display()
+    );
+    let (addr, _stop) = serve(&toml).await;
+    let path = "/grpc.health.v1.Health/Check";
+    let grpc = ("content-type", "application/grpc");
+    for headers in [
+        vec![grpc, ("grpc-timeout", "soon")],
+        vec![grpc, ("grpc-timeout", "99999999999999999999H")],
+        vec![
+            ("content-type", "application/grpc+unheard-of"),
+            ("te", "trailers"),
+        ],
+    ] {
+        let head = raw_call(addr, path, &headers, false)
+            .await
+            .expect("an answer");
+        assert_eq!(head.status, 200, "{headers:?}");
+    }
+    raw_call(addr, path, &[grpc], true).await;
+
+    let lines = lines(&log, 4).await;
+    assert_eq!(lines.len(), 4, "one line per call, the reset one included");
+    assert!(lines.iter().all(|l| l["path"] == path));
+    // Each failed: tonic answers INTERNAL for a message cut short (the reset one too, when
+    // it answers before the reset lands; otherwise that call is aborted).
+    for l in &lines {
+        let failed = l["outcome"] == "aborted" || l["grpc_status"].as_u64().is_some_and(|c| c != 0);
+        assert!(failed, "{l}");
+    }
+    let mut tries = 0;
+    let route = loop {
+        tries += 1;
+        assert!(tries < 200, "the calls were never all counted");
+        let (_, body) = common::get(addr, "/admin/stats", &[]).await;
+        let snap: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let found = (snap["routes"].as_array().unwrap().iter())
+            .find(|r| r["route"] == path)
+            .cloned();
+        if let Some(r) = found.filter(|r| r["requests"] == 4) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(route["in_flight"], 0, "nothing leaks: {route}");
+    let errors = route["errors"].as_u64().unwrap() + route["aborted"].as_u64().unwrap();
+    assert_eq!(errors, 4, "every failed call counted once: {route}");
+    // The server still answers a well-formed call.
+    let mut c = client(addr, "127.0.0.1").await;
+    c.check(check("")).await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
