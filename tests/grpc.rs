@@ -150,6 +150,7 @@ sink = {{ file = "{}" }}
 [[plugin]]
 use = "stats"
 endpoint = "/admin/stats"
+metrics_endpoint = "/metrics"
 
 [[plugin]]
 use = "timer"
@@ -183,6 +184,12 @@ use = "timer"
     assert_eq!(route["by_grpc_status"]["OK"], 2);
     assert_eq!(route["by_grpc_status"]["NOT_FOUND"], 1);
     assert_eq!(route["by_class"]["2xx"], 3);
+
+    let (_, metrics) = common::get(addr, "/metrics", &[]).await;
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    let line = "rpc_server_calls_total{route=\"/grpc.health.v1.Health/Check\",rpc_system=\"grpc\",\
+                rpc_service=\"grpc.health.v1.Health\",rpc_method=\"Check\",rpc_grpc_status_code=\"5\"} 1";
+    assert!(metrics.lines().any(|l| l == line), "{metrics}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -37,3 +37,7 @@ pub(crate) const BYTES_OUT: Family = Family {
     name: "http_response_body_bytes_total",
     help: "Response body bytes sent.",
 };
+pub(crate) const RPC_CALLS: Family = Family {
+    name: "rpc_server_calls_total",
+    help: "gRPC calls finished, by method and status code (OpenTelemetry RPC attribute names).",
+};

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::metric_names::{
-    ABORTED, BYTES_IN, BYTES_OUT, DURATION, ERRORS, Family, IN_FLIGHT, REQUESTS,
+    ABORTED, BYTES_IN, BYTES_OUT, DURATION, ERRORS, Family, IN_FLIGHT, REQUESTS, RPC_CALLS,
 };
 use crate::registry::{Registry, Totals};
 use crate::route::PROM_BOUNDS_US;
@@ -45,6 +45,33 @@ fn sample(
         let _ = write!(out, ",{k}=\"{val}\"");
     }
     let _ = writeln!(out, "}} {v}");
+}
+
+/// gRPC calls per method and code, labelled as the OpenTelemetry RPC semantic conventions
+/// name them (`rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code`); nothing
+/// without gRPC calls.
+fn rpc_calls(out: &mut String, totals: &[(&str, Totals)]) {
+    let mut header = false;
+    for (route, t) in totals {
+        let Some((service, method)) = route.strip_prefix('/').and_then(|r| r.split_once('/'))
+        else {
+            continue;
+        };
+        for (code, n) in t.grpc.iter().enumerate().filter(|(_, n)| **n > 0) {
+            if !header {
+                family(out, RPC_CALLS, "counter");
+                header = true;
+            }
+            out.push_str(RPC_CALLS.name);
+            out.push_str("{route=\"");
+            escape_label(out, route);
+            out.push_str("\",rpc_system=\"grpc\",rpc_service=\"");
+            escape_label(out, service);
+            out.push_str("\",rpc_method=\"");
+            escape_label(out, method);
+            let _ = writeln!(out, "\",rpc_grpc_status_code=\"{code}\"}} {n}");
+        }
+    }
 }
 
 /// Every figure of `reg` as Prometheus text.
@@ -103,6 +130,8 @@ pub(crate) fn render(reg: &Registry) -> String {
             sample(&mut out, (f.name, ""), route, None, value(t));
         }
     }
+
+    rpc_calls(&mut out, &totals);
 
     let overflow = crate::registry::overflow(&totals);
     let f = Family {
