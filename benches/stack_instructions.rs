@@ -8,8 +8,9 @@
 //! ```
 //! The cases are those of `benches/stack.rs`: `bare`, `timer_by_hand`, `timer_stack`,
 //! `cors_timer_by_hand`, `cors_timer_stack`, `empty_stack`; and one plugin each from a stack:
-//! `preflight_stack` (a CORS preflight), `rate_limit_stack` (admitted, with headers) and
-//! `request_log_stack` (a combined line to a file, the request's thread only).
+//! `preflight_stack` (a CORS preflight), `rate_limit_stack` (admitted, with headers),
+//! `stats_stack`, and `request_log_stack` / `request_log_json_stack` (a combined or JSON line
+//! to a file, the request's thread only).
 
 #[path = "support.rs"]
 mod support;
@@ -120,6 +121,16 @@ fn main() {
             Kind::Plain,
             n,
         ),
+        "stats_stack" => run(one("[[plugin]]\nuse = \"stats\"\n"), Kind::Plain, n),
+        "request_log_json_stack" => {
+            let path = std::env::temp_dir().join("stack_instructions-access.json");
+            let toml = format!(
+                "[[plugin]]\nuse = \"request_log\"\nformat = \"json\"\n\
+                 sink = {{ file = {:?} }}\n",
+                path.display().to_string()
+            );
+            run(one(&toml), Kind::Plain, n);
+        }
         "request_log_stack" => {
             let path = std::env::temp_dir().join("stack_instructions-access.log");
             let toml = format!(

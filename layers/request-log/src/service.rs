@@ -266,8 +266,11 @@ where
             match &mut p.capture {
                 Capture::Record(r) => {
                     r.status = parts.status.as_u16();
-                    // A trailers-only gRPC answer has its status in the headers.
-                    grpc_outcome(r, &parts.headers);
+                    // A trailers-only gRPC answer has its status in the headers (gRPC runs
+                    // over HTTP/2: HTTP/1 requests pay one comparison for it).
+                    if r.version == http::Version::HTTP_2 {
+                        grpc_outcome(r, &parts.headers);
+                    }
                     if r.user.is_none() {
                         r.user = from_response();
                     }
