@@ -15,7 +15,7 @@ use http_body_util::Full;
 use tower::{Layer, service_fn};
 use tower_plugins::{Body, Next, PluginContext, PluginStack, from_fn};
 
-use common::{demo_stack, get, send, spawn_axum, spawn_hyper};
+use common::{demo_stack, get, get_over, send, spawn_axum, spawn_hyper};
 
 fn response_time_ms(parts: &http::response::Parts) -> f64 {
     let v = parts.headers["x-response-time"].to_str().unwrap();
@@ -128,27 +128,27 @@ async fn hello(_req: Request<Body>) -> Result<Response<Body>, Infallible> {
 
 #[tokio::test]
 async fn plain_hyper_server_with_trusted_and_untrusted_proxies() {
-    // No trusted proxy: a forged X-Forwarded-For is ignored; the peer is the client.
-    let stack = hyper_stack("");
-    let server = spawn_hyper(move || stack.layer().layer(service_fn(hello))).await;
-    let (parts, body) = get(server.addr, "/", &[("x-forwarded-for", "203.0.113.66")]).await;
-    assert_eq!(body, "hello from hyper");
-    response_time_ms(&parts);
-    assert_eq!(parts.headers["x-client-ip"], "127.0.0.1");
+    for h2 in [false, true] {
+        // No trusted proxy: a forged X-Forwarded-For is ignored; the peer is the client.
+        let stack = hyper_stack("");
+        let server = spawn_hyper(move || stack.layer().layer(service_fn(hello))).await;
+        let forged = [("x-forwarded-for", "203.0.113.66")];
+        let (parts, body) = get_over(h2, server.addr, "/", &forged).await;
+        assert_eq!(body, "hello from hyper");
+        response_time_ms(&parts);
+        assert_eq!(parts.headers["x-client-ip"], "127.0.0.1", "h2: {h2}");
 
-    // Loopback trusted as a proxy: the rightmost untrusted address is the client.
-    let stack = hyper_stack("[client_ip]\ntrusted_proxies = [\"127.0.0.1/32\"]");
-    let server = spawn_hyper(move || stack.layer().layer(service_fn(hello))).await;
-    let (parts, _) = get(
-        server.addr,
-        "/",
-        &[("x-forwarded-for", "6.6.6.6, 203.0.113.7")],
-    )
-    .await;
-    assert_eq!(parts.headers["x-client-ip"], "203.0.113.7");
-    // A malformed header from the trusted proxy falls back to the peer.
-    let (parts, _) = get(server.addr, "/", &[("x-forwarded-for", "garbage")]).await;
-    assert_eq!(parts.headers["x-client-ip"], "127.0.0.1");
+        // Loopback trusted as a proxy: the rightmost untrusted address is the client.
+        let stack = hyper_stack("[client_ip]\ntrusted_proxies = [\"127.0.0.1/32\"]");
+        let server = spawn_hyper(move || stack.layer().layer(service_fn(hello))).await;
+        let xff = [("x-forwarded-for", "6.6.6.6, 203.0.113.7")];
+        let (parts, _) = get_over(h2, server.addr, "/", &xff).await;
+        assert_eq!(parts.headers["x-client-ip"], "203.0.113.7", "h2: {h2}");
+        // A malformed header from the trusted proxy falls back to the peer.
+        let bad = [("x-forwarded-for", "garbage")];
+        let (parts, _) = get_over(h2, server.addr, "/", &bad).await;
+        assert_eq!(parts.headers["x-client-ip"], "127.0.0.1", "h2: {h2}");
+    }
 }
 
 #[tokio::test]

@@ -158,6 +158,24 @@ pub async fn get(
     send(addr, b.body(Full::new(Bytes::new())).unwrap()).await
 }
 
+/// `GET path` with the given headers, over HTTP/1.1 (`h2` false, with `Host`) or HTTP/2 (the
+/// authority as `:authority`, no `Host`).
+pub async fn get_over(
+    h2: bool,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (http::response::Parts, Bytes) {
+    if !h2 {
+        return get(addr, path, headers).await;
+    }
+    let mut b = Request::get(format!("http://{addr}{path}")).version(http::Version::HTTP_2);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send_h2(addr, b.body(Full::new(Bytes::new())).unwrap()).await
+}
+
 /// Flags every headless Chromium run of the tests uses (root in CI needs `--no-sandbox`).
 pub const CHROMIUM_FLAGS: &[&str] = &[
     "--headless",

@@ -308,6 +308,7 @@ impl Work {
 
 /// The store work of a response, then the response with its cookie, type-erased so that
 /// [`ResponseFuture`] need not name the response body.
+#[inline(never)]
 fn finishing<B: Send + 'static>(
     sh: Arc<Shared>,
     work: Work,
@@ -395,16 +396,10 @@ where
         wrap: impl FnOnce(PluginBody<B>) -> T,
     ) -> Poll<Result<Response<T>, E>> {
         let mut state = self.project().state;
+        // The store's steps (`Loading`, `Finishing`) are out of line: every stack slot's poll
+        // inlines this one, and it stays as small as the memory store's path needs.
         loop {
             match state.as_mut().project() {
-                StateProj::Loading { fut } => match ready!(fut.as_mut().poll(cx)) {
-                    Loaded::Call(fut, shared, came) => {
-                        state.set(State::Inner { fut, shared, came });
-                    }
-                    Loaded::Refuse(res) => state.set(State::Ready {
-                        res: Some(Box::new(res)),
-                    }),
-                },
                 StateProj::Inner { fut, shared, came } => {
                     let mut res = ready!(fut.poll(cx))?;
                     let came = std::mem::replace(came, Came::Anonymous);
@@ -416,13 +411,6 @@ where
                         }
                     }
                 }
-                StateProj::Finishing { fut } => {
-                    let res = ready!(fut.as_mut().poll(cx));
-                    let Ok(res) = res.downcast::<Response<B>>() else {
-                        unreachable!("the finishing step returns the response it was given")
-                    };
-                    return Poll::Ready(Ok((*res).map(|b| wrap(PluginBody::inner(b)))));
-                }
                 StateProj::Ready { res } => {
                     let res = res.take().expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok((*res).map(|b| wrap(PluginBody::full(b)))));
@@ -431,9 +419,44 @@ where
                     let res = ready!(fut.as_mut().poll(cx));
                     return Poll::Ready(Ok(res.map(|b| wrap(PluginBody::full(b)))));
                 }
+                StateProj::Loading { fut } => {
+                    let next = ready!(poll_loading(fut, cx));
+                    state.set(next);
+                }
+                StateProj::Finishing { fut } => {
+                    let res = ready!(poll_finishing::<B>(fut, cx));
+                    return Poll::Ready(Ok(res.map(|b| wrap(PluginBody::inner(b)))));
+                }
             }
         }
     }
+}
+
+/// Polls the session's load; the state the request goes on in.
+#[inline(never)]
+fn poll_loading<F>(
+    fut: &mut Pin<Box<dyn Future<Output = Loaded<F>> + Send>>,
+    cx: &mut Context<'_>,
+) -> Poll<State<F>> {
+    Poll::Ready(match ready!(fut.as_mut().poll(cx)) {
+        Loaded::Call(fut, shared, came) => State::Inner { fut, shared, came },
+        Loaded::Refuse(res) => State::Ready {
+            res: Some(Box::new(res)),
+        },
+    })
+}
+
+/// Polls the store work after the response; the response, once it is done.
+#[inline(never)]
+fn poll_finishing<B: 'static>(
+    fut: &mut Pin<Box<dyn Future<Output = Box<dyn Any + Send>> + Send>>,
+    cx: &mut Context<'_>,
+) -> Poll<Response<B>> {
+    let res = ready!(fut.as_mut().poll(cx));
+    let Ok(res) = res.downcast::<Response<B>>() else {
+        unreachable!("the finishing step returns the response it was given")
+    };
+    Poll::Ready(*res)
 }
 
 tower_plugins_core::plugin_future!(ResponseFuture);
