@@ -58,7 +58,7 @@ fn main() {
             return;
         };
         let prefix = format!("tower-plugins-bench:{}:", std::process::id());
-        let quota = Quota::new(1_000_000_000, Duration::from_secs(1)).unwrap();
+        let quota = Quota::new(1_000_000, Duration::from_secs(1)).unwrap();
         let inner = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
         let mut memory = RateLimitLayer::new(quota).layer(inner);
         let mut redis = RateLimitLayer::new(quota)
