@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, SharedString, Unit};
-use tower_plugins_core::BodyOutcome;
+use tower_plugins_core::{BodyOutcome, GrpcCode};
 
-use crate::metric_names::{ABORTED, BYTES_IN, BYTES_OUT, DURATION, ERRORS, IN_FLIGHT, REQUESTS};
+use crate::metric_names::{
+    ABORTED, BYTES_IN, BYTES_OUT, DURATION, ERRORS, IN_FLIGHT, REQUESTS, RPC_CALLS,
+};
 
 /// The names the figures take in the [`metrics`] facade.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +35,10 @@ pub enum MetricNames {
     /// | `http_requests_aborted_total` | counter | `route` |
     /// | `http_request_body_bytes_total` | counter | `route` |
     /// | `http_response_body_bytes_total` | counter | `route` |
+    /// | `rpc_server_calls_total` | counter | `route`, `rpc_system`, `rpc_service`, `rpc_method`, `rpc_grpc_status_code` |
     ///
-    /// `status` is `none` for a request that ended without a response.
+    /// `status` is `none` for a request that ended without a response. The `rpc_` counter
+    /// counts gRPC calls only, with OpenTelemetry's RPC attribute names.
     Prometheus,
     /// OpenTelemetry's semantic conventions for HTTP servers:
     ///
@@ -44,6 +48,7 @@ pub enum MetricNames {
     /// | `http.server.active_requests` | gauge | `http.request.method`, `url.scheme` |
     /// | `http.server.request.body.size` (By) | histogram | as the duration |
     /// | `http.server.response.body.size` (By) | histogram | as the duration |
+    /// | `rpc.server.call.duration` (s) | histogram | `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code` (gRPC calls only) |
     ///
     /// `error.type` is the status code of a 5xx answer, `aborted` when the client went away
     /// before the end of the response, `failed` when the service or its body failed, and
@@ -124,6 +129,10 @@ struct SetHandles {
     duration: Histogram,
     request_size: Histogram,
     response_size: Histogram,
+    /// A gRPC call's: `rpc_server_calls_total` (Prometheus names) or
+    /// `rpc.server.call.duration` (OpenTelemetry's); no-ops for plain HTTP.
+    rpc_calls: Counter,
+    rpc_duration: Histogram,
 }
 
 impl Default for RouteMetrics {
@@ -144,6 +153,8 @@ pub(crate) struct End {
     pub(crate) elapsed: Duration,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
+    /// A gRPC call's status code.
+    pub(crate) grpc: Option<GrpcCode>,
 }
 
 #[derive(Clone, Copy)]
@@ -182,7 +193,7 @@ fn label(key: &'static str, value: &'static str) -> Label {
 /// Prometheus names label only route, method and status, so the rest is left out of its key.
 fn set_key(names: MetricNames, labels: Labels, end: &End) -> u32 {
     let status = u32::from(end.status.map_or(0, |s| s.as_u16()));
-    let method = u32::from(labels.method) << 10;
+    let method = u32::from(labels.method) << 10 | grpc_bits(end.grpc) << 17;
     match names {
         MetricNames::Prometheus => status | method | 1 << 31,
         MetricNames::OpenTelemetry => {
@@ -195,6 +206,14 @@ fn set_key(names: MetricNames, labels: Labels, end: &End) -> u32 {
         }
     }
 }
+
+/// A gRPC code in the label-set key: 1 to 17, 0 for plain HTTP.
+fn grpc_bits(code: Option<GrpcCode>) -> u32 {
+    code.map_or(0, |c| u32::from(c.as_u8()) + 1)
+}
+
+/// `rpc.server.call.duration`: OpenTelemetry's RPC server call duration, in seconds.
+const OTEL_RPC_DURATION: &str = "rpc.server.call.duration";
 
 impl MetricNames {
     /// Every metric under these names: its kind, name, unit and help.
@@ -209,6 +228,7 @@ impl MetricNames {
                 (Counter, ABORTED.name, Unit::Count, ABORTED.help),
                 (Counter, BYTES_IN.name, Unit::Bytes, BYTES_IN.help),
                 (Counter, BYTES_OUT.name, Unit::Bytes, BYTES_OUT.help),
+                (Counter, RPC_CALLS.name, Unit::Count, RPC_CALLS.help),
             ],
             MetricNames::OpenTelemetry => &[
                 (
@@ -234,6 +254,12 @@ impl MetricNames {
                     OTEL_RESPONSE_SIZE,
                     Unit::Bytes,
                     "Size of HTTP server response bodies.",
+                ),
+                (
+                    Histogram,
+                    OTEL_RPC_DURATION,
+                    Unit::Seconds,
+                    "Duration of gRPC calls, by service, method and status code.",
                 ),
             ],
         }
@@ -329,6 +355,10 @@ impl MetricNames {
     fn record(self, h: &SetHandles, end: &End) {
         h.requests.increment(1);
         h.duration.record(end.elapsed.as_secs_f64());
+        if end.grpc.is_some() {
+            h.rpc_calls.increment(1);
+            h.rpc_duration.record(end.elapsed.as_secs_f64());
+        }
         if let MetricNames::OpenTelemetry = self {
             if end.bytes_in > 0 {
                 h.request_size.record(end.bytes_in as f64);
@@ -350,11 +380,29 @@ impl MetricNames {
                     label("method", method),
                     Label::new("status", status),
                 ];
+                let rpc_calls = match rpc_labels(
+                    route,
+                    end,
+                    [
+                        "rpc_system",
+                        "rpc_service",
+                        "rpc_method",
+                        "rpc_grpc_status_code",
+                    ],
+                ) {
+                    Some(mut rpc) => {
+                        rpc.push(label("route", route));
+                        counter(RPC_CALLS.name, rpc)
+                    }
+                    None => Counter::noop(),
+                };
                 SetHandles {
                     requests: counter(REQUESTS.name, labels.clone()),
                     duration: histogram(DURATION.name, labels),
                     request_size: Histogram::noop(),
                     response_size: Histogram::noop(),
+                    rpc_calls,
+                    rpc_duration: Histogram::noop(),
                 }
             }
             MetricNames::OpenTelemetry => {
@@ -378,13 +426,39 @@ impl MetricNames {
                 if let Some(e) = error {
                     attrs.push(Label::new("error.type", e));
                 }
+                let rpc = rpc_labels(
+                    route,
+                    end,
+                    [
+                        "rpc.system",
+                        "rpc.service",
+                        "rpc.method",
+                        "rpc.grpc.status_code",
+                    ],
+                );
                 SetHandles {
                     requests: Counter::noop(),
                     duration: histogram(OTEL_DURATION, attrs.clone()),
                     request_size: histogram(OTEL_REQUEST_SIZE, attrs.clone()),
                     response_size: histogram(OTEL_RESPONSE_SIZE, attrs),
+                    rpc_calls: Counter::noop(),
+                    rpc_duration: rpc
+                        .map_or_else(Histogram::noop, |l| histogram(OTEL_RPC_DURATION, l)),
                 }
             }
         }
     }
+}
+
+/// The RPC labels of a gRPC call on the method route `/service/method`, under `names`
+/// (system, service, method, status code); `None` for plain HTTP.
+fn rpc_labels(route: &'static str, end: &End, names: [&'static str; 4]) -> Option<Vec<Label>> {
+    let code = end.grpc?;
+    let (service, method) = route.strip_prefix('/')?.split_once('/')?;
+    Some(vec![
+        label(names[0], "grpc"),
+        label(names[1], service),
+        label(names[2], method),
+        Label::new(names[3], code.as_u8().to_string()),
+    ])
 }

@@ -114,6 +114,7 @@ impl Recording {
                 elapsed,
                 bytes_in: self.bytes_in,
                 bytes_out,
+                grpc,
             };
             names.end(self.route.metrics(), &self.route.name, self.labels, &end);
         }

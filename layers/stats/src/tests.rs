@@ -576,6 +576,73 @@ mod facade {
         assert_eq!(snap.overall.bytes_sent, 35);
     }
 
+    /// A gRPC call to `/pkg.Svc/Get` answered trailers-only with `code`.
+    async fn grpc_call(
+        svc: &(
+             impl Service<
+            Request<Full<Bytes>>,
+            Response = Response<crate::ResponseBody<Full<Bytes>>>,
+            Error = Infallible,
+        > + Clone
+         ),
+        code: &str,
+    ) {
+        let mut r = req("/pkg.Svc/Get", Duration::ZERO);
+        *r.version_mut() = http::Version::HTTP_2;
+        let r = header(
+            header(r, "content-type", "application/grpc"),
+            "x-grpc-status",
+            code,
+        );
+        send(svc, r).await;
+    }
+
+    #[tokio::test]
+    async fn grpc_calls_are_named_with_the_rpc_attributes_under_both_names() {
+        let grpc_app = || {
+            service_fn(|req: Request<Full<Bytes>>| async move {
+                let mut res = Response::new(Full::new(Bytes::new()));
+                if let Some(code) = req.headers().get("x-grpc-status") {
+                    res.headers_mut().insert("grpc-status", code.clone());
+                }
+                Ok::<_, Infallible>(res)
+            })
+        };
+        let (snapshotter, _local, layer) = recorded(MetricNames::Prometheus);
+        let svc = layer.layer(grpc_app());
+        grpc_call(&svc, "0").await;
+        grpc_call(&svc, "5").await;
+        grpc_call(&svc, "5").await;
+        let all = read(&snapshotter);
+        let rpc = |code| {
+            [
+                ("route", "/pkg.Svc/Get"),
+                ("rpc_system", "grpc"),
+                ("rpc_service", "pkg.Svc"),
+                ("rpc_method", "Get"),
+                ("rpc_grpc_status_code", code),
+            ]
+        };
+        assert_eq!(count(find(&all, "rpc_server_calls_total", &rpc("5"))), 2);
+        assert_eq!(count(find(&all, "rpc_server_calls_total", &rpc("0"))), 1);
+        drop(_local);
+
+        let (snapshotter, _local, layer) = recorded(MetricNames::OpenTelemetry);
+        let svc = layer.layer(grpc_app());
+        grpc_call(&svc, "5").await;
+        let all = read(&snapshotter);
+        let attrs = [
+            ("rpc.system", "grpc"),
+            ("rpc.service", "pkg.Svc"),
+            ("rpc.method", "Get"),
+            ("rpc.grpc.status_code", "5"),
+        ];
+        assert_eq!(
+            values(find(&all, "rpc.server.call.duration", &attrs)).len(),
+            1
+        );
+    }
+
     #[tokio::test]
     async fn opentelemetry_names_follow_the_semantic_conventions() {
         let (snapshotter, _local, layer) = recorded(MetricNames::OpenTelemetry);
