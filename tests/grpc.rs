@@ -386,3 +386,49 @@ use = "timer"
     c.check(check("")).await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A client's retry policy as gRPC's specifies it: a `RESOURCE_EXHAUSTED` answer with
+/// `grpc-retry-pushback-ms` is retried once that long has passed.
+async fn check_with_retry(
+    c: &mut HealthClient<Channel>,
+) -> Result<
+    (
+        tonic::Response<tonic_health::pb::HealthCheckResponse>,
+        Duration,
+    ),
+    tonic::Status,
+> {
+    let mut waited = Duration::ZERO;
+    for _ in 0..3 {
+        match c.check(check("")).await {
+            Ok(res) => return Ok((res, waited)),
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                let pushback = (status.metadata().get("grpc-retry-pushback-ms"))
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .ok_or_else(|| status.clone())?;
+                let wait = Duration::from_millis(pushback);
+                tokio::time::sleep(wait).await;
+                waited += wait;
+            }
+            Err(status) => return Err(status),
+        }
+    }
+    Err(tonic::Status::resource_exhausted(
+        "still limited after three tries",
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_waits_the_pushback_is_admitted() {
+    let (addr, _stop) =
+        serve("[[plugin]]\nuse = \"rate_limit\"\nquota = \"10/s\"\nburst = 2\n").await;
+    let mut c = client(addr, "127.0.0.1").await;
+    c.check(check("")).await.unwrap();
+    c.check(check("")).await.unwrap();
+    let (res, waited) = check_with_retry(&mut c).await.unwrap();
+    assert!(res.metadata().contains_key("ratelimit"));
+    assert!(
+        (Duration::from_millis(1)..=Duration::from_millis(200)).contains(&waited),
+        "one refill of a 10/s quota is 100 ms: waited {waited:?}"
+    );
+}

@@ -309,4 +309,13 @@ async fn an_unreachable_redis_from_the_start_never_fails_a_request() {
         );
     }
     assert_eq!(l.stats().backend_errors, 3);
+    // Under deny, a gRPC call is told UNAVAILABLE in its own terms.
+    let deny = l.on_backend_error(OnBackendError::Deny);
+    let mut call = req_from("192.0.2.1", "/pkg.Svc/Call");
+    call.headers_mut()
+        .insert("content-type", "application/grpc".parse().unwrap());
+    let (s, h) = status_of(&deny, call).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["grpc-status"], "14");
+    assert_eq!(h["retry-after"], "1");
 }
