@@ -78,6 +78,15 @@ where
     measure(&rt, &svc, kind, n);
 }
 
+/// A request_log entry writing `format` lines to a file.
+fn log_toml(format: &str) -> String {
+    let path = std::env::temp_dir().join(format!("stack_instructions-access.{format}"));
+    format!(
+        "[[plugin]]\nuse = \"request_log\"\nformat = \"{format}\"\nsink = {{ file = {:?} }}\n",
+        path.display().to_string()
+    )
+}
+
 fn stack(toml: &str) -> PluginStack {
     PluginStack::from_toml_str(toml).unwrap()
 }
@@ -122,24 +131,8 @@ fn main() {
             n,
         ),
         "stats_stack" => run(one("[[plugin]]\nuse = \"stats\"\n"), Kind::Plain, n),
-        "request_log_json_stack" => {
-            let path = std::env::temp_dir().join("stack_instructions-access.json");
-            let toml = format!(
-                "[[plugin]]\nuse = \"request_log\"\nformat = \"json\"\n\
-                 sink = {{ file = {:?} }}\n",
-                path.display().to_string()
-            );
-            run(one(&toml), Kind::Plain, n);
-        }
-        "request_log_stack" => {
-            let path = std::env::temp_dir().join("stack_instructions-access.log");
-            let toml = format!(
-                "[[plugin]]\nuse = \"request_log\"\nformat = \"combined\"\n\
-                 sink = {{ file = {:?} }}\n",
-                path.display().to_string()
-            );
-            run(one(&toml), Kind::Plain, n);
-        }
+        "request_log_json_stack" => run(one(&log_toml("json")), Kind::Plain, n),
+        "request_log_stack" => run(one(&log_toml("combined")), Kind::Plain, n),
         other => panic!("unknown case {other}"),
     }
 }

@@ -118,53 +118,83 @@ async fn two_client_addresses_get_two_buckets_under_server_builder_layer() {
     two.check(check("")).await.unwrap();
 }
 
-/// The log lines a test's stack wrote, once `n` are there (the writer is a thread).
-async fn lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+/// A test's access log in a folder of its own (removed at the end), and the stack that
+/// writes it: request_log (JSON lines), stats with its endpoint, then the test's `rest`.
+struct Logged {
+    dir: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Logged {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tower-plugins-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("access.log");
+        Logged { dir, log }
+    }
+
+    fn stack(&self, rest: &str) -> String {
+        format!(
+            "[[plugin]]\nuse = \"request_log\"\nformat = \"json\"\nsink = {{ file = {:?} }}\n\n\
+             [[plugin]]\nuse = \"stats\"\nendpoint = \"/admin/stats\"\nmetrics_endpoint = \"/metrics\"\n\n{rest}",
+            self.log.display().to_string()
+        )
+    }
+
+    /// The lines written, once `n` are there (the writer is a thread).
+    async fn lines(&self, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..200 {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<_> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            if lines.len() >= n {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        panic!(
+            "fewer than {n} log lines in {}:\n{text}",
+            self.log.display()
+        );
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The stats of `route` once `requests` of its calls are counted (bodies end after answers).
+async fn route_stats(addr: SocketAddr, route: &str, requests: u64) -> serde_json::Value {
     for _ in 0..200 {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<_> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n {
-            return lines;
+        let (_, body) = common::get(addr, "/admin/stats", &[]).await;
+        let snap: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let found = (snap["routes"].as_array().unwrap().iter())
+            .find(|r| r["route"] == route && r["requests"] == requests)
+            .cloned();
+        if let Some(r) = found {
+            return r;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    panic!("fewer than {n} log lines in {}:\n{text}", path.display());
+    panic!("{route} never counted {requests} calls");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_and_the_log_see_each_method_and_its_grpc_status() {
-    let dir = std::env::temp_dir().join(format!("tower-plugins-grpc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("access.log");
-    let toml = format!(
-        r#"
-[[plugin]]
-use = "request_log"
-format = "json"
-sink = {{ file = "{}" }}
-
-[[plugin]]
-use = "stats"
-endpoint = "/admin/stats"
-metrics_endpoint = "/metrics"
-
-[[plugin]]
-use = "timer"
-"#,
-        log.display()
-    );
-    let (addr, _stop) = serve(&toml).await;
+    let logged = Logged::new("grpc-codes");
+    let (addr, _stop) = serve(&logged.stack("[[plugin]]\nuse = \"timer\"\n")).await;
     let mut c = client(addr, "127.0.0.1").await;
     c.check(check("")).await.unwrap();
     c.check(check("")).await.unwrap();
     let missing = c.check(check("no.such.Service")).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 
-    let lines = lines(&log, 3).await;
+    let lines = logged.lines(3).await;
     let last = &lines[2];
     assert_eq!(last["path"], "/grpc.health.v1.Health/Check");
     assert_eq!(last["status"], 200);
@@ -173,13 +203,7 @@ use = "timer"
     assert_eq!(last["protocol"], "HTTP/2.0");
     assert_eq!(lines[0]["grpc_status"], 0);
 
-    let (head, body) = common::get(addr, "/admin/stats", &[]).await;
-    assert_eq!(head.status, 200);
-    let snap: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let route = (snap["routes"].as_array().unwrap().iter())
-        .find(|r| r["route"] == "/grpc.health.v1.Health/Check")
-        .unwrap_or_else(|| panic!("no per-method route: {snap}"));
-    assert_eq!(route["requests"], 3);
+    let route = route_stats(addr, "/grpc.health.v1.Health/Check", 3).await;
     assert_eq!(route["errors"], 1, "NOT_FOUND is an error: {route}");
     assert_eq!(route["by_grpc_status"]["OK"], 2);
     assert_eq!(route["by_grpc_status"]["NOT_FOUND"], 1);
@@ -190,7 +214,6 @@ use = "timer"
     let line = "rpc_server_calls_total{route=\"/grpc.health.v1.Health/Check\",rpc_system=\"grpc\",\
                 rpc_service=\"grpc.health.v1.Health\",rpc_method=\"Check\",rpc_grpc_status_code=\"5\"} 1";
     assert!(metrics.lines().any(|l| l == line), "{metrics}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,54 +240,25 @@ async fn a_stack_around_one_service_keeps_its_name_for_add_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_the_client_cancels_is_counted_and_logged_once_as_aborted() {
-    let dir = std::env::temp_dir().join(format!("tower-plugins-grpc-watch-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("access.log");
-    let toml = format!(
-        r#"
-[[plugin]]
-use = "request_log"
-format = "json"
-sink = {{ file = "{}" }}
-
-[[plugin]]
-use = "stats"
-endpoint = "/admin/stats"
-"#,
-        log.display()
-    );
-    let (addr, _stop) = serve(&toml).await;
+    let logged = Logged::new("grpc-watch");
+    let (addr, _stop) = serve(&logged.stack("")).await;
     let mut c = client(addr, "127.0.0.1").await;
     let mut watch = c.watch(check("")).await.unwrap().into_inner();
     let first = watch.message().await.unwrap().unwrap();
     assert_eq!(first.status, 1, "SERVING");
     drop(watch);
 
-    let lines = lines(&log, 1).await;
+    let lines = logged.lines(1).await;
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["path"], "/grpc.health.v1.Health/Watch");
     assert_eq!(lines[0]["outcome"], "aborted");
-    let mut tries = 0;
-    let route = loop {
-        tries += 1;
-        assert!(tries < 200, "the aborted stream was never counted");
-        let (_, body) = common::get(addr, "/admin/stats", &[]).await;
-        let snap: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let found = (snap["routes"].as_array().unwrap().iter())
-            .find(|r| r["route"] == "/grpc.health.v1.Health/Watch")
-            .cloned();
-        if let Some(r) = found.filter(|r| r["requests"] == 1) {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let route = route_stats(addr, "/grpc.health.v1.Health/Watch", 1).await;
     assert_eq!(route["aborted"], 1);
     assert_eq!(route["in_flight"], 0, "nothing leaks");
     assert_eq!(
         route["errors"], 0,
         "a cancelled call is not the server's error"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Sends `body` as a gRPC call to `path` over a fresh HTTP/2 connection with `headers`; with
@@ -276,13 +270,7 @@ async fn raw_call(
     reset: bool,
 ) -> Option<http::response::Parts> {
     use http_body_util::BodyExt;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = common::h2_connection(addr).await;
     let mut b = http::Request::post(format!("http://{addr}{path}"));
     for (k, v) in headers {
         b = b.header(*k, *v);
@@ -314,30 +302,10 @@ async fn raw_call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_calls_and_resets_are_answered_or_counted_once_never_a_panic() {
-    let dir = std::env::temp_dir().join(format!("tower-plugins-grpc-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("access.log");
-    let toml = format!(
-        r#"
-[[plugin]]
-use = "request_log"
-format = "json"
-sink = {{ file = "{}" }}
-
-[[plugin]]
-use = "stats"
-endpoint = "/admin/stats"
-
-[[plugin]]
-use = "rate_limit"
-quota = "1000/min"
-
-[[plugin]]
-use = "timer"
-"#,
-        log.display()
-    );
-    let (addr, _stop) = serve(&toml).await;
+    let logged = Logged::new("grpc-bad");
+    let rest =
+        "[[plugin]]\nuse = \"rate_limit\"\nquota = \"1000/min\"\n\n[[plugin]]\nuse = \"timer\"\n";
+    let (addr, _stop) = serve(&logged.stack(rest)).await;
     let path = "/grpc.health.v1.Health/Check";
     let grpc = ("content-type", "application/grpc");
     for headers in [
@@ -355,7 +323,7 @@ use = "timer"
     }
     raw_call(addr, path, &[grpc], true).await;
 
-    let lines = lines(&log, 4).await;
+    let lines = logged.lines(4).await;
     assert_eq!(lines.len(), 4, "one line per call, the reset one included");
     assert!(lines.iter().all(|l| l["path"] == path));
     // Each failed: tonic answers INTERNAL for a message cut short (the reset one too, when
@@ -364,27 +332,13 @@ use = "timer"
         let failed = l["outcome"] == "aborted" || l["grpc_status"].as_u64().is_some_and(|c| c != 0);
         assert!(failed, "{l}");
     }
-    let mut tries = 0;
-    let route = loop {
-        tries += 1;
-        assert!(tries < 200, "the calls were never all counted");
-        let (_, body) = common::get(addr, "/admin/stats", &[]).await;
-        let snap: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let found = (snap["routes"].as_array().unwrap().iter())
-            .find(|r| r["route"] == path)
-            .cloned();
-        if let Some(r) = found.filter(|r| r["requests"] == 4) {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let route = route_stats(addr, path, 4).await;
     assert_eq!(route["in_flight"], 0, "nothing leaks: {route}");
     let errors = route["errors"].as_u64().unwrap() + route["aborted"].as_u64().unwrap();
     assert_eq!(errors, 4, "every failed call counted once: {route}");
     // The server still answers a well-formed call.
     let mut c = client(addr, "127.0.0.1").await;
     c.check(check("")).await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A client's retry policy as gRPC's specifies it: a `RESOURCE_EXHAUSTED` answer with

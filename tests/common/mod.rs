@@ -107,19 +107,7 @@ where
 
 /// Sends one request over a fresh HTTP/1.1 connection; returns the head and the whole body.
 pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> (http::response::Parts, Bytes) {
-    tokio::time::timeout(LIMIT, async move {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let res = sender.send_request(req).await.unwrap();
-        let (parts, body) = res.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        (parts, bytes)
-    })
-    .await
-    .expect("the request finished in time")
+    send_over(false, addr, req).await
 }
 
 /// Sends one request over a fresh HTTP/2 connection (h2c with prior knowledge, as gRPC and
@@ -129,20 +117,47 @@ pub async fn send_h2(
     addr: SocketAddr,
     req: Request<Full<Bytes>>,
 ) -> (http::response::Parts, Bytes) {
+    send_over(true, addr, req).await
+}
+
+async fn send_over(
+    h2: bool,
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> (http::response::Parts, Bytes) {
     tokio::time::timeout(LIMIT, async move {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        let res = if h2 {
+            h2_connection(addr).await.send_request(req).await
+        } else {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
                 .await
                 .unwrap();
-        tokio::spawn(conn);
-        let res = sender.send_request(req).await.unwrap();
-        let (parts, body) = res.into_parts();
+            tokio::spawn(conn);
+            sender.send_request(req).await
+        };
+        let (parts, body) = res.unwrap().into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
         (parts, bytes)
     })
     .await
     .expect("the request finished in time")
+}
+
+/// A fresh HTTP/2 connection (h2c with prior knowledge) to `addr`, driven in the background.
+pub async fn h2_connection<B>(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
 }
 
 /// `GET path` with the given headers.

@@ -155,3 +155,20 @@ pub(crate) async fn redis_addr() -> SocketAddr {
         .next()
         .unwrap()
 }
+
+/// Waits, at most 10 s, polling every 50 ms, until `recovered` says so: a plugin whose Redis
+/// came back after an outage.
+pub(crate) async fn until_recovered<F, Fut>(mut recovered: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !recovered().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
