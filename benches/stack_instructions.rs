@@ -9,8 +9,10 @@
 //! The cases are those of `benches/stack.rs`: `bare`, `timer_by_hand`, `timer_stack`,
 //! `cors_timer_by_hand`, `cors_timer_stack`, `empty_stack`; and one plugin each from a stack:
 //! `preflight_stack` (a CORS preflight), `rate_limit_stack` (admitted, with headers),
-//! `stats_stack`, and `request_log_stack` / `request_log_json_stack` (a combined or JSON line
-//! to a file, the request's thread only).
+//! `stats_stack`, `request_log_stack` / `request_log_json_stack` (a combined or JSON line
+//! to a file, the request's thread only), and `log_limit_proxied_stack` (request_log and
+//! rate_limit, a request from a trusted proxy: the client's address resolved through
+//! `X-Forwarded-For`).
 
 #[path = "support.rs"]
 mod support;
@@ -37,8 +39,14 @@ fn request(kind: Kind) -> Request<Body> {
             .method("OPTIONS")
             .header("origin", ORIGIN)
             .header("access-control-request-method", "PUT"),
+        Kind::Proxied => b.header("x-forwarded-for", "198.51.100.9, 203.0.113.7, 10.0.0.2"),
     };
-    b.body(Body::empty()).unwrap()
+    let mut req = b.body(Body::empty()).unwrap();
+    if let Kind::Proxied = kind {
+        req.extensions_mut()
+            .insert(std::net::SocketAddr::from(([10, 0, 0, 1], 4000)));
+    }
+    req
 }
 
 /// Which request a case sends.
@@ -47,6 +55,8 @@ enum Kind {
     Plain,
     CrossOrigin,
     Preflight,
+    /// From a trusted proxy (10.0.0.1), with the client two hops back in `X-Forwarded-For`.
+    Proxied,
 }
 
 #[inline(never)]
@@ -133,6 +143,15 @@ fn main() {
         "stats_stack" => run(one("[[plugin]]\nuse = \"stats\"\n"), Kind::Plain, n),
         "request_log_json_stack" => run(one(&log_toml("json")), Kind::Plain, n),
         "request_log_stack" => run(one(&log_toml("combined")), Kind::Plain, n),
+        // Two plugins that need the client's address, behind a trusted proxy.
+        "log_limit_proxied_stack" => {
+            let toml = format!(
+                "[client_ip]\ntrusted_proxies = [\"10.0.0.0/8\"]\n\n{}\n\
+                 [[plugin]]\nuse = \"rate_limit\"\nquota = \"1000000/s\"\nburst = 100\n",
+                log_toml("combined")
+            );
+            run(one(&toml), Kind::Proxied, n);
+        }
         other => panic!("unknown case {other}"),
     }
 }

@@ -139,7 +139,7 @@ where
     }
     let json = wants_json(req.headers());
     let old = sh.cookie_key(req.headers());
-    let ip = sh.s.client_ip.resolve(&req);
+    let ip = sh.s.client_ip.resolve_cached(&req);
     let query_next = req.uri().query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find_map(|(k, v)| (k == "next").then(|| v.into_owned()))

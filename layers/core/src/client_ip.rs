@@ -64,6 +64,13 @@ pub struct ClientIpConfig {
     pub header: ForwardedHeader,
 }
 
+/// A client address resolved for a request by the resolver at `by`, kept in its extensions.
+#[derive(Debug, Clone, Copy)]
+struct Resolved {
+    by: usize,
+    ip: Option<IpAddr>,
+}
+
 /// Resolves the client's IP address of a request.
 ///
 /// The peer address comes from the request extensions: axum's `ConnectInfo<SocketAddr>` (with
@@ -187,6 +194,59 @@ impl ClientIpResolver {
             return Some(a);
         }
         req.extensions().get::<SocketAddr>().copied()
+    }
+
+    /// [`resolve`](Self::resolve), stored in the request's extensions for the plugins further
+    /// in, which find it with [`resolve_cached`](Self::resolve_cached) instead of walking the
+    /// forwarding header again. Only with trusted proxies: without, resolving costs less than
+    /// storing.
+    pub fn resolve_and_keep<B>(&self, req: &mut Request<B>) -> Option<IpAddr> {
+        if self.trusted.is_empty() {
+            return self.resolve(req);
+        }
+        if let Some(ip) = self.kept(req) {
+            return ip;
+        }
+        let ip = self.resolve(req);
+        req.extensions_mut().insert(Resolved {
+            by: self.identity(),
+            ip,
+        });
+        ip
+    }
+
+    /// [`resolve`](Self::resolve), or the address a plugin further out resolved with this same
+    /// resolver (the stack's plugins share one) and kept.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use tower_plugins_core::ClientIpResolver;
+    ///
+    /// let resolver = ClientIpResolver::new().trust(["10.0.0.0/8"])?;
+    /// let mut req = http::Request::builder()
+    ///     .header("x-forwarded-for", "203.0.113.7")
+    ///     .body(())?;
+    /// req.extensions_mut().insert(SocketAddr::from(([10, 0, 0, 1], 4000)));
+    /// let first = resolver.resolve_and_keep(&mut req);
+    /// assert_eq!(resolver.resolve_cached(&req), first);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resolve_cached<B>(&self, req: &Request<B>) -> Option<IpAddr> {
+        if self.trusted.is_empty() {
+            return self.resolve(req);
+        }
+        self.kept(req).unwrap_or_else(|| self.resolve(req))
+    }
+
+    /// What this resolver kept in `req`, if it did.
+    fn kept<B>(&self, req: &Request<B>) -> Option<Option<IpAddr>> {
+        let r = req.extensions().get::<Resolved>()?;
+        (r.by == self.identity()).then_some(r.ip)
+    }
+
+    /// Which resolver this is, for as long as it lives (every plugin of a request holds it).
+    fn identity(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     /// The client's address, or `None` when the request carries no peer address.
@@ -364,6 +424,35 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_kept_address_serves_the_same_resolver_only() {
+        let a = ClientIpResolver::new().trust(["10.0.0.0/8"]).unwrap();
+        let b = ClientIpResolver::new()
+            .trust(["10.0.0.0/8", "203.0.113.0/24"])
+            .unwrap();
+        let mut req = Request::builder()
+            .header("x-forwarded-for", "198.51.100.9, 203.0.113.7")
+            .body(())
+            .unwrap();
+        req.extensions_mut()
+            .insert(SocketAddr::from(([10, 0, 0, 1], 4000)));
+        let by_a = a.resolve_and_keep(&mut req);
+        assert_eq!(by_a, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(a.resolve_cached(&req), by_a);
+        // Another resolver trusts more hops: it resolves for itself.
+        assert_eq!(
+            b.resolve_cached(&req),
+            Some("198.51.100.9".parse().unwrap())
+        );
+        // Without trusted proxies nothing is kept: resolving is cheaper than storing.
+        let mut plain = Request::new(());
+        plain
+            .extensions_mut()
+            .insert(SocketAddr::from(([192, 0, 2, 1], 1)));
+        ClientIpResolver::new().resolve_and_keep(&mut plain);
+        assert!(plain.extensions().get::<Resolved>().is_none());
+    }
+
     use super::*;
 
     #[test]

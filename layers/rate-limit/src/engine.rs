@@ -225,7 +225,7 @@ pub(crate) fn prepare<'a, B>(e: &Engine, req: &'a Request<B>) -> Option<(usize, 
     }
     let first = e.rules.iter().position(|r| r.applies(req.method(), path))?;
     let ip = if e.needs_ip {
-        e.client_ip.resolve(req)
+        e.client_ip.resolve_cached(req)
     } else {
         None
     };

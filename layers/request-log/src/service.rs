@@ -1,6 +1,7 @@
 //! [`RequestLog`], its [`ResponseFuture`] and [`ResponseBody`].
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -107,10 +108,13 @@ where
         }
         let start = RequestStart::get_or_insert(&mut req);
         let user = req.extensions().get::<AuthUser>().map(|u| u.0.clone());
+        // Kept for the plugins further in (rate_limit), which then need not resolve it again.
+        let ip = s.client_ip.resolve_and_keep(&mut req);
+        let who = (ip, user);
         let capture = match (&s.format, &s.sink) {
-            (LogFormat::Common, Sink::Lines(_)) => clf_capture(s, &req, time, user, false),
-            (LogFormat::Combined, Sink::Lines(_)) => clf_capture(s, &req, time, user, true),
-            _ => record_capture(s, &req, time, user, request_id.as_ref()),
+            (LogFormat::Common, Sink::Lines(_)) => clf_capture(s, &req, time, who, false),
+            (LogFormat::Combined, Sink::Lines(_)) => clf_capture(s, &req, time, who, true),
+            _ => record_capture(s, &req, time, who, request_id.as_ref()),
         };
         let pending = Some(Pending {
             shared: self.shared.clone(),
@@ -151,7 +155,7 @@ fn clf_capture<B>(
     s: &Shared,
     req: &Request<B>,
     time: SystemTime,
-    user: Option<Arc<str>>,
+    (client_ip, user): (Option<IpAddr>, Option<Arc<str>>),
     combined: bool,
 ) -> Capture {
     let redacted;
@@ -165,7 +169,7 @@ fn clf_capture<B>(
     let headers = req.headers();
     let mut part = Vec::with_capacity(192);
     let parts = ClfParts {
-        client_ip: s.client_ip.resolve(req),
+        client_ip,
         time,
         method: req.method(),
         uri: req.uri(),
@@ -190,7 +194,7 @@ fn record_capture<B>(
     s: &Shared,
     req: &Request<B>,
     time: SystemTime,
-    user: Option<Arc<str>>,
+    (client_ip, user): (Option<IpAddr>, Option<Arc<str>>),
     request_id: Option<&(HeaderName, HeaderValue)>,
 ) -> Capture {
     let headers = req.headers();
@@ -204,7 +208,7 @@ fn record_capture<B>(
         status: 0,
         bytes: 0,
         duration: std::time::Duration::ZERO,
-        client_ip: s.client_ip.resolve(req),
+        client_ip,
         user,
         request_id: request_id.map(|(_, v)| v.clone()),
         user_agent: headers.get(http::header::USER_AGENT).cloned(),

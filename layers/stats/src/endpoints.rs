@@ -98,7 +98,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Bytes> {
 
 /// 403 for an address not allowed, 401 for a missing or wrong token; `None` to go on.
 fn check_access<B>(access: &Access, req: &Request<B>) -> Option<Response<Bytes>> {
-    if access.allow.is_some() && !access.allows(access.client_ip.resolve(req)) {
+    if access.allow.is_some() && !access.allows(access.client_ip.resolve_cached(req)) {
         let res = text(StatusCode::FORBIDDEN, "forbidden\n");
         return Some(refusal_for(req.headers(), res, "forbidden"));
     }
