@@ -9,6 +9,7 @@ mod client_ip;
 mod error;
 mod grpc;
 mod guard;
+mod header_arena;
 mod human;
 mod json;
 mod pattern;
@@ -34,6 +35,7 @@ pub use grpc::{
     grpc_content_type, grpc_refusal, refusal_for,
 };
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
+pub use header_arena::header_value;
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use json::write_json_str;
 pub use pattern::{PathPattern, PathSet};

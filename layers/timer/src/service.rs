@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
-    BodyEnd, GuardedBody, OnBodyEnd, PluginFuture, RequestStart, write_quoted,
+    BodyEnd, GuardedBody, OnBodyEnd, PluginFuture, RequestStart, header_value, write_quoted,
 };
 use tower_service::Service;
 
@@ -115,7 +115,7 @@ where
                 let mut buf = StackBuf::new();
                 if write_duration(&mut buf, head, shared.unit, shared.digits, shared.suffix).is_ok()
                 {
-                    if let Ok(v) = HeaderValue::from_bytes(buf.as_bytes()) {
+                    if let Some(v) = header_value(buf.as_bytes()) {
                         parts.headers.insert(name.clone(), v);
                     }
                 }
@@ -163,7 +163,7 @@ fn server_timing_value(
         None => {
             let mut buf = StackBuf::new();
             if write_total(&mut buf, shared, head).is_ok() {
-                return HeaderValue::from_bytes(buf.as_bytes()).ok();
+                return header_value(buf.as_bytes());
             }
             let mut out = String::new();
             write_total(&mut out, shared, head).ok()?;
