@@ -10,7 +10,8 @@
 //! `cors_timer_by_hand`, `cors_timer_stack`, `empty_stack`; and one plugin each from a stack:
 //! `preflight_stack` (a CORS preflight), `rate_limit_stack` (admitted, with headers),
 //! `stats_stack`, `request_log_stack` / `request_log_json_stack` (a combined or JSON line
-//! to a file, the request's thread only), and `log_limit_proxied_stack` (request_log and
+//! to a file, the request's thread only), `request_log_unheard_stack` (the `tracing` sink with
+//! no subscriber), and `log_limit_proxied_stack` (request_log and
 //! rate_limit, a request from a trusted proxy: the client's address resolved through
 //! `X-Forwarded-For`).
 
@@ -143,6 +144,12 @@ fn main() {
         "stats_stack" => run(one("[[plugin]]\nuse = \"stats\"\n"), Kind::Plain, n),
         "request_log_json_stack" => run(one(&log_toml("json")), Kind::Plain, n),
         "request_log_stack" => run(one(&log_toml("combined")), Kind::Plain, n),
+        // The default sink with no subscriber installed: nobody hears the lines.
+        "request_log_unheard_stack" => run(
+            one("[[plugin]]\nuse = \"request_log\"\nsink = \"tracing\"\n"),
+            Kind::Plain,
+            n,
+        ),
         // Two plugins that need the client's address, behind a trusted proxy.
         "log_limit_proxied_stack" => {
             let toml = format!(

@@ -99,7 +99,11 @@ where
         // One wall-clock reading serves the log line's time and the request id.
         let time = SystemTime::now();
         let request_id = request_id(s, &mut req, time);
-        if s.skip.matches(req.uri().path()) {
+        // Nothing is captured for a path skipped, or for a `tracing` sink no subscriber
+        // listens to at INFO (its line would be built to be thrown away).
+        let unheard = matches!(s.sink, Sink::Tracing)
+            && !tracing::enabled!(target: "tower_plugins::request_log", tracing::Level::INFO);
+        if unheard || s.skip.matches(req.uri().path()) {
             return ResponseFuture {
                 inner: self.inner.call(req),
                 pending: None,

@@ -486,6 +486,24 @@ async fn tracing_sink_emits_one_info_event_with_fields() {
     assert!(text.contains("client_ip=203.0.113.9"), "{text}");
 }
 
+#[tokio::test]
+async fn a_tracing_sink_nobody_listens_to_logs_nothing_and_the_request_keeps_its_id() {
+    let buf = Buf::default();
+    let writer = buf.clone();
+    // Listening at WARN only: the access log's INFO events are not wanted.
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let layer = RequestLogLayer::new();
+    let req = with_peer(Request::get("/quiet").body(()).unwrap());
+    let headers = run_to_end(&layer, req).await;
+    assert!(headers.contains_key("x-request-id"), "ids are still given");
+    assert!(buf.0.lock().unwrap().is_empty(), "no line, and none built");
+}
+
 #[test]
 fn layer_and_service_are_clone_send_sync() {
     fn assert_all<T: Clone + Send + Sync + 'static>() {}
