@@ -368,85 +368,85 @@ impl MetricNames {
     }
 
     fn register(self, route: &'static str, labels: Labels, end: &End) -> SetHandles {
-        let method = METHODS[usize::from(labels.method)];
         match self {
-            MetricNames::Prometheus => {
-                let status: SharedString = match end.status {
-                    Some(s) => s.as_u16().to_string().into(),
-                    None => SharedString::const_str("none"),
-                };
-                let labels = vec![
-                    label("route", route),
-                    label("method", method),
-                    Label::new("status", status),
-                ];
-                let rpc_calls = match rpc_labels(
-                    route,
-                    end,
-                    [
-                        "rpc_system",
-                        "rpc_service",
-                        "rpc_method",
-                        "rpc_grpc_status_code",
-                    ],
-                ) {
-                    Some(mut rpc) => {
-                        rpc.push(label("route", route));
-                        counter(RPC_CALLS.name, rpc)
-                    }
-                    None => Counter::noop(),
-                };
-                SetHandles {
-                    requests: counter(REQUESTS.name, labels.clone()),
-                    duration: histogram(DURATION.name, labels),
-                    request_size: Histogram::noop(),
-                    response_size: Histogram::noop(),
-                    rpc_calls,
-                    rpc_duration: Histogram::noop(),
-                }
-            }
-            MetricNames::OpenTelemetry => {
-                let mut attrs = vec![
-                    label("http.request.method", method),
-                    label("http.route", route),
-                    label("url.scheme", labels.scheme()),
-                ];
-                if let Some(s) = end.status {
-                    attrs.push(Label::new(
-                        "http.response.status_code",
-                        s.as_u16().to_string(),
-                    ));
-                }
-                let error: Option<SharedString> = match (end.outcome, end.status) {
-                    (BodyOutcome::Aborted, _) => Some(SharedString::const_str("aborted")),
-                    (BodyOutcome::Failed, _) | (_, None) => Some(SharedString::const_str("failed")),
-                    (_, Some(s)) if s.is_server_error() => Some(s.as_u16().to_string().into()),
-                    _ => None,
-                };
-                if let Some(e) = error {
-                    attrs.push(Label::new("error.type", e));
-                }
-                let rpc = rpc_labels(
-                    route,
-                    end,
-                    [
-                        "rpc.system",
-                        "rpc.service",
-                        "rpc.method",
-                        "rpc.grpc.status_code",
-                    ],
-                );
-                SetHandles {
-                    requests: Counter::noop(),
-                    duration: histogram(OTEL_DURATION, attrs.clone()),
-                    request_size: histogram(OTEL_REQUEST_SIZE, attrs.clone()),
-                    response_size: histogram(OTEL_RESPONSE_SIZE, attrs),
-                    rpc_calls: Counter::noop(),
-                    rpc_duration: rpc
-                        .map_or_else(Histogram::noop, |l| histogram(OTEL_RPC_DURATION, l)),
-                }
-            }
+            MetricNames::Prometheus => register_prometheus(route, labels, end),
+            MetricNames::OpenTelemetry => register_otel(route, labels, end),
         }
+    }
+}
+
+/// The RPC label names under the Prometheus names, and under OpenTelemetry's.
+const PROMETHEUS_RPC: [&str; 4] = [
+    "rpc_system",
+    "rpc_service",
+    "rpc_method",
+    "rpc_grpc_status_code",
+];
+const OTEL_RPC: [&str; 4] = [
+    "rpc.system",
+    "rpc.service",
+    "rpc.method",
+    "rpc.grpc.status_code",
+];
+
+/// The handles of a label set under the Prometheus names: route, method and status.
+fn register_prometheus(route: &'static str, labels: Labels, end: &End) -> SetHandles {
+    let status: SharedString = match end.status {
+        Some(s) => s.as_u16().to_string().into(),
+        None => SharedString::const_str("none"),
+    };
+    let labels = vec![
+        label("route", route),
+        label("method", METHODS[usize::from(labels.method)]),
+        Label::new("status", status),
+    ];
+    let rpc_calls = match rpc_labels(route, end, PROMETHEUS_RPC) {
+        Some(mut rpc) => {
+            rpc.push(label("route", route));
+            counter(RPC_CALLS.name, rpc)
+        }
+        None => Counter::noop(),
+    };
+    SetHandles {
+        requests: counter(REQUESTS.name, labels.clone()),
+        duration: histogram(DURATION.name, labels),
+        request_size: Histogram::noop(),
+        response_size: Histogram::noop(),
+        rpc_calls,
+        rpc_duration: Histogram::noop(),
+    }
+}
+
+/// The handles of a label set under OpenTelemetry's semantic conventions.
+fn register_otel(route: &'static str, labels: Labels, end: &End) -> SetHandles {
+    let mut attrs = vec![
+        label("http.request.method", METHODS[usize::from(labels.method)]),
+        label("http.route", route),
+        label("url.scheme", labels.scheme()),
+    ];
+    if let Some(s) = end.status {
+        attrs.push(Label::new(
+            "http.response.status_code",
+            s.as_u16().to_string(),
+        ));
+    }
+    let error: Option<SharedString> = match (end.outcome, end.status) {
+        (BodyOutcome::Aborted, _) => Some(SharedString::const_str("aborted")),
+        (BodyOutcome::Failed, _) | (_, None) => Some(SharedString::const_str("failed")),
+        (_, Some(s)) if s.is_server_error() => Some(s.as_u16().to_string().into()),
+        _ => None,
+    };
+    if let Some(e) = error {
+        attrs.push(Label::new("error.type", e));
+    }
+    let rpc = rpc_labels(route, end, OTEL_RPC);
+    SetHandles {
+        requests: Counter::noop(),
+        duration: histogram(OTEL_DURATION, attrs.clone()),
+        request_size: histogram(OTEL_REQUEST_SIZE, attrs.clone()),
+        response_size: histogram(OTEL_RESPONSE_SIZE, attrs),
+        rpc_calls: Counter::noop(),
+        rpc_duration: rpc.map_or_else(Histogram::noop, |l| histogram(OTEL_RPC_DURATION, l)),
     }
 }
 
