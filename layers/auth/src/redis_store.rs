@@ -126,8 +126,9 @@ impl RedisStore {
         &self,
         inv: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        (self.conn.invoke(inv, POLICY).await)
-            .ok_or_else(|| StoreError::new("Redis did not answer within the timeout"))
+        (self.conn.invoke(inv, POLICY).await).ok_or_else(|| {
+            StoreError::new("the Redis call failed (logged under tower_plugins::redis)")
+        })
     }
 }
 

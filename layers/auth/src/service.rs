@@ -280,7 +280,7 @@ impl Work {
                     return Some(sh.s.cookie.removal());
                 }
                 if !pending.changes.is_empty() {
-                    sh.logged(sh.store.update(&key, &pending.changes).await);
+                    sh.logged(sh.store.update(&key, pending.changes).await);
                 }
                 if !pending.rotate {
                     return None;

@@ -158,17 +158,18 @@ impl Store {
         }
     }
 
+    /// Applies `changes` (the memory store takes them over; another store reads them).
     pub(crate) async fn update(
         &self,
         key: &StoreKey,
-        changes: &[Change],
+        changes: Vec<Change>,
     ) -> Result<(), StoreError> {
         match self {
             Store::Memory(m) => {
                 m.update(key, changes);
                 Ok(())
             }
-            Store::Remote(r) => r.update(key, changes).await,
+            Store::Remote(r) => r.update(key, &changes).await,
         }
     }
 
@@ -305,7 +306,7 @@ impl MemoryStore {
         true
     }
 
-    pub(crate) fn update(&self, key: &StoreKey, changes: &[Change]) {
+    pub(crate) fn update(&self, key: &StoreKey, changes: Vec<Change>) {
         let mut shard = lock(self.shard(key));
         let Some(rec) = shard.get_mut(key) else {
             return;
@@ -314,10 +315,10 @@ impl MemoryStore {
         for c in changes {
             match c {
                 Change::Insert(k, v) => {
-                    data.insert(k.clone(), v.clone());
+                    data.insert(k, v);
                 }
                 Change::Remove(k) => {
-                    data.remove(k);
+                    data.remove(&k);
                 }
             }
         }
@@ -393,7 +394,7 @@ impl SessionStore for MemoryStore {
     }
 
     fn update<'a>(&'a self, key: &'a StoreKey, changes: &'a [Change]) -> StoreFuture<'a, ()> {
-        MemoryStore::update(self, key, changes);
+        MemoryStore::update(self, key, changes.to_vec());
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -470,12 +471,12 @@ mod tests {
     fn writes_are_per_field_and_a_deleted_session_stays_deleted() {
         let s = MemoryStore::new(100, T, Clock::Manual(ManualClock::new(5)));
         s.create(key(1), record("alice", 5));
-        s.update(&key(1), &[Change::Insert("a".into(), "1".into())]);
-        s.update(&key(1), &[Change::Insert("b".into(), "2".into())]);
+        s.update(&key(1), vec![Change::Insert("a".into(), "1".into())]);
+        s.update(&key(1), vec![Change::Insert("b".into(), "2".into())]);
         let r = s.load(&key(1), 5).unwrap();
         assert_eq!(r.data.len(), 2);
         s.delete(&key(1));
-        s.update(&key(1), &[Change::Insert("c".into(), "3".into())]);
+        s.update(&key(1), vec![Change::Insert("c".into(), "3".into())]);
         assert!(s.load(&key(1), 5).is_none());
     }
 
@@ -487,7 +488,10 @@ mod tests {
             for i in 0..100 {
                 let s = &s;
                 scope.spawn(move || {
-                    s.update(&key(1), &[Change::Insert(format!("k{i}"), i.to_string())]);
+                    s.update(
+                        &key(1),
+                        vec![Change::Insert(format!("k{i}"), i.to_string())],
+                    );
                 });
             }
         });
@@ -500,7 +504,7 @@ mod tests {
                 scope.spawn(move || {
                     s.update(
                         &key(1),
-                        &[Change::Insert(format!("late{i}"), String::new())],
+                        vec![Change::Insert(format!("late{i}"), String::new())],
                     );
                 });
             }

@@ -557,7 +557,7 @@ impl crate::SessionStore for Flaky {
     ) -> crate::StoreFuture<'a, ()> {
         Box::pin(async move {
             self.check(true).await?;
-            self.inner.update(key, changes);
+            self.inner.update(key, changes.to_vec());
             Ok(())
         })
     }

@@ -130,7 +130,7 @@ async fn log_in(l: &AuthLayer) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_on_one_stack_is_a_session_on_another_and_the_keys_reveal_no_id() {
-    let Some(mut conn) = admin().await else {
+    let Some(conn) = admin().await else {
         return;
     };
     let mut p = Prefix::new(&conn, "auth-shared");
@@ -154,11 +154,7 @@ async fn a_login_on_one_stack_is_a_session_on_another_and_the_keys_reveal_no_id(
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(raw.len(), 16);
     assert!(!keys[0].contains(id) && !keys[0].contains(&hex), "{keys:?}");
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(&keys[0])
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl = pttl(&conn, &keys[0]).await;
     assert!((1..=1801 * 1000).contains(&ttl), "TTL {ttl} ms");
 
     let out = send(&b, post("/auth/logout", Some(&cookie), "")).await;
@@ -183,6 +179,34 @@ fn record(user: &str, at: u64) -> Record {
     }
 }
 
+/// `n` tasks each writing its own field (`{name}{i}`) of the session under `k`, at once.
+fn spawn_writes(
+    store: &Arc<RedisStore>,
+    k: StoreKey,
+    name: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|i| {
+            let (store, field) = (store.clone(), format!("{name}{i}"));
+            tokio::spawn(async move {
+                let c = [Change::Insert(field, i.to_string())];
+                store.update(&k, &c).await.unwrap();
+            })
+        })
+        .collect()
+}
+
+/// The time to live of `key`, in milliseconds.
+async fn pttl(conn: &redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    let mut conn = conn.clone();
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_lose_nothing_and_a_racing_logout_stays_final() {
     let Some(conn) = admin().await else { return };
@@ -201,14 +225,7 @@ async fn concurrent_writes_lose_nothing_and_a_racing_logout_stays_final() {
         !store.create(&k, &record("mallory", 1000), t).await.unwrap(),
         "taken"
     );
-    let writes = (0..100).map(|i| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let c = [Change::Insert(format!("k{i}"), i.to_string())];
-            store.update(&k, &c).await.unwrap();
-        })
-    });
-    for w in writes.collect::<Vec<_>>() {
+    for w in spawn_writes(&store, k, "k", 100) {
         w.await.unwrap();
     }
     let r = store.load(&k, 1000, t).await.unwrap().unwrap();
@@ -219,14 +236,7 @@ async fn concurrent_writes_lose_nothing_and_a_racing_logout_stays_final() {
         let store = store.clone();
         tokio::spawn(async move { store.delete(&k).await.unwrap() })
     };
-    let late = (0..50).map(|i| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let c = [Change::Insert(format!("late{i}"), String::new())];
-            store.update(&k, &c).await.unwrap();
-        })
-    });
-    let late: Vec<_> = late.collect();
+    let late = spawn_writes(&store, k, "late", 50);
     logout.await.unwrap();
     for w in late {
         w.await.unwrap();
@@ -239,7 +249,7 @@ async fn concurrent_writes_lose_nothing_and_a_racing_logout_stays_final() {
 
 #[tokio::test]
 async fn sessions_end_by_their_timeouts_in_redis_and_reads_move_the_ttl() {
-    let Some(mut conn) = admin().await else {
+    let Some(conn) = admin().await else {
         return;
     };
     let mut p = Prefix::new(&conn, "auth-expiry");
@@ -252,18 +262,7 @@ async fn sessions_end_by_their_timeouts_in_redis_and_reads_move_the_ttl() {
     let k = StoreKey::from_bytes([9; 16]);
     assert!(store.create(&k, &record("alice", 1000), t).await.unwrap());
     let keys = p.keys().await;
-    let pttl = |conn: &mut redis::aio::MultiplexedConnection, key: String| {
-        let mut conn = conn.clone();
-        async move {
-            let ms: i64 = redis::cmd("PTTL")
-                .arg(key)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            ms
-        }
-    };
-    assert!((9_000..=11_000).contains(&pttl(&mut conn, keys[0].clone()).await));
+    assert!((9_000..=11_000).contains(&pttl(&conn, &keys[0]).await));
     // Seen at 1008: alive, and its TTL now runs to 1018.
     let r = store.load(&k, 1008, t).await.unwrap().unwrap();
     assert_eq!(r.last_seen, 1008);
@@ -273,7 +272,7 @@ async fn sessions_end_by_their_timeouts_in_redis_and_reads_move_the_ttl() {
     );
     // The absolute timeout (1025) ends it whatever the activity; the load deletes it.
     assert!(store.load(&k, 1024, t).await.unwrap().is_some());
-    assert!((1_000..=2_000).contains(&pttl(&mut conn, keys[0].clone()).await));
+    assert!((1_000..=2_000).contains(&pttl(&conn, &keys[0]).await));
     assert!(store.load(&k, 1026, t).await.unwrap().is_none());
     assert!(p.keys().await.is_empty());
     p.cleanup().await;

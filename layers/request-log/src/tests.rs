@@ -464,15 +464,21 @@ async fn file_sink_loses_nothing_under_concurrency_and_counts_drops_when_overloa
     assert_eq!(written + reported + layer.dropped_lines(), 300, "{text}");
 }
 
-#[tokio::test]
-async fn tracing_sink_emits_one_info_event_with_fields() {
+/// A fmt subscriber for this thread listening up to `max`, writing into the buffer returned.
+fn capture_events(max: tracing::Level) -> (Buf, tracing::subscriber::DefaultGuard) {
     let buf = Buf::default();
     let writer = buf.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
         .with_ansi(false)
+        .with_max_level(max)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (buf, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn tracing_sink_emits_one_info_event_with_fields() {
+    let (buf, _guard) = capture_events(tracing::Level::INFO);
     let layer = RequestLogLayer::new();
     run_to_end(&layer, with_peer(Request::get("/traced").body(()).unwrap())).await;
     let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
@@ -488,15 +494,8 @@ async fn tracing_sink_emits_one_info_event_with_fields() {
 
 #[tokio::test]
 async fn a_tracing_sink_nobody_listens_to_logs_nothing_and_the_request_keeps_its_id() {
-    let buf = Buf::default();
-    let writer = buf.clone();
     // Listening at WARN only: the access log's INFO events are not wanted.
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buf, _guard) = capture_events(tracing::Level::WARN);
     let layer = RequestLogLayer::new();
     let req = with_peer(Request::get("/quiet").body(()).unwrap());
     let headers = run_to_end(&layer, req).await;
