@@ -6,25 +6,9 @@ use http::{HeaderValue, Response, StatusCode};
 
 /// `application/problem+json` (RFC 9457) with `title` and `detail`, never cached.
 pub(crate) fn problem(status: StatusCode, detail: &str) -> Response<Bytes> {
-    let mut body = Vec::with_capacity(96 + detail.len());
-    body.extend_from_slice(b"{\"type\":\"about:blank\",\"title\":");
-    tower_plugins_core::write_json_str(
-        &mut body,
-        status.canonical_reason().unwrap_or("").as_bytes(),
-    );
-    body.extend_from_slice(b",\"status\":");
-    body.extend_from_slice(status.as_str().as_bytes());
-    body.extend_from_slice(b",\"detail\":");
-    tower_plugins_core::write_json_str(&mut body, detail.as_bytes());
-    body.push(b'}');
-    let mut res = Response::new(Bytes::from(body));
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut res = tower_plugins_core::problem_json(status, detail, |_| {});
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 

@@ -29,6 +29,48 @@ pub fn write_json_str(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
+/// An `application/problem+json` answer (RFC 9457): `type` `about:blank`, `title` (the
+/// status's reason), `status` and `detail`, then the members `more` appends (each written as
+/// `,"name":value`). The refusals of every plugin are written by this one function.
+///
+/// ```
+/// use http::StatusCode;
+/// let res = tower_plugins_core::problem_json(StatusCode::FORBIDDEN, "no", |out| {
+///     out.extend_from_slice(b",\"policy\":");
+///     tower_plugins_core::write_json_str(out, b"admins");
+/// });
+/// assert_eq!(res.headers()["content-type"], "application/problem+json");
+/// assert_eq!(
+///     &res.body()[..],
+///     br#"{"type":"about:blank","title":"Forbidden","status":403,"detail":"no","policy":"admins"}"#
+/// );
+/// ```
+pub fn problem_json(
+    status: http::StatusCode,
+    detail: &str,
+    more: impl FnOnce(&mut Vec<u8>),
+) -> http::Response<bytes::Bytes> {
+    let mut body = Vec::with_capacity(128 + detail.len());
+    body.extend_from_slice(b"{\"type\":\"about:blank\",\"title\":");
+    write_json_str(
+        &mut body,
+        status.canonical_reason().unwrap_or("").as_bytes(),
+    );
+    body.extend_from_slice(b",\"status\":");
+    body.extend_from_slice(status.as_str().as_bytes());
+    body.extend_from_slice(b",\"detail\":");
+    write_json_str(&mut body, detail.as_bytes());
+    more(&mut body);
+    body.push(b'}');
+    let mut res = http::Response::new(bytes::Bytes::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/problem+json"),
+    );
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

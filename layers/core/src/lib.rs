@@ -37,7 +37,7 @@ pub use grpc::{
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
 pub use header_arena::header_value;
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
-pub use json::write_json_str;
+pub use json::{problem_json, write_json_str};
 pub use pattern::{PathPattern, PathSet};
 pub use plugin::{Plugin, PluginContext, PluginFuture};
 #[cfg(feature = "redis")]

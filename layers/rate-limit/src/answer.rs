@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use tower_plugins_core::{GRPC_RETRY_PUSHBACK_MS, grpc_refusal, write_json_str};
 
@@ -15,8 +15,6 @@ use crate::header_values::{
 };
 use crate::key::Key;
 use crate::settings::{RejectReason, Rejection};
-
-const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
 
 /// What the backend decided.
 pub(crate) enum Verdict<R = Response<Bytes>> {
@@ -226,29 +224,16 @@ pub(crate) fn refusal(
     }
 }
 
-/// The problem+json body of a refusal (with the policy, when a rule refused).
+/// The problem+json answer of a refusal: the policy (when a rule refused) and the wait.
 fn problem(status: StatusCode, detail: &str, policy: Option<&str>, retry: u64) -> Response<Bytes> {
-    let mut body = Vec::with_capacity(200);
-    body.extend_from_slice(b"{\"type\":\"about:blank\",\"title\":");
-    write_json_str(
-        &mut body,
-        status.canonical_reason().unwrap_or("").as_bytes(),
-    );
-    body.extend_from_slice(b",\"status\":");
-    body.extend_from_slice(itoa::Buffer::new().format(status.as_u16()).as_bytes());
-    body.extend_from_slice(b",\"detail\":");
-    write_json_str(&mut body, detail.as_bytes());
-    if let Some(policy) = policy {
-        body.extend_from_slice(b",\"policy\":");
-        write_json_str(&mut body, policy.as_bytes());
-    }
-    body.extend_from_slice(b",\"retry_after\":");
-    body.extend_from_slice(itoa::Buffer::new().format(retry).as_bytes());
-    body.extend_from_slice(b"}\n");
-    let mut res = Response::new(Bytes::from(body));
-    *res.status_mut() = status;
-    res.headers_mut().insert(CONTENT_TYPE, PROBLEM_JSON);
-    res
+    tower_plugins_core::problem_json(status, detail, |body| {
+        if let Some(policy) = policy {
+            body.extend_from_slice(b",\"policy\":");
+            write_json_str(body, policy.as_bytes());
+        }
+        body.extend_from_slice(b",\"retry_after\":");
+        body.extend_from_slice(itoa::Buffer::new().format(retry).as_bytes());
+    })
 }
 
 pub(crate) fn log_shadow(rule: &Compiled) {
