@@ -9,13 +9,8 @@
 //! cargo bench --bench loopback --features full -- --smoke     # one short round (CI)
 //! ```
 //!
-//! - **ours**: request_log (combined lines, written by its thread to a file) > stats > cors >
-//!   rate_limit (per client address, a quota no run spends, IETF headers) > timer.
-//! - **peers**: tower-http's `TraceLayer` (a span and a response event per request, formatted
-//!   by tracing-subscriber's fmt layer into a sink) > axum-prometheus > tower-http's
-//!   `CorsLayer` (the same origins) > tower_governor (the same quota, per peer address, no
-//!   headers) > an `X-Response-Time` header from a clock read when the request arrives (an
-//!   axum `from_fn` middleware: no peer crate writes it).
+//! The two stacks, ours from TOML and the peer crates doing the same work, are those of
+//! `benches/stacks.rs`.
 //!
 //! Reported per case: requests per second, latency p50 and p99 (wrk's), and the server's CPU
 //! time per request (user + system, from `/proc`), each as a median over the rounds, with the
@@ -27,9 +22,12 @@ use std::time::{Duration, Instant};
 
 #[path = "../examples/shared/app.rs"]
 mod app;
+#[path = "stacks.rs"]
+mod stacks;
+
+use stacks::ORIGIN;
 
 const CASES: [&str; 3] = ["bare", "ours", "peers"];
-const ORIGIN: &str = "http://localhost:5173";
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -66,8 +64,8 @@ fn serve(kind: &str, addr: &str) {
     rt.block_on(async move {
         let app = match kind {
             "bare" => app::router(),
-            "ours" => app::router().layer(ours().layer()),
-            "peers" => peers(app::router()),
+            "ours" => app::router().layer(stacks::ours("loopback").layer()),
+            "peers" => stacks::peers(app::router()),
             other => panic!("unknown case {other}"),
         };
         // No Nagle: pipelined answers would otherwise wait on the client's delayed ACKs.
@@ -82,75 +80,6 @@ fn serve(kind: &str, addr: &str) {
         .await
         .unwrap();
     });
-}
-
-fn ours() -> tower_plugins::PluginStack {
-    let log = std::env::temp_dir().join(format!("loopback-{}.log", std::process::id()));
-    let toml = format!(
-        r#"
-[[plugin]]
-use = "request_log"
-format = "combined"
-sink = {{ file = {:?} }}
-
-[[plugin]]
-use = "stats"
-
-[[plugin]]
-use = "cors"
-allow_origins = ["{ORIGIN}"]
-
-[[plugin]]
-use = "rate_limit"
-quota = "1000000/s"
-burst = 100
-
-[[plugin]]
-use = "timer"
-server_timing = false
-"#,
-        log.display().to_string()
-    );
-    tower_plugins::PluginStack::from_toml_str(&toml).unwrap()
-}
-
-fn peers(router: axum::Router) -> axum::Router {
-    use std::sync::Arc;
-    use tower_governor::GovernorLayer;
-    use tower_governor::governor::GovernorConfigBuilder;
-    use tower_http::cors::{AllowOrigin, CorsLayer};
-    use tower_http::trace::TraceLayer;
-
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(std::io::sink)
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
-    let (prometheus, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
-    let governor = GovernorConfigBuilder::default()
-        .period(Duration::from_micros(1))
-        .burst_size(100)
-        .finish()
-        .unwrap();
-    let cors = CorsLayer::new().allow_origin(AllowOrigin::list([ORIGIN.parse().unwrap()]));
-    // X-Response-Time from a clock read when the request arrives, as our timer writes it.
-    let timed = axum::middleware::from_fn(
-        |req: axum::extract::Request, next: axum::middleware::Next| async move {
-            let start = Instant::now();
-            let mut res = next.run(req).await;
-            let v = format!("{:.3}ms", start.elapsed().as_secs_f64() * 1000.0);
-            res.headers_mut()
-                .insert("x-response-time", v.parse().unwrap());
-            res
-        },
-    );
-    router
-        .layer(timed)
-        .layer(GovernorLayer::new(Arc::new(governor)))
-        .layer(cors)
-        .layer(prometheus)
-        .layer(TraceLayer::new_for_http())
 }
 
 /// What one wrk run measured.

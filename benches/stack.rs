@@ -1,7 +1,9 @@
 //! The PluginStack's own cost: the bare service, the timer layer composed by hand, and a
 //! PluginStack with the same timer built from TOML, side by side in one run.
 //!
-//! A second pair does the same with two plugins (cors outside the timer).
+//! A second pair does the same with two plugins (cors outside the timer). The `full` group
+//! compares the whole stacks of `benches/stacks.rs` (ours from TOML, the peer crates doing
+//! the same work) on an axum router.
 //!
 //! ```not_rust
 //! cargo bench --bench stack
@@ -13,6 +15,8 @@
 //! `ServerTiming` extension and the body wrapper (the timer), plus, for the stack, request body
 //! normalisation and the pass-through slots.
 
+#[path = "stacks.rs"]
+mod stacks;
 #[path = "support.rs"]
 mod support;
 
@@ -84,6 +88,23 @@ fn bench(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("empty", "plugin_stack"), |b| {
         b.to_async(&rt).iter(|| drive(&empty, get()));
     });
+    g.finish();
+
+    // The whole stacks of `benches/stacks.rs` on an axum router, a cross-origin request.
+    let mut g = support::group(c, "full");
+    let _in_runtime = rt.enter(); // axum-prometheus spawns its upkeep task
+    for (name, router) in [
+        ("bare", stacks::router()),
+        (
+            "ours",
+            stacks::router().layer(stacks::ours("stack_bench").layer()),
+        ),
+        ("peers", stacks::peers(stacks::router())),
+    ] {
+        g.bench_function(BenchmarkId::new(name, "router"), |b| {
+            b.to_async(&rt).iter(|| drive(&router, stacks::request()));
+        });
+    }
     g.finish();
 }
 

@@ -13,8 +13,11 @@
 //! to a file, the request's thread only), `request_log_unheard_stack` (the `tracing` sink with
 //! no subscriber), and `log_limit_proxied_stack` (request_log and
 //! rate_limit, a request from a trusted proxy: the client's address resolved through
-//! `X-Forwarded-For`).
+//! `X-Forwarded-For`). The whole stacks of `benches/stacks.rs` on an axum router, a
+//! cross-origin request: `full_bare` (the router alone), `full_ours` and `full_peers`.
 
+#[path = "stacks.rs"]
+mod stacks;
 #[path = "support.rs"]
 mod support;
 
@@ -72,6 +75,28 @@ where
             drive(svc, request(kind)).await;
         }
     });
+}
+
+/// `measure` for the whole stacks: `stacks::request()` through an axum router.
+#[inline(never)]
+fn measure_full(rt: &tokio::runtime::Runtime, svc: &axum::Router, n: usize) {
+    rt.block_on(async {
+        for _ in 0..n {
+            drive(svc, stacks::request()).await;
+        }
+    });
+}
+
+/// Builds the router inside the runtime (axum-prometheus spawns its upkeep task).
+fn run_full(router: impl FnOnce() -> axum::Router, n: usize) {
+    let rt = support::runtime();
+    let router = rt.block_on(async { router() });
+    rt.block_on(async {
+        for _ in 0..1000 {
+            drive(&router, stacks::request()).await;
+        }
+    });
+    measure_full(&rt, &router, n);
 }
 
 fn run<S, B>(svc: S, kind: Kind, n: usize)
@@ -158,6 +183,61 @@ fn main() {
                 log_toml("combined")
             );
             run(one(&toml), Kind::Proxied, n);
+        }
+        "full_bare" => run_full(stacks::router, n),
+        "full_ours" => run_full(
+            || stacks::router().layer(stacks::ours("stack_instructions").layer()),
+            n,
+        ),
+        "full_peers" => run_full(|| stacks::peers(stacks::router()), n),
+        "sizes" => {
+            let rt = support::runtime();
+            rt.block_on(async {
+                let inner = || {
+                    tower::service_fn(|_r: Request<Body>| async {
+                        Ok::<_, Infallible>(Response::new(http_body_util::Full::new(
+                            Bytes::from_static(b"hello"),
+                        )))
+                    })
+                };
+                let mut svc = stacks::ours("sizes").layer().layer(inner());
+                let fut = svc.call(request(Kind::CrossOrigin));
+                println!("stack future {}", std::mem::size_of_val(&fut));
+                let res = fut.await.unwrap();
+                println!(
+                    "stack response {} body {}",
+                    std::mem::size_of_val(&res),
+                    std::mem::size_of_val(res.body())
+                );
+                macro_rules! one {
+                    ($name:literal, $layer:expr) => {{
+                        let mut s = $layer.layer(inner());
+                        let f = s.call(request(Kind::CrossOrigin));
+                        let sz = std::mem::size_of_val(&f);
+                        let r = f.await.unwrap();
+                        println!(
+                            "{} future {} body {}",
+                            $name,
+                            sz,
+                            std::mem::size_of_val(r.body())
+                        );
+                    }};
+                }
+                one!("timer", TimerLayer::new());
+                one!("cors", tower_plugins::cors::CorsLayer::new());
+                one!(
+                    "rate_limit",
+                    tower_plugins::rate_limit::RateLimitLayer::new(
+                        tower_plugins::core::Quota::new(1000, std::time::Duration::from_secs(1))
+                            .unwrap()
+                    )
+                );
+                one!("stats", tower_plugins::stats::StatsLayer::new());
+                one!(
+                    "request_log",
+                    tower_plugins::request_log::RequestLogLayer::new()
+                );
+            });
         }
         other => panic!("unknown case {other}"),
     }

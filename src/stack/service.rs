@@ -1,6 +1,6 @@
 //! The stack as a service: a chain of nested [`Slot`]s, as deep as the stack needs.
 //!
-//! A stack of one entry pays for one slot, not eight: the chain is 0, 1, 2, 4 or 8 slots deep
+//! A stack of N entries pays for N slots, not eight: the chain is exactly as deep as the stack
 //! (entries past the eighth are composed erased inside the last slot).
 
 use std::convert::Infallible;
@@ -26,111 +26,177 @@ use crate::{Body, BoxError};
 #[cfg(test)]
 pub(crate) const DEPTH: usize = 8;
 
-/// Two nested slots, their future and their body; then four, then eight.
-type TwoSlots<S> = Slot<Slot<S>>;
-type FourSlots<S> = TwoSlots<TwoSlots<S>>;
-type EightSlots<S> = FourSlots<FourSlots<S>>;
-type TwoFutures<F> = SlotFuture<SlotFuture<F>>;
-type FourFutures<F> = TwoFutures<TwoFutures<F>>;
-type EightFutures<F> = FourFutures<FourFutures<F>>;
-type TwoBodies<B> = SlotBody<SlotBody<B>>;
-type FourBodies<B> = TwoBodies<TwoBodies<B>>;
-type EightBodies<B> = FourBodies<FourBodies<B>>;
-
 fn rest(steps: &[Step], from: usize) -> &[Step] {
     steps.get(from..).unwrap_or(&[])
 }
 
-/// The chain of slots, as deep as the stack needs.
-enum Chain<S> {
-    D0(S),
-    D1(Slot<S>),
-    D2(TwoSlots<S>),
-    // Deep chains live behind a box so that every stack service is not as large as the
-    // deepest one (it is cloned and moved on every request under axum).
-    D4(Box<FourSlots<S>>),
-    D8(Box<EightSlots<S>>),
+/// `k` nested slots over `inner` (`S1` to `S8`), their futures (`F1`..) and bodies (`B1`..).
+/// Each depth's type is the next one's inner type, so every depth of the chain costs no
+/// slot type the deepest does not already have.
+type S1<S> = Slot<S>;
+type F1<F> = SlotFuture<F>;
+type B1<B> = SlotBody<B>;
+
+macro_rules! depths {
+    ($($s:ident $f:ident $b:ident = $prev_s:ident $prev_f:ident $prev_b:ident, $d:ident > $prev:ident;)*) => {
+        $(
+            type $s<S> = Slot<$prev_s<S>>;
+            type $f<F> = SlotFuture<$prev_f<F>>;
+            type $b<B> = SlotBody<$prev_b<B>>;
+
+            /// The first of `steps` in its own slot over the slots of the rest.
+            fn $d<N: Composable>(steps: &[Step], inner: N) -> $s<N> {
+                Slot::one(steps.first(), $prev(rest(steps, 1), inner))
+            }
+        )*
+    };
 }
 
-impl<S: Clone> Clone for Chain<S> {
-    fn clone(&self) -> Self {
-        match self {
-            Chain::D0(s) => Chain::D0(s.clone()),
-            Chain::D1(s) => Chain::D1(s.clone()),
-            Chain::D2(s) => Chain::D2(s.clone()),
-            Chain::D4(s) => Chain::D4(s.clone()),
-            Chain::D8(s) => Chain::D8(s.clone()),
+/// One slot, the [last](Slot::last): every step, erased after the first.
+fn d1<N: Composable>(steps: &[Step], inner: N) -> S1<N> {
+    Slot::last(steps, inner)
+}
+
+depths! {
+    S2 F2 B2 = S1 F1 B1, d2 > d1;
+    S3 F3 B3 = S2 F2 B2, d3 > d2;
+    S4 F4 B4 = S3 F3 B3, d4 > d3;
+    S5 F5 B5 = S4 F4 B4, d5 > d4;
+    S6 F6 B6 = S5 F5 B5, d6 > d5;
+    S7 F7 B7 = S6 F6 B6, d7 > d6;
+    S8 F8 B8 = S7 F7 B7, d8 > d7;
+}
+
+/// The chain of slots, exactly as deep as the stack (up to eight), with its future and body.
+/// Chains of three or more live behind a box, so that every stack service, future and
+/// response is not as large as the deepest one (they are cloned and moved on every request).
+macro_rules! chain {
+    ($($d:ident = $n:literal: $s:ident $f:ident $b:ident $new:ident;)*) => {
+        enum Chain<S> {
+            D0(S),
+            D1(S1<S>),
+            D2(S2<S>),
+            $($d(Box<$s<S>>),)*
         }
-    }
-}
 
-impl<N> Slot<N>
-where
-    N: Composable,
-{
-    /// Two slots holding the first two of `steps` (or fewer) over `inner`.
-    fn two(steps: &[Step], inner: N) -> TwoSlots<N> {
-        Slot::one(steps.first(), Slot::one(steps.get(1), inner))
-    }
-
-    /// Two slots, the second being the [last](Slot::last): it takes every step after the
-    /// first.
-    fn two_last(steps: &[Step], inner: N) -> TwoSlots<N> {
-        Slot::one(steps.first(), Slot::last(rest(steps, 1), inner))
-    }
-
-    fn four(steps: &[Step], inner: N) -> FourSlots<N> {
-        Slot::two(steps, Slot::two(rest(steps, 2), inner))
-    }
-
-    fn four_last(steps: &[Step], inner: N) -> FourSlots<N> {
-        Slot::two(steps, Slot::two_last(rest(steps, 2), inner))
-    }
-
-    fn eight_last(steps: &[Step], inner: N) -> EightSlots<N> {
-        Slot::four(steps, Slot::four_last(rest(steps, 4), inner))
-    }
-}
-
-impl<S> Chain<S>
-where
-    S: Composable,
-{
-    fn new(steps: &[Step], inner: S) -> Self {
-        match steps.len() {
-            0 => Chain::D0(inner),
-            1 => Chain::D1(Slot::last(steps, inner)),
-            2 => Chain::D2(Slot::two_last(steps, inner)),
-            3 | 4 => Chain::D4(Box::new(Slot::four_last(steps, inner))),
-            _ => Chain::D8(Box::new(Slot::eight_last(steps, inner))),
+        impl<S: Clone> Clone for Chain<S> {
+            fn clone(&self) -> Self {
+                match self {
+                    Chain::D0(s) => Chain::D0(s.clone()),
+                    Chain::D1(s) => Chain::D1(s.clone()),
+                    Chain::D2(s) => Chain::D2(s.clone()),
+                    $(Chain::$d(s) => Chain::$d(s.clone()),)*
+                }
+            }
         }
-    }
+
+        impl<S> Chain<S>
+        where
+            S: Composable,
+        {
+            fn new(steps: &[Step], inner: S) -> Self {
+                match steps.len() {
+                    0 => Chain::D0(inner),
+                    1 => Chain::D1(d1(steps, inner)),
+                    2 => Chain::D2(d2(steps, inner)),
+                    $($n => Chain::$d(Box::new($new(steps, inner))),)*
+                    // Past the deepest, the last slot composes the rest erased.
+                    _ => Chain::D8(Box::new(d8(steps, inner))),
+                }
+            }
+        }
+
+        impl<S, B> Chain<S>
+        where
+            S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+                + Clone
+                + Send
+                + 'static,
+            B: http_body::Body<Data = Bytes> + Send + 'static,
+            B::Error: Into<BoxError>,
+        {
+            #[inline]
+            fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+                match self {
+                    Chain::D0(s) => s.poll_ready(cx),
+                    Chain::D1(s) => s.poll_ready(cx),
+                    Chain::D2(s) => s.poll_ready(cx),
+                    $(Chain::$d(s) => s.poll_ready(cx),)*
+                }
+            }
+
+            #[inline]
+            fn call(&mut self, req: Request<Body>) -> ChainFuture<S::Future> {
+                match self {
+                    Chain::D0(s) => ChainFuture::D0 { fut: s.call(req) },
+                    Chain::D1(s) => ChainFuture::D1 { fut: s.call(req) },
+                    Chain::D2(s) => ChainFuture::D2 { fut: s.call(req) },
+                    $(Chain::$d(s) => ChainFuture::$d { fut: Box::pin(s.call(req)) },)*
+                }
+            }
+        }
+
+        pin_project! {
+            #[project = ChainFutureProj]
+            enum ChainFuture<F> {
+                D0 { #[pin] fut: F },
+                D1 { #[pin] fut: F1<F> },
+                D2 { #[pin] fut: F2<F> },
+                $($d { fut: Pin<Box<$f<F>>> },)*
+            }
+        }
+
+        pin_project! {
+            #[project = ChainBodyProj]
+            enum ChainBody<B> {
+                D0 { #[pin] body: B },
+                D1 { #[pin] body: B1<B> },
+                D2 { #[pin] body: B2<B> },
+                $($d { #[pin] body: Pin<Box<$b<B>>> },)*
+            }
+        }
+
+        impl<F, B> Future for ResponseFuture<F>
+        where
+            F: Future<Output = Result<Response<B>, Infallible>>,
+            B: http_body::Body<Data = Bytes> + Send + 'static,
+            B::Error: Into<BoxError>,
+        {
+            type Output = Result<Response<ResponseBody<B>>, Infallible>;
+
+            #[inline]
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                let res = match self.project().inner.project() {
+                    ChainFutureProj::D0 { fut } => ready!(fut.poll(cx))?.map(|body| ResponseBody {
+                        inner: ChainBody::D0 { body },
+                    }),
+                    ChainFutureProj::D1 { fut } => ready!(fut.poll_wrapped(cx, |body| ResponseBody {
+                        inner: ChainBody::D1 { body },
+                    }))?,
+                    ChainFutureProj::D2 { fut } => ready!(fut.poll_wrapped(cx, |body| ResponseBody {
+                        inner: ChainBody::D2 { body },
+                    }))?,
+                    $(ChainFutureProj::$d { fut } => {
+                        ready!(fut.as_mut().poll(cx))?.map(|body| ResponseBody {
+                            inner: ChainBody::$d { body: Box::pin(body) },
+                        })
+                    })*
+                };
+                Poll::Ready(Ok(res))
+            }
+        }
+
+        enum_body!(ChainBody, ChainBodyProj, [D0, D1, D2, $($d),*]);
+    };
 }
 
-pin_project! {
-    #[project = ChainFutureProj]
-    enum ChainFuture<F> {
-        D0 { #[pin] fut: F },
-        D1 { #[pin] fut: SlotFuture<F> },
-        D2 { #[pin] fut: TwoFutures<F> },
-        D4 { fut: Pin<Box<FourFutures<F>>> },
-        // Boxed so that every stack's future is not as large as the deepest one: a stack of
-        // five to eight entries pays one allocation instead of every stack paying the copies.
-        D8 { fut: Pin<Box<EightFutures<F>>> },
-    }
-}
-
-pin_project! {
-    #[project = ChainBodyProj]
-    enum ChainBody<B> {
-        D0 { #[pin] body: B },
-        D1 { #[pin] body: SlotBody<B> },
-        D2 { #[pin] body: TwoBodies<B> },
-        // Boxed for the same reason as the deep futures: the body moves with the response,
-        // and an inline eight-slot body would make every stack's response that large.
-        D4 { #[pin] body: Pin<Box<FourBodies<B>>> },
-        D8 { #[pin] body: Pin<Box<EightBodies<B>>> },
-    }
+chain! {
+    D3 = 3: S3 F3 B3 d3;
+    D4 = 4: S4 F4 B4 d4;
+    D5 = 5: S5 F5 B5 d5;
+    D6 = 6: S6 F6 B6 d6;
+    D7 = 7: S7 F7 B7 d7;
+    D8 = 8: S8 F8 B8 d8;
 }
 
 /// The tower [`Layer`] of a [`PluginStack`](crate::PluginStack): wraps a service in every
@@ -215,31 +281,15 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        match &mut self.inner {
-            Chain::D0(s) => s.poll_ready(cx),
-            Chain::D1(s) => s.poll_ready(cx),
-            Chain::D2(s) => s.poll_ready(cx),
-            Chain::D4(s) => s.poll_ready(cx),
-            Chain::D8(s) => s.poll_ready(cx),
-        }
+        self.inner.poll_ready(cx)
     }
 
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // `Body::new` reuses a body that already is a `Body` (axum's) without boxing again.
-        let req = req.map(Body::new);
-        let inner = match &mut self.inner {
-            Chain::D0(s) => ChainFuture::D0 { fut: s.call(req) },
-            Chain::D1(s) => ChainFuture::D1 { fut: s.call(req) },
-            Chain::D2(s) => ChainFuture::D2 { fut: s.call(req) },
-            Chain::D4(s) => ChainFuture::D4 {
-                fut: Box::pin(s.call(req)),
-            },
-            Chain::D8(s) => ChainFuture::D8 {
-                fut: Box::pin(s.call(req)),
-            },
-        };
-        ResponseFuture { inner }
+        ResponseFuture {
+            inner: self.inner.call(req.map(Body::new)),
+        }
     }
 }
 
@@ -254,45 +304,6 @@ pin_project! {
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, Infallible>>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Output = Result<Response<ResponseBody<B>>, Infallible>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let res = match self.project().inner.project() {
-            ChainFutureProj::D0 { fut } => ready!(fut.poll(cx))?.map(|body| ResponseBody {
-                inner: ChainBody::D0 { body },
-            }),
-            ChainFutureProj::D1 { fut } => ready!(fut.poll_wrapped(cx, |body| ResponseBody {
-                inner: ChainBody::D1 { body },
-            }))?,
-            ChainFutureProj::D2 { fut } => ready!(fut.poll_wrapped(cx, |body| ResponseBody {
-                inner: ChainBody::D2 { body },
-            }))?,
-            ChainFutureProj::D4 { fut } => {
-                ready!(fut.as_mut().poll(cx))?.map(|body| ResponseBody {
-                    inner: ChainBody::D4 {
-                        body: Box::pin(body),
-                    },
-                })
-            }
-            ChainFutureProj::D8 { fut } => {
-                ready!(fut.as_mut().poll(cx))?.map(|body| ResponseBody {
-                    inner: ChainBody::D8 {
-                        body: Box::pin(body),
-                    },
-                })
-            }
-        };
-        Poll::Ready(Ok(res))
     }
 }
 
@@ -337,5 +348,3 @@ where
         self.inner.size_hint()
     }
 }
-
-enum_body!(ChainBody, ChainBodyProj, [D0, D1, D2, D4, D8]);
