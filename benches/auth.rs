@@ -3,7 +3,7 @@
 //!
 //! ```not_rust
 //! cargo bench --bench auth
-//! python3 scripts/bench-ratios.py auth
+//! python3 scripts/performance.py ratios auth
 //! ```
 //!
 //! Overhead is each case minus its own bare service: ours and tower-sessions wrap the bare

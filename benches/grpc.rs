@@ -3,7 +3,7 @@
 //! criterion run. Overhead is each case minus `bare/routes`.
 //!
 //! ```not_rust
-//! cargo bench --bench grpc --features tonic && python3 scripts/bench-ratios.py grpc
+//! cargo bench --bench grpc --features tonic && python3 scripts/performance.py ratios grpc
 //! ```
 //!
 //! - `rate_limit`: admitted calls, per client address, one unit a microsecond (the fastest quota) up to 100 at

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The two stacks, ours from TOML and the peer crates doing the same work, are those of
-//! `benches/stacks.rs`.
+//! `benches/compared.rs`.
 //!
 //! Reported per case: requests per second, latency p50 and p99 (wrk's), and the server's CPU
 //! time per request (user + system, from `/proc`), each as a median over the rounds, with the
@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 #[path = "../examples/shared/app.rs"]
 mod app;
-#[path = "stacks.rs"]
-mod stacks;
+#[path = "compared.rs"]
+mod compared;
 
-use stacks::ORIGIN;
+use compared::ORIGIN;
 
 const CASES: [&str; 3] = ["bare", "ours", "peers"];
 
@@ -64,8 +64,8 @@ fn serve(kind: &str, addr: &str) {
     rt.block_on(async move {
         let app = match kind {
             "bare" => app::router(),
-            "ours" => app::router().layer(stacks::ours("loopback").layer()),
-            "peers" => stacks::peers(app::router()),
+            "ours" => app::router().layer(compared::ours("loopback").layer()),
+            "peers" => compared::peers(app::router()),
             other => panic!("unknown case {other}"),
         };
         // No Nagle: pipelined answers would otherwise wait on the client's delayed ACKs.

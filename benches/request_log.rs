@@ -3,7 +3,7 @@
 //!
 //! ```not_rust
 //! cargo bench --bench request_log
-//! python3 scripts/bench-ratios.py request_log
+//! python3 scripts/performance.py ratios request_log
 //! ```
 //!
 //! Overhead is each case minus the bare service. `ours/combined` formats an Apache combined

@@ -2,12 +2,12 @@
 //! PluginStack with the same timer built from TOML, side by side in one run.
 //!
 //! A second pair does the same with two plugins (cors outside the timer). The `full` group
-//! compares the whole stacks of `benches/stacks.rs` (ours from TOML, the peer crates doing
+//! compares the whole stacks of `benches/compared.rs` (ours from TOML, the peer crates doing
 //! the same work) on an axum router.
 //!
 //! ```not_rust
 //! cargo bench --bench stack
-//! python3 scripts/bench-ratios.py stack
+//! python3 scripts/performance.py ratios stack
 //! ```
 //!
 //! Every case answers the same request with the same service and reads the whole body, so
@@ -15,8 +15,8 @@
 //! `ServerTiming` extension and the body wrapper (the timer), plus, for the stack, request body
 //! normalisation and the pass-through slots.
 
-#[path = "stacks.rs"]
-mod stacks;
+#[path = "compared.rs"]
+mod compared;
 #[path = "support.rs"]
 mod support;
 
@@ -90,19 +90,20 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    // The whole stacks of `benches/stacks.rs` on an axum router, a cross-origin request.
+    // The whole stacks of `benches/compared.rs` on an axum router, a cross-origin request.
     let mut g = support::group(c, "full");
     let _in_runtime = rt.enter(); // axum-prometheus spawns its upkeep task
     for (name, router) in [
-        ("bare", stacks::router()),
+        ("bare", compared::router()),
         (
             "ours",
-            stacks::router().layer(stacks::ours("stack_bench").layer()),
+            compared::router().layer(compared::ours("stack_bench").layer()),
         ),
-        ("peers", stacks::peers(stacks::router())),
+        ("peers", compared::peers(compared::router())),
     ] {
+        let router = compared::served(router);
         g.bench_function(BenchmarkId::new(name, "router"), |b| {
-            b.to_async(&rt).iter(|| drive(&router, stacks::request()));
+            b.to_async(&rt).iter(|| drive(&router, compared::request()));
         });
     }
     g.finish();

@@ -2,7 +2,7 @@
 //!
 //! ```not_rust
 //! cargo bench --bench stats
-//! python3 scripts/bench-ratios.py stats
+//! python3 scripts/performance.py ratios stats
 //! ```
 //!
 //! Every case is an axum `Router` with the route `/api/items/{id}` answering `GET
@@ -111,7 +111,7 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| drive(&facade, req()));
     });
 
-    // Named so that scripts/bench-ratios.py measures each against the bare router with the
+    // Named so that scripts/performance.py measures each against the bare router with the
     // same number of threads (`bare_threads_N/service`).
     for threads in [1, 2] {
         let cases = [
