@@ -191,7 +191,7 @@ fn write_clf_time(out: &mut Vec<u8>, t: SystemTime) {
 }
 
 /// An IP address, IPv4 without the formatting machinery.
-fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+pub(crate) fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             let mut n = itoa::Buffer::new();

@@ -91,7 +91,7 @@ impl Shared {
 
 /// Access logs for a tower service. See the [crate docs](crate) for an example.
 ///
-/// Defaults: the `combined` format to `tracing` (one `INFO` event per request), request ids in
+/// Defaults: `tracing` (one `INFO` event per request; `combined` lines for the line sinks), request ids in
 /// `X-Request-Id` (a well-formed incoming one is reused), `Authorization`, `Cookie`, `Set-Cookie`
 /// and `Proxy-Authorization` redacted, every request logged.
 #[derive(Clone)]
@@ -148,8 +148,9 @@ impl RequestLogLayer {
     }
 
     /// Log through `tracing`: one `INFO` event per request (target
-    /// `tower_plugins::request_log`) with every field as a structured value and the formatted
-    /// line as the message. The default.
+    /// `tower_plugins::request_log`) whose fields are the request's record, formatted by the
+    /// subscriber; with a template, its line is the message. The default. See the crate docs
+    /// for the fields.
     pub fn to_tracing(self) -> Self {
         self.map(|s| s.sink = Sink::Tracing)
     }

@@ -16,7 +16,9 @@ use tower_plugins_core::{
 };
 use tower_service::Service;
 
-use crate::format::{ClfParts, LogFormat, REDACTED, Record, clf_finish, clf_request_part};
+use crate::format::{
+    ClfParts, LogFormat, REDACTED, Record, clf_finish, clf_request_part, write_ip,
+};
 use crate::layer::{Shared, Sink};
 use crate::request_id::{RequestId, valid_request_id};
 
@@ -397,11 +399,26 @@ pub(crate) fn redact_query(q: &str, params: &[String]) -> String {
 }
 
 fn emit(shared: &Shared, r: &Record) {
+    // The tracing sink's subscriber formats the fields itself: a line is built only for a
+    // template, whose captured headers are in no field.
     LINE.with(|cell| {
         let mut line = cell.borrow_mut();
         line.clear();
+        if matches!(shared.sink, Sink::Tracing) && shared.format.template().is_none() {
+            return trace(r, None, &mut line);
+        }
         shared.format.write(r, shared.include_query, &mut line);
-        send(shared, r, &mut line);
+        match &shared.sink {
+            Sink::Lines(w) => {
+                line.push(b'\n');
+                w.send(&line);
+            }
+            Sink::Tracing => {
+                let (text, mut spare) = (std::mem::take(&mut *line), Vec::new());
+                trace(r, Some(&text), &mut spare);
+                *line = text;
+            }
+        }
     });
 }
 
@@ -410,48 +427,38 @@ thread_local! {
     static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
 }
 
-fn send(shared: &Shared, r: &Record, line: &mut Vec<u8>) {
-    match &shared.sink {
-        Sink::Lines(w) => {
-            line.push(b'\n');
-            w.send(line);
-        }
-        Sink::Tracing => {
-            fn dash(v: Option<&HeaderValue>) -> &str {
-                v.and_then(|v| v.to_str().ok()).unwrap_or("-")
-            }
-            tracing::info!(
-                target: "tower_plugins::request_log",
-                method = r.method.as_str(),
-                path = r.uri.path(),
-                route = r.route.as_deref().unwrap_or("-"),
-                status = r.status,
-                bytes = r.bytes,
-                duration_ms = r.duration.as_secs_f64() * 1000.0,
-                client_ip = %OrDash(r.client_ip),
-                user = r.user.as_deref().unwrap_or("-"),
-                request_id = dash(r.request_id.as_ref()),
-                user_agent = dash(r.user_agent.as_ref()),
-                referer = dash(r.referer.as_ref()),
-                outcome = if r.aborted { "aborted" } else { "completed" },
-                grpc_status = %OrDash(r.grpc_status.map(GrpcCode::as_u8)),
-                "{}",
-                String::from_utf8_lossy(line)
-            );
-        }
+/// The access-log event: the record's fields (absent ones left out: a subscriber writes
+/// every character through its escaping, so nothing is sent twice or as a placeholder), and
+/// a template's line as the message. `buf` (empty) holds the address's text: written by
+/// the log's own writer, not the standard library's formatting machinery.
+fn trace(r: &Record, line: Option<&[u8]>, buf: &mut Vec<u8>) {
+    fn text(v: Option<&HeaderValue>) -> Option<&str> {
+        v.and_then(|v| v.to_str().ok())
     }
-}
-
-/// Displays the value, or `-` when there is none (without building a string).
-struct OrDash<T>(Option<T>);
-
-impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Some(v) => v.fmt(f),
-            None => f.write_str("-"),
-        }
-    }
+    let client_ip = r.client_ip.map(|ip| {
+        write_ip(buf, ip);
+        std::str::from_utf8(buf).unwrap_or("-")
+    });
+    // Values that cannot hold a space or a quote (a method, a path, a route, an id) are
+    // displayed rather than quoted: the subscriber then copies them instead of escaping
+    // them character by character, and they read the same.
+    tracing::info!(
+        target: "tower_plugins::request_log",
+        message = line.map(|l| display(String::from_utf8_lossy(l))),
+        method = display(r.method.as_str()),
+        path = display(r.uri.path()),
+        route = r.route.as_deref().map(display),
+        status = r.status,
+        bytes = r.bytes,
+        duration_us = u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX),
+        client_ip = client_ip.map(display),
+        user = r.user.as_deref(),
+        request_id = text(r.request_id.as_ref()).map(display),
+        user_agent = text(r.user_agent.as_ref()),
+        referer = text(r.referer.as_ref()),
+        aborted = r.aborted.then_some(true),
+        grpc_status = r.grpc_status.map(GrpcCode::as_u8),
+    );
 }
 
 /// The response body of [`RequestLog`]: the inner body, logged when it ends or is dropped by
