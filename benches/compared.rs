@@ -22,6 +22,17 @@ pub const ORIGIN: &str = "http://localhost:5173";
 
 /// Our stack, its access log written to a file named for `tag` in the temporary directory.
 pub fn ours(tag: &str) -> tower_plugins::PluginStack {
+    ours_with(tag, "")
+}
+
+/// Our stack doing only the work the peer stack does: no request ids, no `RateLimit` headers
+/// (the peers write neither), so both write the same three response headers.
+pub fn ours_same_work(tag: &str) -> tower_plugins::PluginStack {
+    ours_with(tag, "request_id_header = \"\"\n")
+}
+
+fn ours_with(tag: &str, log_extra: &str) -> tower_plugins::PluginStack {
+    let limit_extra = if log_extra.is_empty() { "" } else { "headers = false\n" };
     let log = std::env::temp_dir().join(format!("{tag}-{}.log", std::process::id()));
     let toml = format!(
         r#"
@@ -29,7 +40,7 @@ pub fn ours(tag: &str) -> tower_plugins::PluginStack {
 use = "request_log"
 format = "combined"
 sink = {{ file = {:?} }}
-
+{log_extra}
 [[plugin]]
 use = "stats"
 
@@ -41,7 +52,7 @@ allow_origins = ["{ORIGIN}"]
 use = "rate_limit"
 quota = "1000000/s"
 burst = 100
-
+{limit_extra}
 [[plugin]]
 use = "timer"
 server_timing = false

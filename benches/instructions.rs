@@ -173,6 +173,7 @@ const CASES: &[(&str, &str, &str)] = &[
         "full_bare",
         "our demo-like stack from TOML on the router",
     ),
+    ("full_ours_same_work", "full_bare", "the same, no request ids, no RateLimit headers"),
     ("full_peers", "full_bare", "the peer stack on the router"),
 ];
 
@@ -461,6 +462,14 @@ fn main() {
         "full_ours" => run(
             || {
                 let ours = compared::ours("instructions").layer();
+                compared::served(compared::router().layer(ours))
+            },
+            compared::request,
+            n,
+        ),
+        "full_ours_same_work" => run(
+            || {
+                let ours = compared::ours_same_work("instructions").layer();
                 compared::served(compared::router().layer(ours))
             },
             compared::request,

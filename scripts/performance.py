@@ -29,6 +29,7 @@ REQUESTS = 2000
 # (ours, theirs, what the ratio says): overhead ratios the instructions table ends with.
 INSTRUCTION_RATIOS = [
     ("full_ours", "full_peers", "full stack vs the peer stack"),
+    ("full_ours_same_work", "full_peers", "full stack vs the peer stack, the same headers written"),
     ("timer_stack", "timer_by_hand", "one entry from a stack vs by hand"),
     ("cors_timer_stack", "cors_timer_by_hand", "two entries from a stack vs by hand"),
     ("cors_get_ours", "cors_get_peer", "cors simple GET vs tower-http"),
