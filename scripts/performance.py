@@ -44,6 +44,8 @@ INSTRUCTION_RATIOS = [
 
 CRITERION_BENCHES = ["stack", "cors", "request_log", "rate_limit", "stats", "auth", "grpc"]
 FEATURES = {"grpc": "tonic"}
+# The criterion groups a bench writes, when not just the one named after it.
+GROUPS = {"stack": ["stack", "full"]}
 
 
 def run(cmd, **kw):
@@ -131,16 +133,21 @@ def criterion_table(group):
             over[case] = median - cases[base]
         extra = f"{over[case]:+,.0f} ns | `{base}`" if base else " | "
         rows.append(f"| `{case}` | {median:,.0f} ns | {extra} |")
-    pairs = []
-    for case, o in over.items():
+    # Ours beside each other implementation of the same case ("X/ours" and "X/peer"), or
+    # every "ours/X" beside every "peer/X" when the group is laid out that way.
+    def ours(case):
         name, impl = case.split("/", 1)
-        if not impl.startswith("ours") and impl not in ("plugin_stack",):
-            continue
-        for other, p in over.items():
-            oname, oimpl = other.split("/", 1)
-            if oname == name and other != case and not oimpl.startswith("ours") \
-                    and oimpl != "plugin_stack" and p > 0:
-                pairs.append(f"| `{case}` / `{other}` | {o / p:.2f}x |")
+        return name == "ours" or impl.startswith("ours") or impl == "plugin_stack"
+
+    def same_case(a, b):
+        (an, _), (bn, _) = a.split("/", 1), b.split("/", 1)
+        return an == bn or (an == "ours" and bn.startswith("peer"))
+
+    pairs = [
+        f"| `{a}` / `{b}` | {over[a] / over[b]:.2f}x |"
+        for a in over if ours(a)
+        for b in over if not ours(b) and same_case(a, b) and over[b] > 0
+    ]
     if pairs:
         rows += ["", "| overhead ratio | |", "|---|---:|"] + pairs
     return "\n".join(rows)
@@ -152,7 +159,8 @@ def criterion(names):
         run(["cargo", "bench", "--bench", name]
             + (["--features", FEATURES[name]] if name in FEATURES else []),
             stdout=subprocess.DEVNULL)
-        parts.append(f"**{name}** (`cargo bench --bench {name}`)\n\n{criterion_table(name)}")
+        for group in GROUPS.get(name, [name]):
+            parts.append(f"**{group}** (`cargo bench --bench {name}`)\n\n{criterion_table(group)}")
     return "\n\n".join(parts)
 
 
