@@ -122,11 +122,11 @@ where
             (LogFormat::Combined, Sink::Lines(_)) => clf_capture(s, &req, time, who, true),
             _ => record_capture(s, &req, time, who, request_id.as_ref()),
         };
-        let pending = Some(Pending {
+        let pending = Some(Box::new(Pending {
             shared: self.shared.clone(),
             start,
             capture,
-        });
+        }));
         ResponseFuture {
             inner: self.inner.call(req),
             pending,
@@ -246,7 +246,9 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        pending: Option<Pending>,
+        // Boxed: every stack slot's future and body are as large as the largest plugin's,
+        // and are moved once per level (a box here costs less than those copies).
+        pending: Option<Box<Pending>>,
         request_id: Option<(HeaderName, HeaderValue)>,
     }
 }
@@ -307,7 +309,7 @@ tower_plugins_core::plugin_future!(ResponseFuture);
 
 /// The request log's end-of-body hook: writes the line when the body ends, fails, or is
 /// dropped.
-pub struct LogOnEnd(Option<Pending>);
+pub struct LogOnEnd(Option<Box<Pending>>);
 
 impl std::fmt::Debug for LogOnEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -325,11 +327,7 @@ fn grpc_outcome(r: &mut Record, h: &http::HeaderMap) {
 
 impl OnBodyEnd for LogOnEnd {
     fn on_trailers(&mut self, trailers: &http::HeaderMap) {
-        if let Some(Pending {
-            capture: Capture::Record(r),
-            ..
-        }) = &mut self.0
-        {
+        if let Some(Capture::Record(r)) = self.0.as_mut().map(|p| &mut p.capture) {
             grpc_outcome(r, trailers);
         }
     }
@@ -338,6 +336,7 @@ impl OnBodyEnd for LogOnEnd {
         let Some(p) = self.0 else {
             return;
         };
+        let p = *p;
         let duration = p.start.elapsed();
         let aborted = end.outcome == BodyOutcome::Aborted;
         let shared = &*p.shared;
