@@ -110,13 +110,14 @@ where
         let shared = &**this.shared;
         let (mut parts, body) = res.into_parts();
         if let Some(name) = &shared.response_time {
-            // A value the handler set is kept (as express's response-time does).
-            if !parts.headers.contains_key(name) {
+            // A value the handler set is kept (as express's response-time does). One lookup:
+            // the name is hashed once for the check and the insert.
+            if let http::header::Entry::Vacant(slot) = parts.headers.entry(name.clone()) {
                 let mut buf = StackBuf::new();
                 if write_duration(&mut buf, head, shared.unit, shared.digits, shared.suffix).is_ok()
                 {
                     if let Some(v) = header_value(buf.as_bytes()) {
-                        parts.headers.insert(name.clone(), v);
+                        slot.insert(v);
                     }
                 }
             }
