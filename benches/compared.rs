@@ -32,7 +32,11 @@ pub fn ours_same_work(tag: &str) -> tower_plugins::PluginStack {
 }
 
 fn ours_with(tag: &str, log_extra: &str) -> tower_plugins::PluginStack {
-    let limit_extra = if log_extra.is_empty() { "" } else { "headers = false\n" };
+    let limit_extra = if log_extra.is_empty() {
+        ""
+    } else {
+        "headers = false\n"
+    };
     let log = std::env::temp_dir().join(format!("{tag}-{}.log", std::process::id()));
     let toml = format!(
         r#"

@@ -173,7 +173,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "full_bare",
         "our demo-like stack from TOML on the router",
     ),
-    ("full_ours_same_work", "full_bare", "the same, no request ids, no RateLimit headers"),
+    (
+        "full_ours_same_work",
+        "full_bare",
+        "the same, no request ids, no RateLimit headers",
+    ),
     ("full_peers", "full_bare", "the peer stack on the router"),
 ];
 
