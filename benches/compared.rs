@@ -74,12 +74,7 @@ pub fn peers(router: axum::Router) -> axum::Router {
     use tower_http::cors::{AllowOrigin, CorsLayer};
     use tower_http::trace::TraceLayer;
 
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(std::io::sink)
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    fmt_subscriber();
     let (prometheus, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
     let governor = GovernorConfigBuilder::default()
         .period(Duration::from_micros(1))
@@ -104,6 +99,17 @@ pub fn peers(router: axum::Router) -> axum::Router {
         .layer(cors)
         .layer(prometheus)
         .layer(TraceLayer::new_for_http())
+}
+
+/// The process's global tracing subscriber, as the peers' access log is written: the fmt
+/// layer at INFO, into a sink (no I/O measured). Once per process.
+pub fn fmt_subscriber() {
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 }
 
 /// The router the in-process comparisons wrap: one route answering a short text.

@@ -277,16 +277,6 @@ fn stack(
         .layer(inner())
 }
 
-/// The fmt subscriber the tracing cases write through, into a sink (as `benches/request_log.rs`).
-fn fmt_subscriber() {
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(std::io::sink)
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
-}
-
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let case = args.next().unwrap_or_else(|| "timer_stack".to_owned());
@@ -421,7 +411,7 @@ fn main() {
             n,
         ),
         "log_tracing_ours" => {
-            fmt_subscriber();
+            compared::fmt_subscriber();
             run(
                 || tower_plugins::request_log::RequestLogLayer::new().layer(inner()),
                 req(Kind::Logged),
@@ -430,7 +420,7 @@ fn main() {
         }
         "log_tracing_peer" => {
             use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-            fmt_subscriber();
+            compared::fmt_subscriber();
             run(
                 || {
                     TraceLayer::new_for_http()

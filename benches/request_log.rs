@@ -12,6 +12,8 @@
 //! `TraceLayer` at INFO (a span per request and its response event). Target: ours at most
 //! 0.4x the peer's overhead.
 
+#[path = "compared.rs"]
+mod compared;
 #[path = "support.rs"]
 mod support;
 
@@ -38,12 +40,7 @@ fn req() -> Request<Full<Bytes>> {
 
 fn bench(c: &mut Criterion) {
     // Both tracing cases write through one fmt subscriber into a sink.
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(std::io::sink)
-        .with_ansi(false)
-        .with_max_level(Level::INFO)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    compared::fmt_subscriber();
 
     let rt = support::runtime();
     let mut g = support::group(c, "request_log");
