@@ -120,13 +120,6 @@ pub fn router() -> axum::Router {
     )
 }
 
-/// `router` as `axum::serve` runs it: called as a service directly, a `Router<()>` turns its
-/// handlers into routes, and so applies its layers (ours and the peers'), on every request;
-/// serving it provides the state once, which turns them once.
-pub fn served(router: axum::Router) -> axum::Router {
-    router.with_state(())
-}
-
 /// The request the in-process comparisons send: a cross-origin `GET /api/items` from
 /// 127.0.0.1 (axum's `ConnectInfo`, as `into_make_service_with_connect_info` gives).
 pub fn request() -> http::Request<axum::body::Body> {

@@ -432,15 +432,11 @@ fn main() {
                 n,
             );
         }
-        "full_bare" => run(
-            || compared::served(compared::router()),
-            compared::request,
-            n,
-        ),
+        "full_bare" => run(|| support::served(compared::router()), compared::request, n),
         "stats_ours" => run(
             || {
                 let stats = tower_plugins::stats::StatsLayer::new();
-                compared::served(compared::router().layer(stats))
+                support::served(compared::router().layer(stats))
             },
             compared::request,
             n,
@@ -448,7 +444,7 @@ fn main() {
         "stats_peer" => run(
             || {
                 let (prometheus, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
-                compared::served(compared::router().layer(prometheus))
+                support::served(compared::router().layer(prometheus))
             },
             compared::request,
             n,
@@ -456,7 +452,7 @@ fn main() {
         "full_ours" => run(
             || {
                 let ours = compared::ours("instructions").layer();
-                compared::served(compared::router().layer(ours))
+                support::served(compared::router().layer(ours))
             },
             compared::request,
             n,
@@ -464,13 +460,13 @@ fn main() {
         "full_ours_same_work" => run(
             || {
                 let ours = compared::ours_same_work("instructions").layer();
-                compared::served(compared::router().layer(ours))
+                support::served(compared::router().layer(ours))
             },
             compared::request,
             n,
         ),
         "full_peers" => run(
-            || compared::served(compared::peers(compared::router())),
+            || support::served(compared::peers(compared::router())),
             compared::request,
             n,
         ),

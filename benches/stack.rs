@@ -101,7 +101,7 @@ fn bench(c: &mut Criterion) {
         ),
         ("peers", compared::peers(compared::router())),
     ] {
-        let router = compared::served(router);
+        let router = support::served(router);
         g.bench_function(BenchmarkId::new(name, "router"), |b| {
             b.to_async(&rt).iter(|| drive(&router, compared::request()));
         });

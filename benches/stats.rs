@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Every case is an axum `Router` with the route `/api/items/{id}` answering `GET
-//! /api/items/42`, the layer added with `Router::layer` (so both see `MatchedPath`), and the
-//! whole body read. Overhead is each case minus the bare router.
+//! /api/items/42`, the layer added with `Router::layer` (so both see `MatchedPath`), served
+//! once as `axum::serve` does, and the whole body read. Overhead is each case minus the bare
+//! router.
 //!
 //! - `record/ours`: `StatsLayer` (its own figures: counts by status and class, latency
 //!   histogram, bytes, in flight, the per-second rate). `record/peer`: axum-prometheus's
@@ -34,7 +35,7 @@ use axum::routing::get;
 use axum_prometheus::PrometheusMetricLayer;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::Request;
-use support::drive;
+use support::{drive, served};
 use tower_plugins::stats::{MetricNames, StatsLayer};
 
 fn req() -> Request<Body> {
@@ -79,18 +80,19 @@ fn bench(c: &mut Criterion) {
     let rt = support::runtime();
     let mut g = support::group(c, "stats");
 
-    let bare = router();
+    let bare = served(router());
     g.bench_function(BenchmarkId::new("bare", "service"), |b| {
         b.to_async(&rt).iter(|| drive(&bare, req()));
     });
 
-    let ours = router().layer(StatsLayer::new());
+    let ours = served(router().layer(StatsLayer::new()));
     g.bench_function(BenchmarkId::new("record", "ours"), |b| {
         b.to_async(&rt).iter(|| drive(&ours, req()));
     });
 
     // Before any recorder is installed.
-    let facade_off = router().layer(StatsLayer::new().metrics_facade(MetricNames::Prometheus));
+    let facade_off =
+        served(router().layer(StatsLayer::new().metrics_facade(MetricNames::Prometheus)));
     g.bench_function(BenchmarkId::new("facade_no_recorder", "ours"), |b| {
         b.to_async(&rt).iter(|| drive(&facade_off, req()));
     });
@@ -101,12 +103,12 @@ fn bench(c: &mut Criterion) {
         let _rt = rt.enter();
         PrometheusMetricLayer::pair()
     };
-    let peer = router().layer(layer);
+    let peer = served(router().layer(layer));
     g.bench_function(BenchmarkId::new("record", "peer"), |b| {
         b.to_async(&rt).iter(|| drive(&peer, req()));
     });
 
-    let facade = router().layer(StatsLayer::new().metrics_facade(MetricNames::Prometheus));
+    let facade = served(router().layer(StatsLayer::new().metrics_facade(MetricNames::Prometheus)));
     g.bench_function(BenchmarkId::new("facade", "ours"), |b| {
         b.to_async(&rt).iter(|| drive(&facade, req()));
     });

@@ -65,6 +65,13 @@ pub fn axum_inner() -> impl Service<
     })
 }
 
+/// `router` as `axum::serve` runs it: called as a service directly, a `Router<()>` turns its
+/// handlers into routes, and so applies its layers, on every request; providing the state
+/// once turns them once.
+pub fn served(router: axum::Router) -> axum::Router {
+    router.with_state(())
+}
+
 /// Sends `req` through a clone of `svc` (as axum does per request) and reads the whole body.
 pub async fn drive<S, ReqBody, B>(svc: &S, req: Request<ReqBody>)
 where
