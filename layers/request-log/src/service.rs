@@ -398,25 +398,16 @@ pub(crate) fn redact_query(q: &str, params: &[String]) -> String {
 }
 
 fn emit(shared: &Shared, r: &Record) {
-    // The tracing sink's subscriber formats the fields itself: a line is built only for a
-    // template, whose captured headers are in no field.
     LINE.with(|cell| {
         let mut line = cell.borrow_mut();
         line.clear();
-        if matches!(shared.sink, Sink::Tracing) && shared.format.template().is_none() {
-            return trace(r, None, &mut line);
-        }
-        shared.format.write(r, shared.include_query, &mut line);
         match &shared.sink {
             Sink::Lines(w) => {
+                shared.format.write(r, shared.include_query, &mut line);
                 line.push(b'\n');
                 w.send(&line);
             }
-            Sink::Tracing => {
-                let (text, mut spare) = (std::mem::take(&mut *line), Vec::new());
-                trace(r, Some(&text), &mut spare);
-                *line = text;
-            }
+            Sink::Tracing => trace(shared, r, &mut line),
         }
     });
 }
@@ -427,23 +418,32 @@ thread_local! {
 }
 
 /// The access-log event: the record's fields (absent ones left out: a subscriber writes
-/// every character through its escaping, so nothing is sent twice or as a placeholder), and
-/// a template's line as the message. `buf` (empty) holds the address's text: written by
-/// the log's own writer, not the standard library's formatting machinery.
-fn trace(r: &Record, line: Option<&[u8]>, buf: &mut Vec<u8>) {
+/// every character through its escaping, so nothing is sent twice or as a placeholder). The
+/// subscriber formats the fields itself, so a line is built only for a template (its
+/// captured headers are in no field), as the message. `buf` (empty) holds that line and
+/// then the address's text, written by the log's own writer rather than the standard
+/// library's formatting machinery.
+fn trace(shared: &Shared, r: &Record, buf: &mut Vec<u8>) {
     fn text(v: Option<&HeaderValue>) -> Option<&str> {
         v.and_then(|v| v.to_str().ok())
     }
-    let client_ip = r.client_ip.map(|ip| {
+    let templated = shared.format.template().is_some();
+    if templated {
+        shared.format.write(r, shared.include_query, buf);
+    }
+    let line_end = buf.len();
+    if let Some(ip) = r.client_ip {
         write_ip(buf, ip);
-        std::str::from_utf8(buf).unwrap_or("-")
-    });
+    }
+    let (line, ip) = buf.split_at(line_end);
+    let line = templated.then(|| String::from_utf8_lossy(line));
+    let client_ip = r.client_ip.map(|_| std::str::from_utf8(ip).unwrap_or("-"));
     // Values that cannot hold a space or a quote (a method, a path, a route, an id) are
     // displayed rather than quoted: the subscriber then copies them instead of escaping
     // them character by character, and they read the same.
     tracing::info!(
         target: "tower_plugins::request_log",
-        message = line.map(|l| display(String::from_utf8_lossy(l))),
+        message = line.map(display),
         method = display(r.method.as_str()),
         path = display(r.uri.path()),
         route = r.route.as_deref().map(display),
