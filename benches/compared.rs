@@ -22,20 +22,20 @@ pub const ORIGIN: &str = "http://localhost:5173";
 
 /// Our stack, its access log written to a file named for `tag` in the temporary directory.
 pub fn ours(tag: &str) -> tower_plugins::PluginStack {
-    ours_with(tag, "")
+    ours_with(tag, false)
 }
 
 /// Our stack doing only the work the peer stack does: no request ids, no `RateLimit` headers
 /// (the peers write neither), so both write the same three response headers.
 pub fn ours_same_work(tag: &str) -> tower_plugins::PluginStack {
-    ours_with(tag, "request_id_header = \"\"\n")
+    ours_with(tag, true)
 }
 
-fn ours_with(tag: &str, log_extra: &str) -> tower_plugins::PluginStack {
-    let limit_extra = if log_extra.is_empty() {
-        ""
+fn ours_with(tag: &str, same_work: bool) -> tower_plugins::PluginStack {
+    let (log_extra, limit_extra) = if same_work {
+        ("request_id_header = \"\"\n", "headers = false\n")
     } else {
-        "headers = false\n"
+        ("", "")
     };
     let log = std::env::temp_dir().join(format!("{tag}-{}.log", std::process::id()));
     let toml = format!(

@@ -28,158 +28,427 @@ use tower::{Layer, Service};
 use tower_plugins::timer::TimerLayer;
 use tower_plugins::{Body, PluginStack};
 
-/// Every case: its name, the case whose cost it is measured over, and what it is.
-const CASES: &[(&str, &str, &str)] = &[
-    ("bare", "bare", "the bare service, a plain GET"),
-    ("timer_by_hand", "bare", "timer, both headers, by hand"),
-    (
-        "timer_lean_by_hand",
-        "bare",
-        "timer, both headers, handler entries off, by hand",
-    ),
-    ("timer_stack", "bare", "timer from a PluginStack"),
-    ("empty_stack", "bare", "a PluginStack with no entry"),
-    (
-        "rate_limit_stack",
-        "bare",
-        "rate_limit from a PluginStack, admitted, IETF headers",
-    ),
-    ("stats_stack", "bare", "stats from a PluginStack"),
-    (
-        "request_log_stack",
-        "bare",
-        "request_log from a PluginStack, combined to a file",
-    ),
-    (
-        "request_log_json_stack",
-        "bare",
-        "request_log from a PluginStack, JSON to a file",
-    ),
-    (
-        "request_log_unheard_stack",
-        "bare",
-        "request_log, tracing sink, no subscriber",
-    ),
-    (
-        "bare_cross_origin",
-        "bare_cross_origin",
-        "the bare service, a cross-origin GET",
-    ),
-    (
-        "cors_timer_by_hand",
-        "bare_cross_origin",
-        "cors + timer by hand",
-    ),
-    (
-        "cors_timer_stack",
-        "bare_cross_origin",
-        "cors + timer from a PluginStack",
-    ),
-    (
-        "cors_get_ours",
-        "bare_cross_origin",
-        "cors, simple cross-origin GET",
-    ),
-    (
-        "cors_get_peer",
-        "bare_cross_origin",
-        "tower-http CorsLayer, same GET",
-    ),
-    (
-        "bare_preflight",
-        "bare_preflight",
-        "the bare service, a preflight",
-    ),
-    ("cors_preflight_ours", "bare_preflight", "cors, preflight"),
-    (
-        "cors_preflight_peer",
-        "bare_preflight",
-        "tower-http CorsLayer, preflight",
-    ),
-    (
-        "preflight_stack",
-        "bare_preflight",
-        "cors preflight from a PluginStack",
-    ),
-    (
-        "bare_proxied",
-        "bare_proxied",
-        "the bare axum service, a request from a trusted proxy",
-    ),
-    (
-        "rate_limit_ours",
-        "bare_proxied",
-        "rate_limit, admitted, IETF headers",
-    ),
-    (
-        "rate_limit_ours_no_headers",
-        "bare_proxied",
-        "rate_limit, admitted, no headers",
-    ),
-    (
-        "rate_limit_ours_legacy",
-        "bare_proxied",
-        "rate_limit, admitted, IETF + X-RateLimit-*",
-    ),
-    (
-        "rate_limit_peer",
-        "bare_proxied",
-        "tower_governor, admitted, no headers",
-    ),
-    (
-        "rate_limit_peer_headers",
-        "bare_proxied",
-        "tower_governor, admitted, use_headers()",
-    ),
-    (
-        "bare_two_hops",
-        "bare_two_hops",
-        "the bare service, the client two proxies back",
-    ),
-    (
-        "log_limit_proxied_stack",
-        "bare_two_hops",
-        "request_log + rate_limit behind proxies",
-    ),
-    (
-        "bare_logged",
-        "bare_logged",
-        "the bare service, a GET with a user agent and referer",
-    ),
-    (
-        "log_combined_ours",
-        "bare_logged",
-        "request_log, combined, writer thread",
-    ),
-    (
-        "log_tracing_ours",
-        "bare_logged",
-        "request_log, tracing sink, fmt subscriber",
-    ),
-    (
-        "log_tracing_peer",
-        "bare_logged",
-        "tower-http TraceLayer, same fmt subscriber",
-    ),
-    (
-        "full_bare",
-        "full_bare",
-        "an axum router, a cross-origin GET from 127.0.0.1",
-    ),
-    ("stats_ours", "full_bare", "stats on the router"),
-    ("stats_peer", "full_bare", "axum-prometheus on the router"),
-    (
-        "full_ours",
-        "full_bare",
-        "our demo-like stack from TOML on the router",
-    ),
-    (
-        "full_ours_same_work",
-        "full_bare",
-        "the same, no request ids, no RateLimit headers",
-    ),
-    ("full_peers", "full_bare", "the peer stack on the router"),
+/// Every case: its name, the case whose cost it is measured over, what it is, and how it
+/// runs `n` requests (in a process of its own).
+const CASES: &[Case] = &[
+    Case {
+        name: "bare",
+        over: "bare",
+        what: "the bare service, a plain GET",
+        run: |n| run(inner::<Body>, req(Kind::Plain), n),
+    },
+    Case {
+        name: "timer_by_hand",
+        over: "bare",
+        what: "timer, both headers, by hand",
+        run: |n| run(|| TimerLayer::new().layer(inner()), req(Kind::Plain), n),
+    },
+    Case {
+        name: "timer_lean_by_hand",
+        over: "bare",
+        what: "timer, both headers, handler entries off, by hand",
+        run: |n| {
+            run(
+                || TimerLayer::new().handler_entries(false).layer(inner()),
+                req(Kind::Plain),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "timer_stack",
+        over: "bare",
+        what: "timer from a PluginStack",
+        run: |n| {
+            run(
+                || stack("[[plugin]]\nuse = \"timer\"\n"),
+                req(Kind::Plain),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "empty_stack",
+        over: "bare",
+        what: "a PluginStack with no entry",
+        run: |n| run(|| stack(""), req(Kind::Plain), n),
+    },
+    Case {
+        name: "rate_limit_stack",
+        over: "bare",
+        what: "rate_limit from a PluginStack, admitted, IETF headers",
+        run: |n| {
+            run(
+                || stack("[[plugin]]\nuse = \"rate_limit\"\nquota = \"1000000/s\"\nburst = 100\n"),
+                req(Kind::Plain),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "stats_stack",
+        over: "bare",
+        what: "stats from a PluginStack",
+        run: |n| {
+            run(
+                || stack("[[plugin]]\nuse = \"stats\"\n"),
+                req(Kind::Plain),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "request_log_stack",
+        over: "bare",
+        what: "request_log from a PluginStack, combined to a file",
+        run: |n| run(|| stack(log_toml("combined")), req(Kind::Plain), n),
+    },
+    Case {
+        name: "request_log_json_stack",
+        over: "bare",
+        what: "request_log from a PluginStack, JSON to a file",
+        run: |n| run(|| stack(log_toml("json")), req(Kind::Plain), n),
+    },
+    // The default sink with no subscriber installed: nobody hears the lines.
+    Case {
+        name: "request_log_unheard_stack",
+        over: "bare",
+        what: "request_log, tracing sink, no subscriber",
+        run: |n| {
+            run(
+                || stack("[[plugin]]\nuse = \"request_log\"\nsink = \"tracing\"\n"),
+                req(Kind::Plain),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "bare_cross_origin",
+        over: "bare_cross_origin",
+        what: "the bare service, a cross-origin GET",
+        run: |n| run(inner::<Body>, req(Kind::CrossOrigin), n),
+    },
+    Case {
+        name: "cors_timer_by_hand",
+        over: "bare_cross_origin",
+        what: "cors + timer by hand",
+        run: |n| {
+            run(
+                || {
+                    tower::ServiceBuilder::new()
+                        .layer(compared::cors::ours())
+                        .layer(TimerLayer::new())
+                        .service(inner())
+                },
+                req(Kind::CrossOrigin),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "cors_timer_stack",
+        over: "bare_cross_origin",
+        what: "cors + timer from a PluginStack",
+        run: |n| {
+            run(
+                || stack(format!("{}[[plugin]]\nuse = \"timer\"\n", cors_toml())),
+                req(Kind::CrossOrigin),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "cors_get_ours",
+        over: "bare_cross_origin",
+        what: "cors, simple cross-origin GET",
+        run: |n| {
+            run(
+                || compared::cors::ours().layer(inner()),
+                req(Kind::CrossOrigin),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "cors_get_peer",
+        over: "bare_cross_origin",
+        what: "tower-http CorsLayer, same GET",
+        run: |n| {
+            run(
+                || compared::cors::peer().layer(inner()),
+                req(Kind::CrossOrigin),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "bare_preflight",
+        over: "bare_preflight",
+        what: "the bare service, a preflight",
+        run: |n| run(inner::<Body>, req(Kind::Preflight), n),
+    },
+    Case {
+        name: "cors_preflight_ours",
+        over: "bare_preflight",
+        what: "cors, preflight",
+        run: |n| {
+            run(
+                || compared::cors::ours().layer(inner()),
+                req(Kind::Preflight),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "cors_preflight_peer",
+        over: "bare_preflight",
+        what: "tower-http CorsLayer, preflight",
+        run: |n| {
+            run(
+                || compared::cors::peer().layer(inner()),
+                req(Kind::Preflight),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "preflight_stack",
+        over: "bare_preflight",
+        what: "cors preflight from a PluginStack",
+        run: |n| run(|| stack(cors_toml()), req(Kind::Preflight), n),
+    },
+    Case {
+        name: "bare_proxied",
+        over: "bare_proxied",
+        what: "the bare axum service, a request from a trusted proxy",
+        run: |n| run(axum_inner, req(Kind::Proxied), n),
+    },
+    Case {
+        name: "rate_limit_ours",
+        over: "bare_proxied",
+        what: "rate_limit, admitted, IETF headers",
+        run: |n| run(|| limiter().layer(axum_inner()), req(Kind::Proxied), n),
+    },
+    Case {
+        name: "rate_limit_ours_no_headers",
+        over: "bare_proxied",
+        what: "rate_limit, admitted, no headers",
+        run: |n| {
+            run(
+                || limiter().headers(false).layer(axum_inner()),
+                req(Kind::Proxied),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "rate_limit_ours_legacy",
+        over: "bare_proxied",
+        what: "rate_limit, admitted, IETF + X-RateLimit-*",
+        run: |n| {
+            run(
+                || limiter().legacy_headers(true).layer(axum_inner()),
+                req(Kind::Proxied),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "rate_limit_peer",
+        over: "bare_proxied",
+        what: "tower_governor, admitted, no headers",
+        run: |n| {
+            run(
+                || {
+                    tower_governor::GovernorLayer::new(
+                        compared::rate_limit::peer().finish().unwrap(),
+                    )
+                    .layer(axum_inner())
+                },
+                req(Kind::Proxied),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "rate_limit_peer_headers",
+        over: "bare_proxied",
+        what: "tower_governor, admitted, use_headers()",
+        run: |n| {
+            run(
+                || {
+                    let config = compared::rate_limit::peer().use_headers().finish().unwrap();
+                    tower_governor::GovernorLayer::new(config).layer(axum_inner())
+                },
+                req(Kind::Proxied),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "bare_two_hops",
+        over: "bare_two_hops",
+        what: "the bare service, the client two proxies back",
+        run: |n| run(inner::<Body>, req(Kind::TwoHops), n),
+    },
+    // Two plugins that need the client's address, behind a trusted proxy.
+    Case {
+        name: "log_limit_proxied_stack",
+        over: "bare_two_hops",
+        what: "request_log + rate_limit behind proxies",
+        run: |n| {
+            let toml = format!(
+                "[client_ip]\ntrusted_proxies = [\"10.0.0.0/8\"]\n\n{}\n\
+                 [[plugin]]\nuse = \"rate_limit\"\nquota = \"1000000/s\"\nburst = 100\n",
+                log_toml("combined")
+            );
+            run(|| stack(toml), req(Kind::TwoHops), n);
+        },
+    },
+    Case {
+        name: "bare_logged",
+        over: "bare_logged",
+        what: "the bare service, a GET with a user agent and referer",
+        run: |n| run(inner::<Body>, req(Kind::Logged), n),
+    },
+    Case {
+        name: "log_combined_ours",
+        over: "bare_logged",
+        what: "request_log, combined, writer thread",
+        run: |n| {
+            run(
+                || {
+                    tower_plugins::request_log::RequestLogLayer::new()
+                        .format(tower_plugins::request_log::LogFormat::Combined)
+                        .to_writer(std::io::sink(), 1 << 16)
+                        .unwrap()
+                        .layer(inner())
+                },
+                req(Kind::Logged),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "log_tracing_ours",
+        over: "bare_logged",
+        what: "request_log, tracing sink, fmt subscriber",
+        run: |n| {
+            compared::fmt_subscriber();
+            run(
+                || tower_plugins::request_log::RequestLogLayer::new().layer(inner()),
+                req(Kind::Logged),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "log_tracing_peer",
+        over: "bare_logged",
+        what: "tower-http TraceLayer, same fmt subscriber",
+        run: |n| {
+            use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+            compared::fmt_subscriber();
+            run(
+                || {
+                    TraceLayer::new_for_http()
+                        .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                        .layer(inner())
+                },
+                req(Kind::Logged),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "full_bare",
+        over: "full_bare",
+        what: "an axum router, a cross-origin GET from 127.0.0.1",
+        run: |n| run(|| support::served(compared::router()), compared::request, n),
+    },
+    Case {
+        name: "stats_ours",
+        over: "full_bare",
+        what: "stats on the router",
+        run: |n| {
+            run(
+                || {
+                    let stats = tower_plugins::stats::StatsLayer::new();
+                    support::served(compared::router().layer(stats))
+                },
+                compared::request,
+                n,
+            );
+        },
+    },
+    Case {
+        name: "stats_peer",
+        over: "full_bare",
+        what: "axum-prometheus on the router",
+        run: |n| {
+            run(
+                || {
+                    let (prometheus, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
+                    support::served(compared::router().layer(prometheus))
+                },
+                compared::request,
+                n,
+            );
+        },
+    },
+    Case {
+        name: "full_ours",
+        over: "full_bare",
+        what: "our demo-like stack from TOML on the router",
+        run: |n| {
+            run(
+                || {
+                    let ours = compared::ours("instructions").layer();
+                    support::served(compared::router().layer(ours))
+                },
+                compared::request,
+                n,
+            );
+        },
+    },
+    Case {
+        name: "full_ours_same_work",
+        over: "full_bare",
+        what: "the same, no request ids, no RateLimit headers",
+        run: |n| {
+            run(
+                || {
+                    let ours = compared::ours_same_work("instructions").layer();
+                    support::served(compared::router().layer(ours))
+                },
+                compared::request,
+                n,
+            );
+        },
+    },
+    Case {
+        name: "full_peers",
+        over: "full_bare",
+        what: "the peer stack on the router",
+        run: |n| {
+            run(
+                || support::served(compared::peers(compared::router())),
+                compared::request,
+                n,
+            );
+        },
+    },
 ];
+
+/// One case of [`CASES`].
+struct Case {
+    name: &'static str,
+    /// The case whose cost this one's overhead is measured over.
+    over: &'static str,
+    what: &'static str,
+    run: fn(usize),
+}
 
 /// Which request a case sends (the whole-stack cases send `compared::request()`).
 #[derive(Clone, Copy)]
@@ -279,199 +548,28 @@ fn stack(
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
-    let case = args.next().unwrap_or_else(|| "timer_stack".to_owned());
+    let name = args.next().unwrap_or_else(|| "timer_stack".to_owned());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(2000);
-    if case == "--list" {
-        for (name, baseline, what) in CASES {
-            println!("{name}\t{baseline}\t{what}");
+    if name == "--list" {
+        for c in CASES {
+            println!("{}\t{}\t{}", c.name, c.over, c.what);
         }
         return;
     }
-    let req = |kind| move || request(kind);
-    let rate_limit =
-        compared::rate_limit::ours(compared::rate_limit::huge(), compared::rate_limit::BURST);
-    match case.as_str() {
-        "bare" => run(inner::<Body>, req(Kind::Plain), n),
-        "timer_by_hand" => run(|| TimerLayer::new().layer(inner()), req(Kind::Plain), n),
-        "timer_lean_by_hand" => run(
-            || TimerLayer::new().handler_entries(false).layer(inner()),
-            req(Kind::Plain),
-            n,
-        ),
-        "timer_stack" => run(
-            || stack("[[plugin]]\nuse = \"timer\"\n"),
-            req(Kind::Plain),
-            n,
-        ),
-        "empty_stack" => run(|| stack(""), req(Kind::Plain), n),
-        "rate_limit_stack" => run(
-            || stack("[[plugin]]\nuse = \"rate_limit\"\nquota = \"1000000/s\"\nburst = 100\n"),
-            req(Kind::Plain),
-            n,
-        ),
-        "stats_stack" => run(
-            || stack("[[plugin]]\nuse = \"stats\"\n"),
-            req(Kind::Plain),
-            n,
-        ),
-        "request_log_stack" => run(|| stack(log_toml("combined")), req(Kind::Plain), n),
-        "request_log_json_stack" => run(|| stack(log_toml("json")), req(Kind::Plain), n),
-        // The default sink with no subscriber installed: nobody hears the lines.
-        "request_log_unheard_stack" => run(
-            || stack("[[plugin]]\nuse = \"request_log\"\nsink = \"tracing\"\n"),
-            req(Kind::Plain),
-            n,
-        ),
-        "bare_cross_origin" => run(inner::<Body>, req(Kind::CrossOrigin), n),
-        "cors_timer_by_hand" => run(
-            || {
-                tower::ServiceBuilder::new()
-                    .layer(compared::cors::ours())
-                    .layer(TimerLayer::new())
-                    .service(inner())
-            },
-            req(Kind::CrossOrigin),
-            n,
-        ),
-        "cors_timer_stack" => run(
-            || stack(format!("{}[[plugin]]\nuse = \"timer\"\n", cors_toml())),
-            req(Kind::CrossOrigin),
-            n,
-        ),
-        "cors_get_ours" => run(
-            || compared::cors::ours().layer(inner()),
-            req(Kind::CrossOrigin),
-            n,
-        ),
-        "cors_get_peer" => run(
-            || compared::cors::peer().layer(inner()),
-            req(Kind::CrossOrigin),
-            n,
-        ),
-        "bare_preflight" => run(inner::<Body>, req(Kind::Preflight), n),
-        "cors_preflight_ours" => run(
-            || compared::cors::ours().layer(inner()),
-            req(Kind::Preflight),
-            n,
-        ),
-        "cors_preflight_peer" => run(
-            || compared::cors::peer().layer(inner()),
-            req(Kind::Preflight),
-            n,
-        ),
-        "preflight_stack" => run(|| stack(cors_toml()), req(Kind::Preflight), n),
-        "bare_proxied" => run(axum_inner, req(Kind::Proxied), n),
-        "rate_limit_ours" => run(|| rate_limit.layer(axum_inner()), req(Kind::Proxied), n),
-        "rate_limit_ours_no_headers" => run(
-            || rate_limit.headers(false).layer(axum_inner()),
-            req(Kind::Proxied),
-            n,
-        ),
-        "rate_limit_ours_legacy" => run(
-            || rate_limit.legacy_headers(true).layer(axum_inner()),
-            req(Kind::Proxied),
-            n,
-        ),
-        "rate_limit_peer" => run(
-            || {
-                tower_governor::GovernorLayer::new(compared::rate_limit::peer().finish().unwrap())
-                    .layer(axum_inner())
-            },
-            req(Kind::Proxied),
-            n,
-        ),
-        "rate_limit_peer_headers" => run(
-            || {
-                let config = compared::rate_limit::peer().use_headers().finish().unwrap();
-                tower_governor::GovernorLayer::new(config).layer(axum_inner())
-            },
-            req(Kind::Proxied),
-            n,
-        ),
-        "bare_two_hops" => run(inner::<Body>, req(Kind::TwoHops), n),
-        // Two plugins that need the client's address, behind a trusted proxy.
-        "log_limit_proxied_stack" => {
-            let toml = format!(
-                "[client_ip]\ntrusted_proxies = [\"10.0.0.0/8\"]\n\n{}\n\
-                 [[plugin]]\nuse = \"rate_limit\"\nquota = \"1000000/s\"\nburst = 100\n",
-                log_toml("combined")
-            );
-            run(|| stack(toml), req(Kind::TwoHops), n);
-        }
-        "bare_logged" => run(inner::<Body>, req(Kind::Logged), n),
-        "log_combined_ours" => run(
-            || {
-                tower_plugins::request_log::RequestLogLayer::new()
-                    .format(tower_plugins::request_log::LogFormat::Combined)
-                    .to_writer(std::io::sink(), 1 << 16)
-                    .unwrap()
-                    .layer(inner())
-            },
-            req(Kind::Logged),
-            n,
-        ),
-        "log_tracing_ours" => {
-            compared::fmt_subscriber();
-            run(
-                || tower_plugins::request_log::RequestLogLayer::new().layer(inner()),
-                req(Kind::Logged),
-                n,
-            );
-        }
-        "log_tracing_peer" => {
-            use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-            compared::fmt_subscriber();
-            run(
-                || {
-                    TraceLayer::new_for_http()
-                        .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
-                        .layer(inner())
-                },
-                req(Kind::Logged),
-                n,
-            );
-        }
-        "full_bare" => run(|| support::served(compared::router()), compared::request, n),
-        "stats_ours" => run(
-            || {
-                let stats = tower_plugins::stats::StatsLayer::new();
-                support::served(compared::router().layer(stats))
-            },
-            compared::request,
-            n,
-        ),
-        "stats_peer" => run(
-            || {
-                let (prometheus, _handle) = axum_prometheus::PrometheusMetricLayer::pair();
-                support::served(compared::router().layer(prometheus))
-            },
-            compared::request,
-            n,
-        ),
-        "full_ours" => run(
-            || {
-                let ours = compared::ours("instructions").layer();
-                support::served(compared::router().layer(ours))
-            },
-            compared::request,
-            n,
-        ),
-        "full_ours_same_work" => run(
-            || {
-                let ours = compared::ours_same_work("instructions").layer();
-                support::served(compared::router().layer(ours))
-            },
-            compared::request,
-            n,
-        ),
-        "full_peers" => run(
-            || support::served(compared::peers(compared::router())),
-            compared::request,
-            n,
-        ),
-        other => panic!("unknown case {other} (--list lists them)"),
+    match CASES.iter().find(|c| c.name == name) {
+        Some(c) => (c.run)(n),
+        None => panic!("unknown case {name} (--list lists them)"),
     }
+}
+
+/// The request `kind`, made anew for each request.
+fn req(kind: Kind) -> impl Fn() -> Request<Body> {
+    move || request(kind)
+}
+
+/// Our rate limiter with `compared::rate_limit`'s quota and key.
+fn limiter() -> tower_plugins::rate_limit::RateLimitLayer {
+    compared::rate_limit::ours(compared::rate_limit::huge(), compared::rate_limit::BURST)
 }
 
 /// A cors entry with `compared::cors`'s rules.
