@@ -19,6 +19,7 @@ Callgrind instruction counts repeat from run to run; wall times do not.
 import json
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -53,12 +54,19 @@ def run(cmd, **kw):
     return subprocess.run(cmd, cwd=ROOT, check=True, text=True, **kw)
 
 
+def cargo_bench(name, *args, **kw):
+    """`cargo bench --bench NAME` with the features that bench needs beyond the defaults."""
+    features = ["--features", FEATURES[name]] if name in FEATURES else []
+    return run(["cargo", "bench", "--bench", name, *features, *args], **kw)
+
+
+def require(tool, why):
+    if shutil.which(tool) is None:
+        raise SystemExit(f"{tool} is needed for {why} (Debian: apt-get install {tool})")
+
+
 def bench_binary(name):
-    out = run(
-        ["cargo", "bench", "--bench", name, "--no-run", "--message-format=json"]
-        + (["--features", FEATURES[name]] if name in FEATURES else []),
-        stdout=subprocess.PIPE,
-    ).stdout
+    out = cargo_bench(name, "--no-run", "--message-format=json", stdout=subprocess.PIPE).stdout
     for line in out.splitlines():
         msg = json.loads(line)
         if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == name:
@@ -80,6 +88,7 @@ def callgrind(binary, case):
 
 
 def instructions():
+    require("valgrind", "the instruction counts")
     binary = bench_binary("instructions")
     listing = run([binary, "--list"], stdout=subprocess.PIPE).stdout
     cases = [line.split("\t") for line in listing.splitlines() if line]
@@ -108,7 +117,7 @@ def criterion_cases(group):
     return cases
 
 
-def baseline_of(group, case, cases):
+def baseline_of(case, cases):
     """"X/impl" is measured over "bare_X/service" when the group has one; axum-login (which
     needs a router) over "bare/router"; anything else over the group's first "bare" case."""
     if case.startswith("bare"):
@@ -128,7 +137,7 @@ def criterion_table(group):
     over = {}
     rows = ["| case | median | overhead | over |", "|---|---:|---:|---|"]
     for case, median in cases.items():
-        base = baseline_of(group, case, cases)
+        base = baseline_of(case, cases)
         if base:
             over[case] = median - cases[base]
         extra = f"{over[case]:+,.0f} ns | `{base}`" if base else " | "
@@ -156,16 +165,15 @@ def criterion_table(group):
 def criterion(names):
     parts = []
     for name in names:
-        run(["cargo", "bench", "--bench", name]
-            + (["--features", FEATURES[name]] if name in FEATURES else []),
-            stdout=subprocess.DEVNULL)
+        cargo_bench(name, stdout=subprocess.DEVNULL)
         for group in GROUPS.get(name, [name]):
             parts.append(f"**{group}** (`cargo bench --bench {name}`)\n\n{criterion_table(group)}")
     return "\n\n".join(parts)
 
 
 def loopback():
-    out = run(["cargo", "bench", "--bench", "loopback"], stdout=subprocess.PIPE).stdout
+    require("wrk", "the loopback benchmark")
+    out = cargo_bench("loopback", stdout=subprocess.PIPE).stdout
     text = out[out.index("loopback:"):].strip()
     return f"```text\n{text}\n```"
 
