@@ -124,6 +124,16 @@ impl<B: Body, G: OnBodyEnd> GuardedBody<B, G> {
 }
 
 impl<B, G: OnBodyEnd> GuardedBody<B, G> {
+    /// Wraps `inner` with no guard: frames pass through uncounted (for a plugin whose
+    /// accounting is off for this response, so its body type stays the same).
+    pub fn unguarded(inner: B) -> Self {
+        GuardedBody {
+            inner,
+            guard: None,
+            bytes: 0,
+        }
+    }
+
     /// The inner body.
     pub fn get_ref(&self) -> &B {
         &self.inner
@@ -143,6 +153,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let mut this = self.project();
+        if this.guard.is_none() {
+            // Unguarded, or already reported: nothing left to count.
+            return this.inner.poll_frame(cx);
+        }
         let res = std::task::ready!(this.inner.as_mut().poll_frame(cx));
         let outcome = match &res {
             Some(Ok(frame)) => {

@@ -35,7 +35,7 @@ pub use grpc::{
     grpc_content_type, grpc_refusal, refusal_for,
 };
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
-pub use header_arena::header_value;
+pub use header_arena::{header_value, header_value_from_parts};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use json::{problem_json, write_json_str};
 pub use pattern::{PathPattern, PathSet};

@@ -46,53 +46,60 @@ impl fmt::Display for TimeUnit {
     }
 }
 
-/// A small stack buffer for header values.
-pub(crate) struct StackBuf {
-    data: [u8; 96],
-    len: usize,
+/// A duration as the decimal number of a header value (`12.345`), written on the stack from
+/// its last digit back: no `core::fmt`, no bounds to check per character.
+pub(crate) struct Decimal {
+    /// Up to 20 integer digits (`u64`), the point and 9 decimals.
+    buf: [u8; 32],
+    start: usize,
 }
 
-impl StackBuf {
-    pub(crate) fn new() -> Self {
-        StackBuf {
-            data: [0; 96],
-            len: 0,
+impl Decimal {
+    /// `d` in `unit` with `digits` decimals (at most 9), rounded half up.
+    #[inline]
+    pub(crate) fn new(d: Duration, unit: TimeUnit, digits: u8) -> Self {
+        let digits = digits.min(9);
+        let (mut int, mut frac) = scaled(d, unit, digits);
+        let mut buf = [b'0'; 32];
+        let mut i = buf.len();
+        if digits > 0 {
+            for _ in 0..digits {
+                i -= 1;
+                buf[i] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            i -= 1;
+            buf[i] = b'.';
         }
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (int % 10) as u8;
+            int /= 10;
+            if int == 0 {
+                break;
+            }
+        }
+        Decimal { buf, start: i }
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.data[..self.len]
+        &self.buf[self.start..]
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and a point were written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or("0")
     }
 }
 
-impl Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        if end > self.data.len() {
-            return Err(fmt::Error);
-        }
-        self.data[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-/// Writes `d` in `unit` with `digits` decimals (rounded half up), then the suffix if asked.
-///
-/// Integers are written with `itoa` rather than `core::fmt`, whose padding machinery cost more
-/// than the rest of the timer together.
-pub(crate) fn write_duration(
-    out: &mut impl Write,
-    d: Duration,
-    unit: TimeUnit,
-    digits: u8,
-    suffix: bool,
-) -> fmt::Result {
+/// `d` in `unit`, scaled by `10^digits` and rounded half up, split at the point.
+#[inline]
+fn scaled(d: Duration, unit: TimeUnit, digits: u8) -> (u64, u64) {
     let scale = 10u64.pow(u32::from(digits));
     let unit_ns = unit.nanos();
     let nanos = d.as_nanos();
     // u64 arithmetic for any realistic duration; u128 only if it would overflow.
-    let (int, frac) = match u64::try_from(nanos)
+    match u64::try_from(nanos)
         .ok()
         .and_then(|n| n.checked_mul(scale))
         .and_then(|n| n.checked_add(unit_ns / 2))
@@ -107,17 +114,18 @@ pub(crate) fn write_duration(
             let int = u64::try_from(scaled / u128::from(scale)).unwrap_or(u64::MAX);
             (int, (scaled % u128::from(scale)) as u64)
         }
-    };
-    let mut buf = itoa::Buffer::new();
-    out.write_str(buf.format(int))?;
-    if digits > 0 {
-        out.write_char('.')?;
-        let f = buf.format(frac);
-        for _ in f.len()..usize::from(digits) {
-            out.write_char('0')?;
-        }
-        out.write_str(f)?;
     }
+}
+
+/// Writes `d` in `unit` with `digits` decimals (rounded half up), then the suffix if asked.
+pub(crate) fn write_duration(
+    out: &mut impl Write,
+    d: Duration,
+    unit: TimeUnit,
+    digits: u8,
+    suffix: bool,
+) -> fmt::Result {
+    out.write_str(Decimal::new(d, unit, digits).as_str())?;
     if suffix {
         out.write_str(unit.suffix())?;
     }
@@ -154,9 +162,14 @@ mod tests {
     }
 
     #[test]
-    fn stack_buf_refuses_overflow() {
-        let mut b = StackBuf::new();
-        assert!(b.write_str(&"x".repeat(96)).is_ok());
-        assert!(b.write_str("y").is_err());
+    fn the_longest_durations_fit() {
+        assert_eq!(
+            f(Duration::MAX, TimeUnit::Seconds, 9, false),
+            "18446744073709551615.999999999"
+        );
+        // Past u64 in the unit, the integer part saturates.
+        let micros = f(Duration::MAX, TimeUnit::Micros, 9, true);
+        assert!(micros.starts_with("18446744073709551615."), "{micros}");
+        assert_eq!(micros.len(), "18446744073709551615.000000000us".len());
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use http::HeaderName;
 use tower_layer::Layer;
-use tower_plugins_core::{BodyOutcome, is_tchar};
+use tower_plugins_core::{BodyOutcome, is_tchar, write_quoted};
 
 use crate::format::TimeUnit;
 use crate::service::Timer;
@@ -40,6 +40,24 @@ pub(crate) struct Shared {
     pub(crate) description: Option<String>,
     pub(crate) handler_entries: bool,
     pub(crate) on_complete: Option<OnComplete>,
+    /// The Server-Timing value around its duration (`total;dur=` and `;desc="..."`), written
+    /// once here rather than per response.
+    pub(crate) st_head: Box<[u8]>,
+    pub(crate) st_tail: Box<[u8]>,
+}
+
+impl Shared {
+    /// Rewrites the parts derived from the settings.
+    fn derive(&mut self) {
+        self.st_head = format!("{};dur=", self.metric).into_bytes().into();
+        let mut tail = String::new();
+        if let Some(d) = &self.description {
+            tail.push_str(";desc=");
+            // Writing to a String does not fail.
+            let _ = write_quoted(&mut tail, d);
+        }
+        self.st_tail = tail.into_bytes().into();
+    }
 }
 
 /// Measures each request and writes `X-Response-Time` and `Server-Timing` on the response.
@@ -55,18 +73,22 @@ pub struct TimerLayer {
 
 impl Default for TimerLayer {
     fn default() -> Self {
+        let mut shared = Shared {
+            response_time: Some(HeaderName::from_static("x-response-time")),
+            unit: TimeUnit::Millis,
+            digits: 3,
+            suffix: true,
+            server_timing: true,
+            metric: "total".to_owned(),
+            description: None,
+            handler_entries: true,
+            on_complete: None,
+            st_head: Box::default(),
+            st_tail: Box::default(),
+        };
+        shared.derive();
         TimerLayer {
-            shared: Arc::new(Shared {
-                response_time: Some(HeaderName::from_static("x-response-time")),
-                unit: TimeUnit::Millis,
-                digits: 3,
-                suffix: true,
-                server_timing: true,
-                metric: "total".to_owned(),
-                description: None,
-                handler_entries: true,
-                on_complete: None,
-            }),
+            shared: Arc::new(shared),
         }
     }
 }
@@ -78,7 +100,9 @@ impl TimerLayer {
     }
 
     fn map(mut self, f: impl FnOnce(&mut Shared)) -> Self {
-        f(Arc::make_mut(&mut self.shared));
+        let shared = Arc::make_mut(&mut self.shared);
+        f(shared);
+        shared.derive();
         self
     }
 

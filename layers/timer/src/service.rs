@@ -10,12 +10,12 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
-    BodyEnd, GuardedBody, OnBodyEnd, PluginFuture, RequestStart, header_value, write_quoted,
+    BodyEnd, GuardedBody, OnBodyEnd, PluginFuture, RequestStart, header_value_from_parts,
 };
 use tower_service::Service;
 
 use crate::ServerTiming;
-use crate::format::{StackBuf, TimeUnit, write_duration};
+use crate::format::{Decimal, TimeUnit};
 use crate::layer::{Shared, Timings};
 
 /// The timer service. See the [crate docs](crate) for an example.
@@ -109,72 +109,69 @@ where
         let head = this.start.elapsed();
         let shared = &**this.shared;
         let (mut parts, body) = res.into_parts();
+        // Server-Timing's duration, and (with the default unit and digits) X-Response-Time's.
+        let ms = Decimal::new(head, TimeUnit::Millis, 3);
         if let Some(name) = &shared.response_time {
             // A value the handler set is kept (as express's response-time does). One lookup:
             // the name is hashed once for the check and the insert.
             if let http::header::Entry::Vacant(slot) = parts.headers.entry(name.clone()) {
-                let mut buf = StackBuf::new();
-                if write_duration(&mut buf, head, shared.unit, shared.digits, shared.suffix).is_ok()
-                {
-                    if let Some(v) = header_value(buf.as_bytes()) {
-                        slot.insert(v);
+                let own;
+                let number = match (shared.unit, shared.digits) {
+                    (TimeUnit::Millis, 3) => &ms,
+                    (unit, digits) => {
+                        own = Decimal::new(head, unit, digits);
+                        &own
                     }
+                };
+                let suffix = match shared.suffix {
+                    true => shared.unit.suffix().as_bytes(),
+                    false => b"",
+                };
+                if let Some(v) = header_value_from_parts(&[number.as_bytes(), suffix]) {
+                    slot.insert(v);
                 }
             }
         }
         if shared.server_timing {
-            if let Some(v) = server_timing_value(shared, head, this.entries.as_ref()) {
+            if let Some(v) = server_timing_value(shared, &ms, this.entries.as_ref()) {
                 // Appended as a further field line: what the handler set is kept.
                 parts.headers.append(SERVER_TIMING, v);
             }
         }
-        let end = TimerEnd {
-            start: *this.start,
-            head,
-            on_complete: shared.on_complete.is_some().then(|| this.shared.clone()),
+        // Without `on_complete` there is nothing to report at the body's end.
+        let body = match &shared.on_complete {
+            Some(_) => GuardedBody::new(
+                body,
+                TimerEnd {
+                    start: *this.start,
+                    head,
+                    shared: this.shared.clone(),
+                },
+            ),
+            None => GuardedBody::unguarded(body),
         };
-        let body = GuardedBody::new(body, end);
         Poll::Ready(Ok(Response::from_parts(parts, wrap(body))))
     }
 }
 
 tower_plugins_core::plugin_future!(ResponseFuture);
 
+/// `total;dur=12.345` (with the handler's entries before it, when it added any).
 fn server_timing_value(
     shared: &Shared,
-    head: Duration,
+    ms: &Decimal,
     entries: Option<&ServerTiming>,
 ) -> Option<HeaderValue> {
-    fn write_total(
-        out: &mut impl std::fmt::Write,
-        shared: &Shared,
-        head: Duration,
-    ) -> std::fmt::Result {
-        out.write_str(&shared.metric)?;
-        out.write_str(";dur=")?;
-        write_duration(out, head, TimeUnit::Millis, 3, false)?;
-        if let Some(d) = &shared.description {
-            out.write_str(";desc=")?;
-            write_quoted(out, d)?;
-        }
-        Ok(())
-    }
+    let ours = [&*shared.st_head, ms.as_bytes(), &shared.st_tail];
     match entries.filter(|e| !e.is_empty()) {
-        // The common case: only our entry, formatted on the stack (one copy, into the value).
-        None => {
-            let mut buf = StackBuf::new();
-            if write_total(&mut buf, shared, head).is_ok() {
-                return header_value(buf.as_bytes());
-            }
-            let mut out = String::new();
-            write_total(&mut out, shared, head).ok()?;
-            HeaderValue::from_str(&out).ok()
-        }
+        // The common case: only our entry, copied once, into the value.
+        None => header_value_from_parts(&ours),
         Some(entries) => {
             let mut out = String::with_capacity(64);
             entries.write_entries(&mut out).ok()?;
-            write_total(&mut out, shared, head).ok()?;
-            HeaderValue::from_str(&out).ok()
+            let mut out = out.into_bytes();
+            out.extend(ours.concat());
+            HeaderValue::from_maybe_shared(out).ok()
         }
     }
 }
@@ -185,7 +182,7 @@ const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 pub struct TimerEnd {
     start: Instant,
     head: Duration,
-    on_complete: Option<Arc<Shared>>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for TimerEnd {
@@ -199,16 +196,14 @@ impl std::fmt::Debug for TimerEnd {
 impl OnBodyEnd for TimerEnd {
     #[inline]
     fn on_body_end(self, end: BodyEnd) {
-        if let Some(shared) = self.on_complete {
-            if let Some(f) = &shared.on_complete {
-                f(&Timings {
-                    start: self.start,
-                    head: self.head,
-                    end: self.start.elapsed(),
-                    outcome: end.outcome,
-                    bytes: end.bytes,
-                });
-            }
+        if let Some(f) = &self.shared.on_complete {
+            f(&Timings {
+                start: self.start,
+                head: self.head,
+                end: self.start.elapsed(),
+                outcome: end.outcome,
+                bytes: end.bytes,
+            });
         }
     }
 }
