@@ -72,6 +72,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let s = &*self.shared;
         let vary = s.origins.varies();

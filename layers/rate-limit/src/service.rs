@@ -68,6 +68,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         #[cfg(feature = "redis")]
         if let Some(redis) = &self.engine.redis {

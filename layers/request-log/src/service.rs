@@ -96,6 +96,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let s = &*self.shared;
         // One wall-clock reading serves the log line's time and the request id.

@@ -197,6 +197,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = self.shared;
         if let Some(answer) = crate::endpoints::answer(shared, &req) {

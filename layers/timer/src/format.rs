@@ -95,6 +95,11 @@ impl Decimal {
 /// `d` in `unit`, scaled by `10^digits` and rounded half up, split at the point.
 #[inline]
 fn scaled(d: Duration, unit: TimeUnit, digits: u8) -> (u64, u64) {
+    // The default (and Server-Timing's): microseconds, with constant divisors.
+    if let (TimeUnit::Millis, 3, Ok(nanos)) = (unit, digits, u64::try_from(d.as_nanos())) {
+        let micros = nanos / 1000 + u64::from(nanos % 1000 >= 500);
+        return (micros / 1000, micros % 1000);
+    }
     let scale = 10u64.pow(u32::from(digits));
     let unit_ns = unit.nanos();
     let nanos = d.as_nanos();
@@ -159,6 +164,29 @@ mod tests {
             f(Duration::from_secs(86_400), TimeUnit::Millis, 9, true),
             "86400000.000000000ms"
         );
+    }
+
+    #[test]
+    fn milliseconds_round_half_up_at_every_boundary() {
+        for n in [
+            0,
+            499,
+            500,
+            999,
+            999_499,
+            999_500,
+            1_234_567,
+            u64::MAX / 2,
+            u64::MAX,
+        ] {
+            let micros = (u128::from(n) + 500) / 1000;
+            let want = format!("{}.{:03}", micros / 1000, micros % 1000);
+            assert_eq!(
+                f(Duration::from_nanos(n), TimeUnit::Millis, 3, false),
+                want,
+                "{n}"
+            );
+        }
     }
 
     #[test]

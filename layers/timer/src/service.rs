@@ -62,6 +62,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let start = RequestStart::get_or_insert(&mut req);
         let entries = if self.shared.server_timing && self.shared.handler_entries {
