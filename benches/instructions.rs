@@ -68,6 +68,33 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "five_silent_by_hand",
+        over: "bare",
+        what: "five timers writing nothing, by hand: the cost of nesting",
+        run: |n| {
+            run(
+                || {
+                    let silent = || TimerLayer::new().header(None).server_timing(false);
+                    tower::ServiceBuilder::new()
+                        .layer(silent())
+                        .layer(silent())
+                        .layer(silent())
+                        .layer(silent())
+                        .layer(silent())
+                        .service(inner())
+                },
+                req(Kind::Plain),
+                n,
+            );
+        },
+    },
+    Case {
+        name: "five_silent_stack",
+        over: "bare",
+        what: "the same five from a PluginStack",
+        run: |n| run(|| stack(silent_timers(5)), req(Kind::Plain), n),
+    },
+    Case {
         name: "empty_stack",
         over: "bare",
         what: "a PluginStack with no entry",
@@ -521,6 +548,17 @@ where
         }
     });
     measure(&rt, &svc, make, n);
+}
+
+/// `k` timer entries that write no header (each needs its own name).
+fn silent_timers(k: usize) -> String {
+    (0..k)
+        .map(|i| {
+            format!(
+                "[[plugin]]\nuse = \"timer\"\nname = \"t{i}\"\nheader = \"\"\nserver_timing = false\n"
+            )
+        })
+        .collect()
 }
 
 /// A request_log entry writing `format` lines to a file.

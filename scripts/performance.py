@@ -33,6 +33,7 @@ INSTRUCTION_RATIOS = [
     ("full_ours_same_work", "full_peers", "full stack vs the peer stack, the same headers written"),
     ("timer_stack", "timer_by_hand", "one entry from a stack vs by hand"),
     ("cors_timer_stack", "cors_timer_by_hand", "two entries from a stack vs by hand"),
+    ("five_silent_stack", "five_silent_by_hand", "five entries from a stack vs by hand"),
     ("cors_get_ours", "cors_get_peer", "cors simple GET vs tower-http"),
     ("cors_preflight_ours", "cors_preflight_peer", "cors preflight vs tower-http"),
     ("rate_limit_ours", "rate_limit_peer", "rate_limit (IETF headers) vs tower_governor (none)"),

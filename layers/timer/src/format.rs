@@ -48,6 +48,7 @@ impl fmt::Display for TimeUnit {
 
 /// A duration as the decimal number of a header value (`12.345`), written on the stack from
 /// its last digit back: no `core::fmt`, no bounds to check per character.
+#[derive(Clone, Copy)]
 pub(crate) struct Decimal {
     /// Up to 20 integer digits (`u64`), the point and 9 decimals.
     buf: [u8; 32],

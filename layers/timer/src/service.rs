@@ -111,18 +111,16 @@ where
         let shared = &**this.shared;
         let (mut parts, body) = res.into_parts();
         // Server-Timing's duration, and (with the default unit and digits) X-Response-Time's.
-        let ms = Decimal::new(head, TimeUnit::Millis, 3);
+        let default_unit = (shared.unit, shared.digits) == (TimeUnit::Millis, 3);
+        let ms = (shared.server_timing || (default_unit && shared.response_time.is_some()))
+            .then(|| Decimal::new(head, TimeUnit::Millis, 3));
         if let Some(name) = &shared.response_time {
             // A value the handler set is kept (as express's response-time does). One lookup:
             // the name is hashed once for the check and the insert.
             if let http::header::Entry::Vacant(slot) = parts.headers.entry(name.clone()) {
-                let own;
-                let number = match (shared.unit, shared.digits) {
-                    (TimeUnit::Millis, 3) => &ms,
-                    (unit, digits) => {
-                        own = Decimal::new(head, unit, digits);
-                        &own
-                    }
+                let number = match ms {
+                    Some(ms) if default_unit => ms,
+                    _ => Decimal::new(head, shared.unit, shared.digits),
                 };
                 let suffix = match shared.suffix {
                     true => shared.unit.suffix().as_bytes(),
@@ -133,8 +131,8 @@ where
                 }
             }
         }
-        if shared.server_timing {
-            if let Some(v) = server_timing_value(shared, &ms, this.entries.as_ref()) {
+        if let (true, Some(ms)) = (shared.server_timing, &ms) {
+            if let Some(v) = server_timing_value(shared, ms, this.entries.as_ref()) {
                 // Appended as a further field line: what the handler set is kept.
                 parts.headers.append(SERVER_TIMING, v);
             }
