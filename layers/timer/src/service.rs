@@ -169,8 +169,10 @@ fn server_timing_value(
             let mut out = String::with_capacity(64);
             entries.write_entries(&mut out).ok()?;
             let mut out = out.into_bytes();
-            out.extend(ours.concat());
-            HeaderValue::from_maybe_shared(out).ok()
+            for part in ours {
+                out.extend_from_slice(part);
+            }
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
         }
     }
 }
