@@ -89,7 +89,7 @@ impl ServerTiming {
             out.push_str(&e.name);
             if let Some(d) = e.dur {
                 out.push_str(";dur=");
-                crate::format::write_duration(out, d, crate::TimeUnit::Millis, 3, false)?;
+                out.push_str(crate::format::Decimal::new(d, crate::TimeUnit::Millis, 3).as_str());
             }
             if let Some(desc) = &e.desc {
                 out.push_str(";desc=");

@@ -16,7 +16,7 @@ use tower_service::Service;
 
 use crate::ServerTiming;
 use crate::format::{Decimal, TimeUnit};
-use crate::layer::{Shared, Timings};
+use crate::layer::{OnComplete, Shared, Timings};
 
 /// The timer service. See the [crate docs](crate) for an example.
 #[derive(Clone)]
@@ -131,7 +131,8 @@ where
                 }
             }
         }
-        if let (true, Some(ms)) = (shared.server_timing, &ms) {
+        // `ms` is always there with Server-Timing on.
+        if let Some(ms) = ms.as_ref().filter(|_| shared.server_timing) {
             if let Some(v) = server_timing_value(shared, ms, this.entries.as_ref()) {
                 // Appended as a further field line: what the handler set is kept.
                 parts.headers.append(SERVER_TIMING, v);
@@ -139,12 +140,12 @@ where
         }
         // Without `on_complete` there is nothing to report at the body's end.
         let body = match &shared.on_complete {
-            Some(_) => GuardedBody::new(
+            Some(f) => GuardedBody::new(
                 body,
                 TimerEnd {
                     start: *this.start,
                     head,
-                    shared: this.shared.clone(),
+                    on_complete: f.clone(),
                 },
             ),
             None => GuardedBody::unguarded(body),
@@ -179,11 +180,11 @@ fn server_timing_value(
 
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
-/// The timer's end-of-body hook: reports the timings to `on_complete`, when one is set.
+/// The timer's end-of-body hook (only with `on_complete`): reports the timings to it.
 pub struct TimerEnd {
     start: Instant,
     head: Duration,
-    shared: Arc<Shared>,
+    on_complete: OnComplete,
 }
 
 impl std::fmt::Debug for TimerEnd {
@@ -197,15 +198,13 @@ impl std::fmt::Debug for TimerEnd {
 impl OnBodyEnd for TimerEnd {
     #[inline]
     fn on_body_end(self, end: BodyEnd) {
-        if let Some(f) = &self.shared.on_complete {
-            f(&Timings {
-                start: self.start,
-                head: self.head,
-                end: self.start.elapsed(),
-                outcome: end.outcome,
-                bytes: end.bytes,
-            });
-        }
+        (self.on_complete)(&Timings {
+            start: self.start,
+            head: self.head,
+            end: self.start.elapsed(),
+            outcome: end.outcome,
+            bytes: end.bytes,
+        });
     }
 }
 
