@@ -126,6 +126,16 @@ impl<B: Body, G: OnBodyEnd> GuardedBody<B, G> {
 impl<B, G: OnBodyEnd> GuardedBody<B, G> {
     /// Wraps `inner` with no guard: frames pass through uncounted (for a plugin whose
     /// accounting is off for this response, so its body type stays the same).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower_plugins_core::{GuardedBody, NoopOnEnd};
+    ///
+    /// let body: GuardedBody<_, NoopOnEnd> = GuardedBody::unguarded(Full::new(bytes::Bytes::from("hi")));
+    /// assert_eq!(body.collect().await.unwrap().to_bytes(), "hi");
+    /// # }
+    /// ```
     pub fn unguarded(inner: B) -> Self {
         GuardedBody {
             inner,
