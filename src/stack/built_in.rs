@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::Response;
 use http_body::Frame;
 use tower_layer::Layer;
-use tower_plugins_core::{ConfigError, Plugin, PluginContext, PluginFuture};
+use tower_plugins_core::{ConfigError, KeptFuture, Plugin, PluginContext, PluginFuture};
 use tower_service::Service;
 
 /// Calls the macro `$then` with the table of built-in plugins, one line each: the variant
@@ -149,6 +149,23 @@ where
         _: &mut Context<'_>,
         _: impl FnOnce(Off<B>) -> T,
     ) -> Poll<Result<Response<T>, E>> {
+        match self.0 {}
+    }
+}
+
+impl<F, B, E> KeptFuture for Off<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Inner = F;
+    type Body = B;
+    type Error = E;
+
+    fn poll_kept(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
+        match self.0 {}
+    }
+
+    fn inner_kept(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
         match self.0 {}
     }
 }

@@ -13,6 +13,7 @@
 mod builder;
 mod built_in;
 mod from_fn;
+mod kept;
 mod next;
 mod registry;
 mod service;

@@ -17,8 +17,12 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::kept::{
+    Base, BaseFuture, Close, CloseFuture, FlatBody, KeptBody, KeptEnd, KeptSlot, KeptSlotFuture,
+};
+use super::next::Next;
 use super::registry::Step;
-use super::slot::{Composable, Slot, SlotBody, SlotFuture, enum_body};
+use super::slot::{Composable, Slot, SlotBody, SlotFuture, enum_body, erase};
 use crate::{Body, BoxError};
 
 /// How many entries the stack composes statically; entries past it are composed with their
@@ -30,53 +34,108 @@ fn rest(steps: &[Step], from: usize) -> &[Step] {
     steps.get(from..).unwrap_or(&[])
 }
 
-/// `k` nested slots over `inner` (`S1` to `S8`), their futures (`F1`..) and bodies (`B1`..).
-/// Each depth's type is the next one's inner type, so every depth of the chain costs no
-/// slot type the deepest does not already have.
+/// One and two nested slots over `inner` (`S1`, `S2`), their futures and bodies: each level
+/// wraps the body of the level below (as layers composed by hand do).
 type S1<S> = Slot<S>;
 type F1<F> = SlotFuture<F>;
 type B1<B> = SlotBody<B>;
+type S2<S> = Slot<S1<S>>;
+type F2<F> = SlotFuture<F1<F>>;
+type B2<B> = SlotBody<B1<B>>;
 
-macro_rules! depths {
-    ($($s:ident $f:ident $b:ident = $prev_s:ident $prev_f:ident $prev_b:ident, $d:ident > $prev:ident;)*) => {
+/// One slot, the [last](Slot::last): every step, erased after the first.
+fn d1<N: Composable>(steps: &[Step], inner: N) -> S1<N> {
+    Slot::last(steps, inner, erase)
+}
+
+/// The first of `steps` in its own slot over the slot of the rest.
+fn d2<N: Composable>(steps: &[Step], inner: N) -> S2<N> {
+    Slot::one(steps.first(), d1(rest(steps, 1), inner), erase)
+}
+
+/// What a level of a kept chain needs of the service below it: [`Composable`], with the
+/// kept chain's [`FlatBody`] and a future that ends the levels below.
+pub(crate) trait KeptComposable:
+    Service<
+        Request<Body>,
+        Response = Response<FlatBody<Self::Inner>>,
+        Error = Infallible,
+        Future: KeptEnd + Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+    /// The body of the service the chain wraps.
+    type Inner: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<N, B> KeptComposable for N
+where
+    N: Service<Request<Body>, Response = Response<FlatBody<B>>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    N::Future: KeptEnd + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Inner = B;
+}
+
+/// A kept chain erased under a custom plugin: closed first, so that its body ends it.
+fn close_erase<N: KeptComposable>(inner: N) -> Next {
+    erase(Close(inner))
+}
+
+/// `k` levels of a kept chain over `inner` (`K1` to `K8`) and their futures (`KF1`..). Each
+/// depth's type is the next one's inner type, so every depth costs no slot type the deepest
+/// does not already have.
+type K1<N> = KeptSlot<N>;
+type KF1<F> = KeptSlotFuture<F>;
+
+/// One level, the [last](Slot::last): every step, erased after the first.
+fn k1<N: KeptComposable>(steps: &[Step], inner: N) -> K1<N> {
+    KeptSlot(Slot::last(steps, inner, close_erase))
+}
+
+macro_rules! kept_depths {
+    ($($k:ident $kf:ident = $prev_k:ident $prev_kf:ident, $d:ident > $prev:ident;)*) => {
         $(
-            type $s<S> = Slot<$prev_s<S>>;
-            type $f<F> = SlotFuture<$prev_f<F>>;
-            type $b<B> = SlotBody<$prev_b<B>>;
+            type $k<N> = KeptSlot<$prev_k<N>>;
+            type $kf<F> = KeptSlotFuture<$prev_kf<F>>;
 
-            /// The first of `steps` in its own slot over the slots of the rest.
-            fn $d<N: Composable>(steps: &[Step], inner: N) -> $s<N> {
-                Slot::one(steps.first(), $prev(rest(steps, 1), inner))
+            /// The first of `steps` in its own level over the levels of the rest.
+            fn $d<N: KeptComposable>(steps: &[Step], inner: N) -> $k<N> {
+                KeptSlot(Slot::one(steps.first(), $prev(rest(steps, 1), inner), close_erase))
             }
         )*
     };
 }
 
-/// One slot, the [last](Slot::last): every step, erased after the first.
-fn d1<N: Composable>(steps: &[Step], inner: N) -> S1<N> {
-    Slot::last(steps, inner)
+kept_depths! {
+    K2 KF2 = K1 KF1, k2 > k1;
+    K3 KF3 = K2 KF2, k3 > k2;
+    K4 KF4 = K3 KF3, k4 > k3;
+    K5 KF5 = K4 KF4, k5 > k4;
+    K6 KF6 = K5 KF5, k6 > k5;
+    K7 KF7 = K6 KF6, k7 > k6;
+    K8 KF8 = K7 KF7, k8 > k7;
 }
 
-depths! {
-    S2 F2 B2 = S1 F1 B1, d2 > d1;
-    S3 F3 B3 = S2 F2 B2, d3 > d2;
-    S4 F4 B4 = S3 F3 B3, d4 > d3;
-    S5 F5 B5 = S4 F4 B4, d5 > d4;
-    S6 F6 B6 = S5 F5 B5, d6 > d5;
-    S7 F7 B7 = S6 F6 B6, d7 > d6;
-    S8 F8 B8 = S7 F7 B7, d8 > d7;
-}
-
-/// The chain of slots, exactly as deep as the stack (up to eight), with its future and body.
-/// Chains of three or more live behind a box, so that every stack service, future and
-/// response is not as large as the deepest one (they are cloned and moved on every request).
+/// The chain, exactly as deep as the stack (up to eight), with its future and body. One and
+/// two entries nest (no allocation); three or more are a kept chain, closed: its future in a
+/// box that the response body keeps, the service behind a box too, so that every stack
+/// service, future and response is not as large as the deepest one (they are cloned and
+/// moved on every request).
 macro_rules! chain {
-    ($($d:ident = $n:literal: $s:ident $f:ident $b:ident $new:ident;)*) => {
+    ($($d:ident = $n:literal: $k:ident $kf:ident $new:ident;)*) => {
         enum Chain<S> {
             D0(S),
             D1(S1<S>),
             D2(S2<S>),
-            $($d(Box<$s<S>>),)*
+            $($d(Box<Close<$k<Base<S>>>>),)*
         }
 
         impl<S: Clone> Clone for Chain<S> {
@@ -99,9 +158,9 @@ macro_rules! chain {
                     0 => Chain::D0(inner),
                     1 => Chain::D1(d1(steps, inner)),
                     2 => Chain::D2(d2(steps, inner)),
-                    $($n => Chain::$d(Box::new($new(steps, inner))),)*
-                    // Past the deepest, the last slot composes the rest erased.
-                    _ => Chain::D8(Box::new(d8(steps, inner))),
+                    $($n => Chain::$d(Box::new(Close($new(steps, Base(inner))))),)*
+                    // Past the deepest, the last level composes the rest erased.
+                    _ => Chain::D8(Box::new(Close(k8(steps, Base(inner))))),
                 }
             }
         }
@@ -112,6 +171,7 @@ macro_rules! chain {
                 + Clone
                 + Send
                 + 'static,
+            S::Future: Send + 'static,
             B: http_body::Body<Data = Bytes> + Send + 'static,
             B::Error: Into<BoxError>,
         {
@@ -131,7 +191,7 @@ macro_rules! chain {
                     Chain::D0(s) => ChainFuture::D0 { fut: s.call(req) },
                     Chain::D1(s) => ChainFuture::D1 { fut: s.call(req) },
                     Chain::D2(s) => ChainFuture::D2 { fut: s.call(req) },
-                    $(Chain::$d(s) => ChainFuture::$d { fut: Box::pin(s.call(req)) },)*
+                    $(Chain::$d(s) => ChainFuture::$d { fut: s.call(req) },)*
                 }
             }
         }
@@ -142,23 +202,13 @@ macro_rules! chain {
                 D0 { #[pin] fut: F },
                 D1 { #[pin] fut: F1<F> },
                 D2 { #[pin] fut: F2<F> },
-                $($d { fut: Pin<Box<$f<F>>> },)*
-            }
-        }
-
-        pin_project! {
-            #[project = ChainBodyProj]
-            enum ChainBody<B> {
-                D0 { #[pin] body: B },
-                D1 { #[pin] body: B1<B> },
-                D2 { #[pin] body: B2<B> },
-                $($d { #[pin] body: Pin<Box<$b<B>>> },)*
+                $($d { fut: CloseFuture<$kf<BaseFuture<F>>> },)*
             }
         }
 
         impl<F, B> Future for ResponseFuture<F>
         where
-            F: Future<Output = Result<Response<B>, Infallible>>,
+            F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
             B: http_body::Body<Data = Bytes> + Send + 'static,
             B::Error: Into<BoxError>,
         {
@@ -177,27 +227,37 @@ macro_rules! chain {
                         inner: ChainBody::D2 { body },
                     }))?,
                     $(ChainFutureProj::$d { fut } => {
-                        ready!(fut.as_mut().poll(cx))?.map(|body| ResponseBody {
-                            inner: ChainBody::$d { body: Box::pin(body) },
+                        ready!(Pin::new(fut).poll(cx))?.map(|body| ResponseBody {
+                            inner: ChainBody::Kept { body },
                         })
                     })*
                 };
                 Poll::Ready(Ok(res))
             }
         }
-
-        enum_body!(ChainBody, ChainBodyProj, [D0, D1, D2, $($d),*]);
     };
 }
 
 chain! {
-    D3 = 3: S3 F3 B3 d3;
-    D4 = 4: S4 F4 B4 d4;
-    D5 = 5: S5 F5 B5 d5;
-    D6 = 6: S6 F6 B6 d6;
-    D7 = 7: S7 F7 B7 d7;
-    D8 = 8: S8 F8 B8 d8;
+    D3 = 3: K3 KF3 k3;
+    D4 = 4: K4 KF4 k4;
+    D5 = 5: K5 KF5 k5;
+    D6 = 6: K6 KF6 k6;
+    D7 = 7: K7 KF7 k7;
+    D8 = 8: K8 KF8 k8;
 }
+
+pin_project! {
+    #[project = ChainBodyProj]
+    enum ChainBody<B> {
+        D0 { #[pin] body: B },
+        D1 { #[pin] body: B1<B> },
+        D2 { #[pin] body: B2<B> },
+        Kept { #[pin] body: KeptBody<B> },
+    }
+}
+
+enum_body!(ChainBody, ChainBodyProj, [D0, D1, D2, Kept]);
 
 /// The tower [`Layer`] of a [`PluginStack`](crate::PluginStack): wraps a service in every
 /// enabled plugin, in the configured order (the first entry sees the request first).
@@ -270,6 +330,7 @@ impl<S> fmt::Debug for PluginStackService<S> {
 impl<S, B, ReqBody> Service<Request<ReqBody>> for PluginStackService<S>
 where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
     ReqBody: http_body::Body<Data = Bytes> + Send + 'static,

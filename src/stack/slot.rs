@@ -19,10 +19,11 @@ use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
-use tower_plugins_core::PluginFuture;
+use tower_plugins_core::{BodyEnd, KeptFuture, PluginFuture};
 use tower_service::Service;
 
 use super::built_in::{self, built_ins};
+use super::kept::{FlatBody, KeptEnd};
 use super::next::Next;
 use super::registry::{AnyLayer, Step, into_body_response};
 use super::when::When;
@@ -139,11 +140,8 @@ macro_rules! slot_kinds {
             }
         }
 
-        /// A built-in's layer over `inner`; a custom one erased over the erased `inner`.
-        fn layered<N>(layer: &AnyLayer, inner: N) -> SlotKind<N>
-        where
-            N: Composable,
-        {
+        /// A built-in's layer over `inner`; a custom one over `inner` erased by `erase`.
+        fn layered<N>(layer: &AnyLayer, inner: N, erase: fn(N) -> Next) -> SlotKind<N> {
             match layer {
                 $(AnyLayer::$variant(l) => SlotKind::$variant(l.layer(inner)),)*
                 AnyLayer::Custom(l) => SlotKind::Dyn(l.0.wrap(erase(inner))),
@@ -231,6 +229,59 @@ macro_rules! slot_kinds {
             }
         }
 
+        impl<F, B> SlotFuture<F>
+        where
+            F: Future<Output = Result<Response<FlatBody<B>>, Infallible>> + KeptEnd,
+            B: http_body::Body<Data = Bytes> + Send + 'static,
+        {
+            /// Polls as a level of a kept chain: the body passes through.
+            #[inline(always)]
+            pub(crate) fn poll_kept(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Result<Response<FlatBody<B>>, Infallible>> {
+                let res = match self.project() {
+                    SlotFutureProj::Pass { fut } => ready!(fut.poll(cx))?,
+                    $(SlotFutureProj::$variant { fut } => ready!(KeptFuture::poll_kept(fut, cx))?,)*
+                    SlotFutureProj::Dyn { fut } => {
+                        ready!(fut.as_mut().poll(cx))?.map(FlatBody::erased)
+                    }
+                };
+                Poll::Ready(Ok(res))
+            }
+
+            /// The body's trailers, to the levels below and then to this one.
+            #[inline]
+            pub(crate) fn trailers_kept(self: Pin<&mut Self>, trailers: &http::HeaderMap) {
+                match self.project() {
+                    SlotFutureProj::Pass { fut } => fut.trailers(trailers),
+                    $(SlotFutureProj::$variant { mut fut } => {
+                        if let Some(inner) = fut.as_mut().inner_kept() {
+                            inner.trailers(trailers);
+                        }
+                        fut.on_trailers(trailers);
+                    })*
+                    // What an erased level wraps was closed: its body ends it.
+                    SlotFutureProj::Dyn { .. } => {}
+                }
+            }
+
+            /// The body's end, to the levels below and then to this one.
+            #[inline]
+            pub(crate) fn end_kept(self: Pin<&mut Self>, end: BodyEnd) {
+                match self.project() {
+                    SlotFutureProj::Pass { fut } => fut.end(end),
+                    $(SlotFutureProj::$variant { mut fut } => {
+                        if let Some(inner) = fut.as_mut().inner_kept() {
+                            inner.end(end);
+                        }
+                        fut.on_body_end(end);
+                    })*
+                    SlotFutureProj::Dyn { .. } => {}
+                }
+            }
+        }
+
         pin_project! {
             /// The response body of a [`Slot`].
             #[project = SlotBodyProj]
@@ -277,7 +328,7 @@ impl<N> fmt::Debug for Slot<N> {
 }
 
 /// Erases a service into [`Next`].
-fn erase<N>(n: N) -> Next
+pub(crate) fn erase<N>(n: N) -> Next
 where
     N: Composable,
 {
@@ -324,12 +375,10 @@ impl Service<Request<Body>> for Scoped {
     }
 }
 
-impl<N> Slot<N>
-where
-    N: Composable,
-{
-    /// A slot holding `step` (or nothing) over `inner`.
-    pub(crate) fn one(step: Option<&Step>, inner: N) -> Self {
+impl<N> Slot<N> {
+    /// A slot holding `step` (or nothing) over `inner`; `erase` erases `inner` under a
+    /// custom plugin.
+    pub(crate) fn one(step: Option<&Step>, inner: N, erase: fn(N) -> Next) -> Self {
         match step {
             None => Slot {
                 kind: SlotKind::Pass(inner),
@@ -345,16 +394,16 @@ where
                 when: None,
             },
             Some(step) => Slot {
-                kind: layered(&step.layer, inner),
+                kind: layered(&step.layer, inner, erase),
                 when: step.when.clone(),
             },
         }
     }
 
     /// The last slot: one step statically, or every remaining step erased.
-    pub(crate) fn last(steps: &[Step], inner: N) -> Self {
+    pub(crate) fn last(steps: &[Step], inner: N, erase: fn(N) -> Next) -> Self {
         if steps.len() <= 1 {
-            return Self::one(steps.first(), inner);
+            return Self::one(steps.first(), inner, erase);
         }
         let next = steps
             .iter()

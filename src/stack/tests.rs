@@ -490,3 +490,87 @@ fn a_stack_past_the_limit_is_refused_at_the_first_entry_too_many() {
     assert_eq!(loc.plugin.as_ref().map(|p| p.index), Some(MAX_ENTRIES));
     assert_eq!(loc.line, Some(3 * MAX_ENTRIES + 1), "{e}");
 }
+
+/// A stack `n` entries deep (at least two) with stats outermost (`/outer`) and innermost
+/// (`/inner`), custom plugins and timers between: one and two entries nest, three or more
+/// keep every level's future until the body ends, and the innermost stats of a stack past the
+/// static depth is erased under a custom plugin.
+fn stats_around(n: usize) -> PluginStack {
+    let stats = |name: &str| {
+        format!(
+            "[[plugin]]\nuse = \"stats\"\nname = \"{name}\"\nroutes = [\"/a\"]\nendpoint = \"/{name}\"\n"
+        )
+    };
+    let mut text = stats("outer");
+    for i in 0..n - 2 {
+        text += &match i % 2 {
+            0 => format!("[[plugin]]\nuse = \"tag\"\nname = \"t{i}\"\ntag = \"t{i}\"\n"),
+            _ => format!("[[plugin]]\nuse = \"timer\"\nname = \"timer{i}\"\n"),
+        };
+    }
+    text += &stats("inner");
+    builder().toml_str(text).build().unwrap()
+}
+
+/// The `route` of the stats at `endpoint`, through `svc`.
+async fn stats_route<S>(svc: &S, endpoint: &str, route: &str) -> serde_json::Value
+where
+    S: Service<Request<Body>, Response = Response<ResponseBody<Body>>, Error = Infallible> + Clone,
+{
+    let mut req = Request::get(endpoint).body(Body::empty()).unwrap();
+    // The endpoints answer loopback peers.
+    req.extensions_mut()
+        .insert(std::net::SocketAddr::from(([127, 0, 0, 1], 40000)));
+    let res = svc.clone().oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let snap: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{endpoint}: {e}: {}", String::from_utf8_lossy(&body)));
+    let routes = snap["routes"].as_array().unwrap();
+    (routes.iter().find(|r| r["route"] == route).cloned()).unwrap_or_else(|| panic!("{snap}"))
+}
+
+#[tokio::test]
+async fn every_entry_sees_the_body_end_once_at_every_depth() {
+    for n in [2, 3, 4, DEPTH, DEPTH + 2] {
+        // Data and then gRPC trailers, so that the trailers reach every entry too.
+        let app = service_fn(|req: Request<Body>| async move {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from_static("5"));
+            let mut frames = vec![Ok::<_, Infallible>(http_body::Frame::data(
+                bytes::Bytes::from_static(b"hello"),
+            ))];
+            if req.version() == http::Version::HTTP_2 {
+                frames.push(Ok(http_body::Frame::trailers(trailers)));
+            }
+            let body = http_body_util::StreamBody::new(tokio_stream::iter(frames));
+            Ok::<_, Infallible>(Response::new(Body::new(body)))
+        });
+        let svc = stats_around(n).layer().layer(app);
+        let get = || Request::get("/a").body(Body::empty()).unwrap();
+        let res = svc.clone().oneshot(get()).await.unwrap();
+        assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "hello");
+        // Dropped before its body was read: aborted.
+        drop(svc.clone().oneshot(get()).await.unwrap());
+        let grpc = Request::post("/pkg.Svc/Call")
+            .version(http::Version::HTTP_2)
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        let res = svc.clone().oneshot(grpc).await.unwrap();
+        res.into_body().collect().await.unwrap();
+        for endpoint in ["/outer", "/inner"] {
+            let a = stats_route(&svc, endpoint, "/a").await;
+            let seen = (
+                &a["requests"],
+                &a["aborted"],
+                &a["in_flight"],
+                &a["bytes_sent"],
+            );
+            let want = (&2.into(), &1.into(), &0.into(), &5.into());
+            assert_eq!(seen, want, "{n} deep, {endpoint}: {a}");
+            let call = stats_route(&svc, endpoint, "/pkg.Svc/Call").await;
+            let seen = (&call["requests"], &call["by_grpc_status"]["NOT_FOUND"]);
+            assert_eq!(seen, (&1.into(), &1.into()), "{n} deep, {endpoint}: {call}");
+        }
+    }
+}

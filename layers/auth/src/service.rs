@@ -11,7 +11,9 @@ use bytes::Bytes;
 use http::header::SET_COOKIE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{AuthUser, BoxError, PluginBody, PluginFuture, refusal_for};
+use tower_plugins_core::{
+    AnswerBody, AuthUser, BoxError, KeptFuture, PluginBody, PluginFuture, refusal_for,
+};
 use tower_service::Service;
 
 use crate::answer::{login_url, problem, see_other, unauthorized, unavailable};
@@ -124,6 +126,7 @@ where
                     }
                 }),
             },
+            finishing: None,
         }
     }
 }
@@ -331,6 +334,10 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
+        // The store work a response asked for; then the response (its body's type erased).
+        // Beside `state`, not a state of its own: the inner future stays (the plugin stack
+        // keeps it until the response's body ends).
+        finishing: Option<Pin<Box<dyn Future<Output = Box<dyn Any + Send>> + Send>>>,
     }
 }
 
@@ -340,8 +347,6 @@ pin_project! {
         // A store that answers later: loads the session, then calls the inner service.
         Loading { fut: Pin<Box<dyn Future<Output = Loaded<F>> + Send>> },
         Inner { #[pin] fut: F, shared: Arc<Shared>, came: Came },
-        // The store work a response asked for; then the response (its body's type erased).
-        Finishing { fut: Pin<Box<dyn Future<Output = Box<dyn Any + Send>> + Send>> },
         // Boxed: a response is large, and every stack slot's future is as large as the
         // largest plugin's.
         Ready { res: Option<Box<Response<Bytes>>> },
@@ -363,6 +368,7 @@ impl<F> ResponseFuture<F> {
                 shared: shared.clone(),
                 came,
             },
+            finishing: None,
         }
     }
 
@@ -371,12 +377,14 @@ impl<F> ResponseFuture<F> {
             state: State::Ready {
                 res: Some(Box::new(res)),
             },
+            finishing: None,
         }
     }
 
     fn own(fut: Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>) -> Self {
         ResponseFuture {
             state: State::Own { fut },
+            finishing: None,
         }
     }
 }
@@ -395,20 +403,23 @@ where
         cx: &mut Context<'_>,
         wrap: impl FnOnce(PluginBody<B>) -> T,
     ) -> Poll<Result<Response<T>, E>> {
-        let mut state = self.project().state;
-        // The store's steps (`Loading`, `Finishing`) are out of line: every stack slot's poll
+        let this = self.project();
+        let mut state = this.state;
+        // The store's steps (`Loading`, `finishing`) are out of line: every stack slot's poll
         // inlines this one, and it stays as small as the memory store's path needs.
         loop {
+            if let Some(fut) = this.finishing {
+                let res = ready!(poll_finishing::<B>(fut, cx));
+                *this.finishing = None;
+                return Poll::Ready(Ok(res.map(|b| wrap(PluginBody::inner(b)))));
+            }
             match state.as_mut().project() {
                 StateProj::Inner { fut, shared, came } => {
                     let mut res = ready!(fut.poll(cx))?;
                     let came = std::mem::replace(came, Came::Anonymous);
                     match finish(shared, &mut res, came) {
                         None => return Poll::Ready(Ok(res.map(|b| wrap(PluginBody::inner(b))))),
-                        Some(work) => {
-                            let fut = finishing(shared.clone(), work, res);
-                            state.set(State::Finishing { fut });
-                        }
+                        Some(work) => *this.finishing = Some(finishing(shared.clone(), work, res)),
                     }
                 }
                 StateProj::Ready { res } => {
@@ -423,11 +434,30 @@ where
                     let next = ready!(poll_loading(fut, cx));
                     state.set(next);
                 }
-                StateProj::Finishing { fut } => {
-                    let res = ready!(poll_finishing::<B>(fut, cx));
-                    return Poll::Ready(Ok(res.map(|b| wrap(PluginBody::inner(b)))));
-                }
             }
+        }
+    }
+}
+
+impl<F, B, E> KeptFuture for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: AnswerBody + Send + 'static,
+{
+    type Inner = F;
+    type Body = B;
+    type Error = E;
+
+    #[inline]
+    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
+        self.poll_with(cx, PluginBody::flatten)
+    }
+
+    #[inline]
+    fn inner_kept(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
+        match self.project().state.project() {
+            StateProj::Inner { fut, .. } => Some(fut),
+            StateProj::Ready { .. } | StateProj::Own { .. } | StateProj::Loading { .. } => None,
         }
     }
 }

@@ -7,6 +7,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::AnswerBody;
+
 pin_project! {
     /// Either the inner service's body, or a complete body a plugin wrote itself (a 429, a 401,
     /// a preflight answer).
@@ -49,6 +51,18 @@ impl<B> PluginBody<B> {
     /// An empty body.
     pub fn empty() -> Self {
         PluginBody::Full { data: None }
+    }
+}
+
+impl<B: AnswerBody> PluginBody<B> {
+    /// The body itself: the inner one, or the answer built as `B` (where the plugin stack
+    /// passes one body type through every level).
+    #[inline]
+    pub fn flatten(self) -> B {
+        match self {
+            PluginBody::Inner { body } => body,
+            PluginBody::Full { data } => B::answer(data.unwrap_or_default()),
+        }
     }
 }
 

@@ -39,7 +39,7 @@ pub use header_arena::{header_value, header_value_from_parts};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use json::{problem_json, write_json_str};
 pub use pattern::{PathPattern, PathSet};
-pub use plugin::{Plugin, PluginContext, PluginFuture};
+pub use plugin::{AnswerBody, KeptFuture, Plugin, PluginContext, PluginFuture};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisConnection, RedisSettings, redis_client};

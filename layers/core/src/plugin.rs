@@ -8,9 +8,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::Response;
 
-use crate::{ClientIpResolver, ConfigError};
+use crate::{BodyEnd, ClientIpResolver, ConfigError, PluginBody};
 
 /// What the stack gives a plugin besides its own config table.
 #[derive(Debug, Clone)]
@@ -92,6 +93,59 @@ pub trait PluginFuture {
         cx: &mut Context<'_>,
         wrap: impl FnOnce(Self::Body) -> T,
     ) -> Poll<Result<Response<T>, Self::Error>>;
+}
+
+/// A response future the plugin stack keeps until the response body ends.
+///
+/// In a stack of three or more entries the built-ins do not wrap the body: each level passes
+/// the body of the level below through unchanged (or answers with its own, a [`Self::Body`]
+/// built by [`AnswerBody::answer`]), keeps in itself what it has to do when the body ends,
+/// and the stack keeps every level's future until then. The stack then counts the body once
+/// and calls [`on_trailers`](Self::on_trailers) and [`on_body_end`](Self::on_body_end) of
+/// every level, innermost first, instead of one body wrapper per level.
+pub trait KeptFuture {
+    /// The future of the service this plugin wraps.
+    type Inner;
+    /// The response body, passed through from [`Self::Inner`] or answered by the plugin.
+    type Body;
+    /// The error of the inner service.
+    type Error;
+
+    /// Polls, passing the inner response's body through unchanged.
+    fn poll_kept(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<Self::Body>, Self::Error>>;
+
+    /// The inner future, once the response is ready, when this plugin called the inner
+    /// service (not when it answered by itself).
+    fn inner_kept(self: Pin<&mut Self>) -> Option<Pin<&mut Self::Inner>>;
+
+    /// The response's trailers went by. Nothing by default.
+    #[inline]
+    fn on_trailers(self: Pin<&mut Self>, trailers: &http::HeaderMap) {
+        let _ = trailers;
+    }
+
+    /// The response's body ended (called once, after [`poll_kept`](Self::poll_kept) returned
+    /// the response). Nothing by default.
+    #[inline]
+    fn on_body_end(self: Pin<&mut Self>, end: BodyEnd) {
+        let _ = end;
+    }
+}
+
+/// A response body a plugin can answer with by itself, as [`PluginBody::full`] builds one.
+pub trait AnswerBody {
+    /// A complete body of `data` (empty when `data` is).
+    fn answer(data: Bytes) -> Self;
+}
+
+impl<B> AnswerBody for PluginBody<B> {
+    #[inline]
+    fn answer(data: Bytes) -> Self {
+        PluginBody::full(data)
+    }
 }
 
 /// Writes `Future` (through [`PluginFuture::poll_with`]) and an opaque `Debug` for a plugin's

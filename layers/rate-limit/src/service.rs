@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{PluginBody, PluginFuture};
+use tower_plugins_core::{AnswerBody, KeptFuture, PluginBody, PluginFuture};
 use tower_service::Service;
 
 use crate::answer::{Report, Verdict};
@@ -168,6 +168,29 @@ where
                     }
                 },
             }
+        }
+    }
+}
+
+impl<F, B, E> KeptFuture for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: AnswerBody,
+{
+    type Inner = F;
+    type Body = B;
+    type Error = E;
+
+    #[inline]
+    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
+        self.poll_with(cx, PluginBody::flatten)
+    }
+
+    #[inline]
+    fn inner_kept(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
+        match self.project().state.project() {
+            StateProj::Inner { fut } => Some(fut),
+            StateProj::Refuse { .. } | StateProj::Remote { .. } => None,
         }
     }
 }

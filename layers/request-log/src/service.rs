@@ -11,8 +11,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
-    AuthUser, BodyEnd, BodyOutcome, GRPC_MESSAGE, GRPC_STATUS, GrpcCode, GuardedBody, OnBodyEnd,
-    PluginFuture, RequestStart, decode_grpc_message,
+    AuthUser, BodyEnd, BodyOutcome, GRPC_MESSAGE, GRPC_STATUS, GrpcCode, GuardedBody, KeptFuture,
+    OnBodyEnd, PluginFuture, RequestStart, decode_grpc_message,
 };
 use tower_service::Service;
 
@@ -268,41 +268,83 @@ where
         wrap: impl FnOnce(ResponseBody<B>) -> T,
     ) -> Poll<Result<Response<T>, E>> {
         let this = self.project();
-        let res = ready!(this.inner.poll(cx))?;
-        let (mut parts, body) = res.into_parts();
-        // Skipped paths carry their request id too; a handler's own value is kept.
-        if let Some((name, id)) = this.request_id.take() {
-            parts.headers.entry(name).or_insert(id);
-        }
-        let guard = this.pending.take().map(|mut p| {
-            let from_response = || parts.extensions.get::<AuthUser>().map(|u| u.0.clone());
-            match &mut p.capture {
-                Capture::Record(r) => {
-                    r.status = parts.status.as_u16();
-                    // A trailers-only gRPC answer has its status in the headers (gRPC runs
-                    // over HTTP/2: HTTP/1 requests pay one comparison for it).
-                    if r.version == http::Version::HTTP_2 {
-                        grpc_outcome(r, &parts.headers);
-                    }
-                    if r.user.is_none() {
-                        r.user = from_response();
-                    }
-                    if let Some(t) = p.shared.format.template() {
-                        r.response_headers =
-                            capture(&parts.headers, &t.response_headers, &p.shared);
-                    }
-                }
-                Capture::Clf { user, status, .. } => {
-                    *status = parts.status.as_u16();
-                    if user.is_none() {
-                        *user = from_response();
-                    }
-                }
+        let mut res = ready!(this.inner.poll(cx))?;
+        on_head(this.pending, this.request_id, &mut res);
+        let guard = LogOnEnd(this.pending.take());
+        Poll::Ready(Ok(res.map(|body| wrap(GuardedBody::new(body, guard)))))
+    }
+}
+
+impl<F, B, E> KeptFuture for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Inner = F;
+    type Body = B;
+    type Error = E;
+
+    #[inline]
+    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        on_head(this.pending, this.request_id, &mut res);
+        Poll::Ready(Ok(res))
+    }
+
+    #[inline]
+    fn inner_kept(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
+        Some(self.project().inner)
+    }
+
+    #[inline]
+    fn on_trailers(self: Pin<&mut Self>, trailers: &http::HeaderMap) {
+        let pending = self.project().pending;
+        let mut guard = LogOnEnd(pending.take());
+        guard.on_trailers(trailers);
+        *pending = guard.0;
+    }
+
+    #[inline]
+    fn on_body_end(self: Pin<&mut Self>, end: BodyEnd) {
+        LogOnEnd(self.project().pending.take()).on_body_end(end);
+    }
+}
+
+/// What the line takes from the response head, and the request id added to it.
+fn on_head<B>(
+    pending: &mut Option<Box<Pending>>,
+    request_id: &mut Option<(HeaderName, HeaderValue)>,
+    res: &mut Response<B>,
+) {
+    // Skipped paths carry their request id too; a handler's own value is kept.
+    if let Some((name, id)) = request_id.take() {
+        res.headers_mut().entry(name).or_insert(id);
+    }
+    let Some(p) = pending else {
+        return;
+    };
+    let from_response = || res.extensions().get::<AuthUser>().map(|u| u.0.clone());
+    match &mut p.capture {
+        Capture::Record(r) => {
+            r.status = res.status().as_u16();
+            // A trailers-only gRPC answer has its status in the headers (gRPC runs over
+            // HTTP/2: HTTP/1 requests pay one comparison for it).
+            if r.version == http::Version::HTTP_2 {
+                grpc_outcome(r, res.headers());
             }
-            p
-        });
-        let body = GuardedBody::new(body, LogOnEnd(guard));
-        Poll::Ready(Ok(Response::from_parts(parts, wrap(body))))
+            if r.user.is_none() {
+                r.user = from_response();
+            }
+            if let Some(t) = p.shared.format.template() {
+                r.response_headers = capture(res.headers(), &t.response_headers, &p.shared);
+            }
+        }
+        Capture::Clf { user, status, .. } => {
+            *status = res.status().as_u16();
+            if user.is_none() {
+                *user = from_response();
+            }
+        }
     }
 }
 

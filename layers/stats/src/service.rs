@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
-    BodyEnd, BodyOutcome, GRPC_STATUS, GrpcCode, GuardedBody, OnBodyEnd, PluginBody, PluginFuture,
-    RequestStart, grpc_content_type,
+    AnswerBody, BodyEnd, BodyOutcome, GRPC_STATUS, GrpcCode, GuardedBody, KeptFuture, OnBodyEnd,
+    PluginBody, PluginFuture, RequestStart, grpc_content_type,
 };
 use tower_service::Service;
 
@@ -64,6 +64,24 @@ pub(crate) struct Recording {
 }
 
 impl Recording {
+    /// Calls the collectors on the response head; a trailers-only gRPC answer's status.
+    #[inline]
+    fn on_head(&self, status: StatusCode, headers: &http::HeaderMap) -> Option<GrpcCode> {
+        let collectors = &self.shared.registry.collectors;
+        if !collectors.is_empty() {
+            let info = ResponseInfo {
+                route: &self.route.name,
+                status,
+                headers,
+            };
+            for (_, c) in collectors {
+                c.on_response(&info);
+            }
+        }
+        (self.grpc.then(|| headers.get(GRPC_STATUS)).flatten())
+            .and_then(|v| GrpcCode::parse(v.as_bytes()))
+    }
+
     /// Records the end of the request; a gRPC call's `grpc` code, if it had one.
     fn finish(
         self,
@@ -172,9 +190,7 @@ impl OnBodyEnd for Finish {
 
     #[inline]
     fn on_trailers(&mut self, trailers: &http::HeaderMap) {
-        if let Some(v) = trailers.get(GRPC_STATUS) {
-            self.grpc = GrpcCode::parse(v.as_bytes());
-        }
+        trailer_status(trailers, &mut self.grpc);
     }
 }
 
@@ -206,6 +222,8 @@ where
                     res: Some(Box::new(answer)),
                 },
                 pending: Pending(None),
+                status: StatusCode::OK,
+                grpc: None,
             };
         }
         let start = RequestStart::get_or_insert(&mut req);
@@ -257,6 +275,8 @@ where
                 labels,
                 grpc,
             })),
+            status: StatusCode::OK,
+            grpc: None,
         }
     }
 }
@@ -267,6 +287,10 @@ pin_project! {
         #[pin]
         state: State<F>,
         pending: Pending,
+        // The response's status and gRPC status, kept for the record when the stack keeps this
+        // future until the body ends.
+        status: StatusCode,
+        grpc: Option<GrpcCode>,
     }
 }
 
@@ -295,34 +319,14 @@ where
         let this = self.project();
         match this.state.project() {
             StateProj::Inner { fut } => {
-                let res = match ready!(fut.poll(cx)) {
-                    Ok(res) => res,
-                    Err(e) => {
-                        if let Some(rec) = this.pending.0.take() {
-                            rec.finish(None, 0, BodyOutcome::Failed, None);
-                        }
-                        return Poll::Ready(Err(e));
-                    }
-                };
+                let res = ready!(poll_inner(fut, cx, this.pending))?;
                 let rec = this
                     .pending
                     .0
                     .take()
                     .expect("ResponseFuture polled after completion");
                 let status = res.status();
-                let collectors = &rec.shared.registry.collectors;
-                if !collectors.is_empty() {
-                    let info = ResponseInfo {
-                        route: &rec.route.name,
-                        status,
-                        headers: res.headers(),
-                    };
-                    for (_, c) in collectors {
-                        c.on_response(&info);
-                    }
-                }
-                let grpc = (rec.grpc.then(|| res.headers().get(GRPC_STATUS)).flatten())
-                    .and_then(|v| GrpcCode::parse(v.as_bytes()));
+                let grpc = rec.on_head(status, res.headers());
                 let guard = Finish { rec, status, grpc };
                 Poll::Ready(Ok(
                     res.map(|b| wrap(PluginBody::inner(GuardedBody::new(b, guard))))
@@ -333,6 +337,85 @@ where
                 Poll::Ready(Ok((*res).map(|b| wrap(PluginBody::full(b)))))
             }
         }
+    }
+}
+
+impl<F, B, E> KeptFuture for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: AnswerBody,
+{
+    type Inner = F;
+    type Body = B;
+    type Error = E;
+
+    #[inline]
+    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
+        let this = self.project();
+        match this.state.project() {
+            StateProj::Inner { fut } => {
+                let res = ready!(poll_inner(fut, cx, this.pending))?;
+                // The record stays until the body ends.
+                if let Some(rec) = &this.pending.0 {
+                    *this.status = res.status();
+                    *this.grpc = rec.on_head(res.status(), res.headers());
+                }
+                Poll::Ready(Ok(res))
+            }
+            StateProj::Answer { res } => {
+                let res = res.take().expect("ResponseFuture polled after completion");
+                Poll::Ready(Ok((*res).map(B::answer)))
+            }
+        }
+    }
+
+    #[inline]
+    fn inner_kept(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
+        match self.project().state.project() {
+            StateProj::Inner { fut } => Some(fut),
+            StateProj::Answer { .. } => None,
+        }
+    }
+
+    #[inline]
+    fn on_trailers(self: Pin<&mut Self>, trailers: &http::HeaderMap) {
+        trailer_status(trailers, self.project().grpc);
+    }
+
+    #[inline]
+    fn on_body_end(self: Pin<&mut Self>, end: BodyEnd) {
+        let this = self.project();
+        if let Some(rec) = this.pending.0.take() {
+            let (status, grpc) = (*this.status, *this.grpc);
+            Finish { rec, status, grpc }.on_body_end(end);
+        }
+    }
+}
+
+/// Polls the inner future; an error is recorded as failed.
+#[inline]
+fn poll_inner<F, B, E>(
+    fut: Pin<&mut F>,
+    cx: &mut Context<'_>,
+    pending: &mut Pending,
+) -> Poll<Result<Response<B>, E>>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    let res = ready!(fut.poll(cx));
+    if res.is_err() {
+        if let Some(rec) = pending.0.take() {
+            rec.finish(None, 0, BodyOutcome::Failed, None);
+        }
+    }
+    Poll::Ready(res)
+}
+
+/// A gRPC status in `trailers` replaces the one kept (from the response's headers).
+#[inline]
+fn trailer_status(trailers: &http::HeaderMap, grpc: &mut Option<GrpcCode>) {
+    if let Some(v) = trailers.get(GRPC_STATUS) {
+        *grpc = GrpcCode::parse(v.as_bytes());
     }
 }
 

@@ -10,7 +10,8 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
-    BodyEnd, GuardedBody, OnBodyEnd, PluginFuture, RequestStart, header_value_from_parts,
+    BodyEnd, GuardedBody, KeptFuture, OnBodyEnd, PluginFuture, RequestStart,
+    header_value_from_parts,
 };
 use tower_service::Service;
 
@@ -75,6 +76,7 @@ where
         ResponseFuture {
             inner: self.inner.call(req),
             start,
+            head: Duration::ZERO,
             entries,
             shared: self.shared.clone(),
         }
@@ -87,6 +89,9 @@ pin_project! {
         #[pin]
         inner: F,
         start: Instant,
+        // The time to the response head, kept for `on_complete` when the stack keeps this
+        // future until the body ends.
+        head: Duration,
         entries: Option<ServerTiming>,
         shared: Arc<Shared>,
     }
@@ -107,39 +112,15 @@ where
     ) -> Poll<Result<Response<T>, E>> {
         let this = self.project();
         let res = ready!(this.inner.poll(cx))?;
-        let head = this.start.elapsed();
-        let shared = &**this.shared;
         let (mut parts, body) = res.into_parts();
-        // Server-Timing's duration, and (with the default unit and digits) X-Response-Time's.
-        let default_unit = (shared.unit, shared.digits) == (TimeUnit::Millis, 3);
-        let ms = (shared.server_timing || (default_unit && shared.response_time.is_some()))
-            .then(|| Decimal::new(head, TimeUnit::Millis, 3));
-        if let Some(name) = &shared.response_time {
-            // A value the handler set is kept (as express's response-time does). One lookup:
-            // the name is hashed once for the check and the insert.
-            if let http::header::Entry::Vacant(slot) = parts.headers.entry(name.clone()) {
-                let number = match ms {
-                    Some(ms) if default_unit => ms,
-                    _ => Decimal::new(head, shared.unit, shared.digits),
-                };
-                let suffix = match shared.suffix {
-                    true => shared.unit.suffix().as_bytes(),
-                    false => b"",
-                };
-                if let Some(v) = header_value_from_parts(&[number.as_bytes(), suffix]) {
-                    slot.insert(v);
-                }
-            }
-        }
-        // `ms` is always there with Server-Timing on.
-        if let Some(ms) = ms.as_ref().filter(|_| shared.server_timing) {
-            if let Some(v) = server_timing_value(shared, ms, this.entries.as_ref()) {
-                // Appended as a further field line: what the handler set is kept.
-                parts.headers.append(SERVER_TIMING, v);
-            }
-        }
+        let head = write_head(
+            this.shared,
+            *this.start,
+            this.entries.as_ref(),
+            &mut parts.headers,
+        );
         // Without `on_complete` there is nothing to report at the body's end.
-        let body = match &shared.on_complete {
+        let body = match &this.shared.on_complete {
             Some(f) => GuardedBody::new(
                 body,
                 TimerEnd {
@@ -152,6 +133,82 @@ where
         };
         Poll::Ready(Ok(Response::from_parts(parts, wrap(body))))
     }
+}
+
+impl<F, B, E> KeptFuture for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Inner = F;
+    type Body = B;
+    type Error = E;
+
+    #[inline]
+    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        let headers = res.headers_mut();
+        *this.head = write_head(this.shared, *this.start, this.entries.as_ref(), headers);
+        Poll::Ready(Ok(res))
+    }
+
+    #[inline]
+    fn inner_kept(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
+        Some(self.project().inner)
+    }
+
+    #[inline]
+    fn on_body_end(self: Pin<&mut Self>, end: BodyEnd) {
+        let this = self.project();
+        if let Some(f) = &this.shared.on_complete {
+            let timer_end = TimerEnd {
+                start: *this.start,
+                head: *this.head,
+                on_complete: f.clone(),
+            };
+            timer_end.on_body_end(end);
+        }
+    }
+}
+
+/// Writes the response's timing headers; the time to the response head.
+#[inline(always)]
+fn write_head(
+    shared: &Shared,
+    start: Instant,
+    entries: Option<&ServerTiming>,
+    headers: &mut http::HeaderMap,
+) -> Duration {
+    let head = start.elapsed();
+    // Server-Timing's duration, and (with the default unit and digits) X-Response-Time's.
+    let default_unit = (shared.unit, shared.digits) == (TimeUnit::Millis, 3);
+    let ms = (shared.server_timing || (default_unit && shared.response_time.is_some()))
+        .then(|| Decimal::new(head, TimeUnit::Millis, 3));
+    if let Some(name) = &shared.response_time {
+        // A value the handler set is kept (as express's response-time does). One lookup:
+        // the name is hashed once for the check and the insert.
+        if let http::header::Entry::Vacant(slot) = headers.entry(name.clone()) {
+            let number = match ms {
+                Some(ms) if default_unit => ms,
+                _ => Decimal::new(head, shared.unit, shared.digits),
+            };
+            let suffix = match shared.suffix {
+                true => shared.unit.suffix().as_bytes(),
+                false => b"",
+            };
+            if let Some(v) = header_value_from_parts(&[number.as_bytes(), suffix]) {
+                slot.insert(v);
+            }
+        }
+    }
+    // `ms` is always there with Server-Timing on.
+    if let Some(ms) = ms.as_ref().filter(|_| shared.server_timing) {
+        if let Some(v) = server_timing_value(shared, ms, entries) {
+            // Appended as a further field line: what the handler set is kept.
+            headers.append(SERVER_TIMING, v);
+        }
+    }
+    head
 }
 
 tower_plugins_core::plugin_future!(ResponseFuture);
