@@ -1,4 +1,5 @@
-//! The stack as a service: a chain of nested [`Slot`]s, as deep as the stack needs.
+//! The stack as a service: a chain of [`Slot`]s, as deep as the stack needs: nested for one
+//! and two entries, a kept chain (`kept.rs`) from three on.
 //!
 //! A stack of N entries pays for N slots, not eight: the chain is exactly as deep as the stack
 //! (entries past the eighth are composed erased inside the last slot).
