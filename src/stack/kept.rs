@@ -1,4 +1,4 @@
-//! A kept chain: the stack's slots from three entries on, where no level wraps the body.
+//! A kept chain: the stack's slots from two entries on, where no level wraps the body.
 //!
 //! Every level's future passes the body of the level below through as it is (or answers with
 //! its own), and keeps in itself what it has to do when the body ends

@@ -7,7 +7,7 @@
 //! - a **step** is a built, enabled entry: its layer and the requests it applies to;
 //! - a **slot** is one position of the composed service: an enum holding any built-in
 //!   plugin's service (or a pass-through, or an erased custom one) over the next slot;
-//! - the **chain** is the slots, exactly as deep as the stack; from three entries on it is a
+//! - the **chain** is the slots, exactly as deep as the stack; from two entries on it is a
 //!   **kept chain** (every level passes the body through and the stack keeps their futures
 //!   until the body ends); steps past the eighth are composed erased inside the last slot.
 

@@ -1,5 +1,5 @@
 //! The stack as a service: a chain of [`Slot`]s, as deep as the stack needs: nested for one
-//! and two entries, a kept chain (`kept.rs`) from three on.
+//! entry, a kept chain (`kept.rs`) from two on.
 //!
 //! A stack of N entries pays for N slots, not eight: the chain is exactly as deep as the stack
 //! (entries past the eighth are composed erased inside the last slot).
@@ -35,23 +35,15 @@ fn rest(steps: &[Step], from: usize) -> &[Step] {
     steps.get(from..).unwrap_or(&[])
 }
 
-/// One and two nested slots over `inner` (`S1`, `S2`), their futures and bodies: each level
-/// wraps the body of the level below (as layers composed by hand do).
+/// The one slot of a one-entry stack (`S1`), its future and body: the plugin wraps the body
+/// (as a layer composed by hand does), and nothing is allocated.
 type S1<S> = Slot<S>;
 type F1<F> = SlotFuture<F>;
 type B1<B> = SlotBody<B>;
-type S2<S> = Slot<S1<S>>;
-type F2<F> = SlotFuture<F1<F>>;
-type B2<B> = SlotBody<B1<B>>;
 
 /// One slot, the [last](Slot::last): every step, erased after the first.
 fn d1<N: Composable>(steps: &[Step], inner: N) -> S1<N> {
     Slot::last(steps, inner, erase)
-}
-
-/// The first of `steps` in its own slot over the slot of the rest.
-fn d2<N: Composable>(steps: &[Step], inner: N) -> S2<N> {
-    Slot::one(steps.first(), d1(rest(steps, 1), inner), erase)
 }
 
 /// What a level of a kept chain needs of the service below it: [`Composable`], with the
@@ -125,17 +117,17 @@ kept_depths! {
     K8 KF8 = K7 KF7, k8 > k7;
 }
 
-/// The chain, exactly as deep as the stack (up to eight), with its future and body. One and
-/// two entries nest (no allocation); three or more are a kept chain, closed: its future in a
-/// box that the response body keeps, the service behind a box too, so that every stack
+/// The chain, exactly as deep as the stack (up to eight), with its future and body. One entry
+/// nests (no allocation); two or more are a kept chain, closed: its future in a box that the
+/// response body keeps. From three on the service is behind a box too, so that every stack
 /// service, future and response is not as large as the deepest one (they are cloned and
-/// moved on every request).
+/// moved on every request); two levels keep their service inline.
 macro_rules! chain {
     ($($d:ident = $n:literal: $k:ident $kf:ident $new:ident;)*) => {
         enum Chain<S> {
             D0(S),
             D1(S1<S>),
-            D2(S2<S>),
+            D2(Close<K2<Base<S>>>),
             $($d(Box<Close<$k<Base<S>>>>),)*
         }
 
@@ -158,7 +150,7 @@ macro_rules! chain {
                 match steps.len() {
                     0 => Chain::D0(inner),
                     1 => Chain::D1(d1(steps, inner)),
-                    2 => Chain::D2(d2(steps, inner)),
+                    2 => Chain::D2(Close(k2(steps, Base(inner)))),
                     $($n => Chain::$d(Box::new(Close($new(steps, Base(inner))))),)*
                     // Past the deepest, the last level composes the rest erased.
                     _ => Chain::D8(Box::new(Close(k8(steps, Base(inner))))),
@@ -202,7 +194,7 @@ macro_rules! chain {
             enum ChainFuture<F> {
                 D0 { #[pin] fut: F },
                 D1 { #[pin] fut: F1<F> },
-                D2 { #[pin] fut: F2<F> },
+                D2 { fut: CloseFuture<KF2<BaseFuture<F>>> },
                 $($d { fut: CloseFuture<$kf<BaseFuture<F>>> },)*
             }
         }
@@ -224,9 +216,11 @@ macro_rules! chain {
                     ChainFutureProj::D1 { fut } => ready!(fut.poll_wrapped(cx, |body| ResponseBody {
                         inner: ChainBody::D1 { body },
                     }))?,
-                    ChainFutureProj::D2 { fut } => ready!(fut.poll_wrapped(cx, |body| ResponseBody {
-                        inner: ChainBody::D2 { body },
-                    }))?,
+                    ChainFutureProj::D2 { fut } => {
+                        ready!(Pin::new(fut).poll(cx))?.map(|body| ResponseBody {
+                            inner: ChainBody::Kept { body },
+                        })
+                    }
                     $(ChainFutureProj::$d { fut } => {
                         ready!(Pin::new(fut).poll(cx))?.map(|body| ResponseBody {
                             inner: ChainBody::Kept { body },
@@ -253,12 +247,11 @@ pin_project! {
     enum ChainBody<B> {
         D0 { #[pin] body: B },
         D1 { #[pin] body: B1<B> },
-        D2 { #[pin] body: B2<B> },
         Kept { #[pin] body: KeptBody<B> },
     }
 }
 
-enum_body!(ChainBody, ChainBodyProj, [D0, D1, D2, Kept]);
+enum_body!(ChainBody, ChainBodyProj, [D0, D1, Kept]);
 
 /// The tower [`Layer`] of a [`PluginStack`](crate::PluginStack): wraps a service in every
 /// enabled plugin, in the configured order (the first entry sees the request first).

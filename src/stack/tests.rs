@@ -492,8 +492,8 @@ fn a_stack_past_the_limit_is_refused_at_the_first_entry_too_many() {
 }
 
 /// A stack `n` entries deep (at least two) with stats outermost (`/outer`) and innermost
-/// (`/inner`), custom plugins and timers between: one and two entries nest, three or more
-/// keep every level's future until the body ends, and the innermost stats of a stack past the
+/// (`/inner`), custom plugins and timers between: the stack keeps every level's future until
+/// the body ends (two levels with the service inline, more behind a box), and the innermost stats of a stack past the
 /// static depth is erased under a custom plugin.
 fn stats_around(n: usize) -> PluginStack {
     let stats = |name: &str| {

@@ -97,7 +97,7 @@ pub trait PluginFuture {
 
 /// A response future the plugin stack keeps until the response body ends.
 ///
-/// In a stack of three or more entries the built-ins do not wrap the body: each level passes
+/// In a stack of two or more entries the built-ins do not wrap the body: each level passes
 /// the body of the level below through unchanged (or answers with its own, a [`Self::Body`]
 /// built by [`AnswerBody::answer`]), keeps in itself what it has to do when the body ends,
 /// and the stack keeps every level's future until then. The stack then counts the body once
