@@ -174,7 +174,7 @@ fn clf_capture<B>(
         q => q,
     };
     let headers = req.headers();
-    let mut part = Vec::with_capacity(192);
+    let mut part = take_part();
     let parts = ClfParts {
         client_ip,
         time,
@@ -390,19 +390,16 @@ impl OnBodyEnd for LogOnEnd {
                 user,
                 status,
             } => {
-                if !shared.keeps(status, duration) {
-                    return;
+                if let (true, Sink::Lines(w)) = (shared.keeps(status, duration), &shared.sink) {
+                    LINE.with(|cell| {
+                        let mut line = cell.borrow_mut();
+                        line.clear();
+                        clf_finish(&part, at, user.as_deref(), status, end.bytes, &mut line);
+                        line.push(b'\n');
+                        w.send(&line);
+                    });
                 }
-                let Sink::Lines(w) = &shared.sink else {
-                    return;
-                };
-                LINE.with(|cell| {
-                    let mut line = cell.borrow_mut();
-                    line.clear();
-                    clf_finish(&part, at, user.as_deref(), status, end.bytes, &mut line);
-                    line.push(b'\n');
-                    w.send(&line);
-                });
+                give_back_part(part);
             }
             Capture::Record(mut r) => {
                 r.duration = duration;
@@ -458,6 +455,38 @@ fn emit(shared: &Shared, r: &Record) {
 thread_local! {
     /// The line being formatted: reused, so formatting allocates nothing once warm.
     static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
+    /// Buffers of requests' parts of Apache lines, given back once their line is written, so
+    /// that a request takes one instead of allocating its own.
+    static SPARE_PARTS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Spare part buffers kept per thread, and the largest capacity kept: a request that ends on
+/// another thread than it started on gives its buffer to that thread, whose spares are then
+/// bounded.
+const MAX_SPARE_PARTS: usize = 64;
+const MAX_SPARE_CAPACITY: usize = 4096;
+
+/// An empty buffer for a request's part of an Apache line.
+fn take_part() -> Vec<u8> {
+    (SPARE_PARTS
+        .try_with(|s| s.borrow_mut().pop())
+        .ok()
+        .flatten())
+    .unwrap_or_else(|| Vec::with_capacity(192))
+}
+
+/// Keeps `part` for a later request (past the bounds, or while the thread ends, it is freed).
+fn give_back_part(mut part: Vec<u8>) {
+    if part.capacity() > MAX_SPARE_CAPACITY {
+        return;
+    }
+    part.clear();
+    let _ = SPARE_PARTS.try_with(|s| {
+        let mut spares = s.borrow_mut();
+        if spares.len() < MAX_SPARE_PARTS {
+            spares.push(part);
+        }
+    });
 }
 
 /// The access-log event: the record's fields (absent ones left out: a subscriber writes
