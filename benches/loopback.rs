@@ -1,6 +1,7 @@
 //! A loopback load benchmark, as a user choosing between us and the peers would run it: the
-//! same axum app served by hyper three times, bare, behind our stack from TOML, and behind the
-//! peer crates doing the same work, each server in a process of its own (so that its CPU time
+//! same axum app served by hyper four times, bare, behind our stack from TOML (as the demo
+//! configures it, and writing only the headers the peers write), and behind the peer crates
+//! doing the same work, each server in a process of its own (so that its CPU time
 //! is its own), driven by `wrk` (Debian's `wrk`) with 32 keep-alive connections, and with 16
 //! requests pipelined per connection, in interleaved rounds.
 //!
@@ -27,7 +28,9 @@ mod compared;
 
 use compared::ORIGIN;
 
-const CASES: [&str; 3] = ["bare", "ours", "peers"];
+/// The cases, bare first; `ours_same_work` writes only the headers the peers write (no
+/// request ids, no `RateLimit`), the like-for-like comparison.
+const CASES: [&str; 4] = ["bare", "ours", "ours_same_work", "peers"];
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -65,6 +68,7 @@ fn serve(kind: &str, addr: &str) {
         let app = match kind {
             "bare" => app::router(),
             "ours" => app::router().layer(compared::ours("loopback").layer()),
+            "ours_same_work" => app::router().layer(compared::ours_same_work("loopback").layer()),
             "peers" => compared::peers(app::router()),
             other => panic!("unknown case {other}"),
         };
@@ -253,7 +257,7 @@ fn report(results: &[Vec<(Sample, Sample)>], rounds: usize, secs: u64) {
         };
         println!("\n{mode}");
         println!(
-            "{:<7} {:>10} {:>9} {:>9} {:>9} {:>12} {:>11}",
+            "{:<14} {:>10} {:>9} {:>9} {:>9} {:>12} {:>11}",
             "case", "req/s", "of bare", "p50 us", "p99 us", "CPU us/req", "added CPU"
         );
         let bare_cpu = m(0, |s| s.cpu_us_per_req);
@@ -261,7 +265,7 @@ fn report(results: &[Vec<(Sample, Sample)>], rounds: usize, secs: u64) {
         for (i, case) in CASES.iter().enumerate() {
             let cpu = m(i, |s| s.cpu_us_per_req);
             println!(
-                "{case:<7} {:>10.0} {:>8.2}x {:>9.0} {:>9.0} {:>12.2} {:>11.2}",
+                "{case:<14} {:>10.0} {:>8.2}x {:>9.0} {:>9.0} {:>12.2} {:>11.2}",
                 m(i, |s| s.rps),
                 m(i, |s| s.rps) / bare_rps,
                 m(i, |s| s.p50_us),
@@ -271,10 +275,13 @@ fn report(results: &[Vec<(Sample, Sample)>], rounds: usize, secs: u64) {
             );
         }
         let added = |i| m(i, |s| s.cpu_us_per_req) - bare_cpu;
-        println!(
-            "ours / peers: added server CPU per request {:.2}x, req/s {:.2}x",
-            added(1) / added(2),
-            m(1, |s| s.rps) / m(2, |s| s.rps)
-        );
+        let peers = CASES.len() - 1;
+        for (i, case) in CASES.iter().enumerate().take(peers).skip(1) {
+            println!(
+                "{case} / peers: added server CPU per request {:.2}x, req/s {:.2}x",
+                added(i) / added(peers),
+                m(i, |s| s.rps) / m(peers, |s| s.rps)
+            );
+        }
     }
 }
