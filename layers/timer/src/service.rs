@@ -76,7 +76,7 @@ where
         ResponseFuture {
             inner: self.inner.call(req),
             start,
-            head: Duration::ZERO,
+            head_nanos: 0,
             entries,
             shared: self.shared.clone(),
         }
@@ -90,8 +90,8 @@ pin_project! {
         inner: F,
         start: Instant,
         // The time to the response head, kept for `on_complete` when the stack keeps this
-        // future until the body ends.
-        head: Duration,
+        // future until the body ends (in nanoseconds: 584 years fit, in half a `Duration`).
+        head_nanos: u64,
         entries: Option<ServerTiming>,
         shared: Arc<Shared>,
     }
@@ -113,7 +113,7 @@ where
         let this = self.project();
         let res = ready!(this.inner.poll(cx))?;
         let (mut parts, body) = res.into_parts();
-        let head = write_head(
+        let head = on_head(
             this.shared,
             *this.start,
             this.entries.as_ref(),
@@ -148,7 +148,8 @@ where
         let this = self.project();
         let mut res = ready!(this.inner.poll(cx))?;
         let headers = res.headers_mut();
-        *this.head = write_head(this.shared, *this.start, this.entries.as_ref(), headers);
+        let head = on_head(this.shared, *this.start, this.entries.as_ref(), headers);
+        *this.head_nanos = u64::try_from(head.as_nanos()).unwrap_or(u64::MAX);
         Poll::Ready(Ok(res))
     }
 
@@ -163,7 +164,7 @@ where
         if let Some(f) = &this.shared.on_complete {
             let timer_end = TimerEnd {
                 start: *this.start,
-                head: *this.head,
+                head: Duration::from_nanos(*this.head_nanos),
                 on_complete: f.clone(),
             };
             timer_end.on_body_end(end);
@@ -171,8 +172,26 @@ where
     }
 }
 
-/// Writes the response's timing headers; the time to the response head.
-#[inline(always)]
+/// The time to the response head, its timing headers written. Without a header to write the
+/// clock is read only for `on_complete` (a timer that does neither does nothing).
+#[inline]
+fn on_head(
+    shared: &Shared,
+    start: Instant,
+    entries: Option<&ServerTiming>,
+    headers: &mut http::HeaderMap,
+) -> Duration {
+    match shared.response_time.is_some() || shared.server_timing {
+        true => write_head(shared, start, entries, headers),
+        false if shared.on_complete.is_some() => start.elapsed(),
+        false => Duration::ZERO,
+    }
+}
+
+/// Writes the response's timing headers; the time to the response head. Out of line: the
+/// inlined version measured 100 to 150 instructions more per request (callgrind), with
+/// `http`'s hash of the header names no longer folded.
+#[inline(never)]
 fn write_head(
     shared: &Shared,
     start: Instant,

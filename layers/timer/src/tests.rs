@@ -117,6 +117,24 @@ async fn on_complete_sees_head_end_and_bytes() {
 }
 
 #[tokio::test]
+async fn on_complete_measures_the_head_without_headers_to_write() {
+    let seen: Arc<Mutex<Vec<Timings>>> = Arc::default();
+    let s = seen.clone();
+    let layer = (TimerLayer::new().header(None).server_timing(false))
+        .on_complete(move |t| s.lock().unwrap().push(*t));
+    let svc = layer.layer(service_fn(|_req: Request<()>| async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hi"))))
+    }));
+    let res = svc.oneshot(Request::new(())).await.unwrap();
+    assert!(res.headers().is_empty());
+    res.into_body().collect().await.unwrap();
+    let t = seen.lock().unwrap()[0];
+    assert!(t.head >= Duration::from_millis(20), "{t:?}");
+    assert!(t.end >= t.head, "{t:?}");
+}
+
+#[tokio::test]
 async fn errors_pass_through_unchanged() {
     let svc = TimerLayer::new().layer(service_fn(|_req: Request<()>| async {
         Err::<Response<Full<Bytes>>, _>("boom")
