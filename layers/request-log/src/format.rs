@@ -190,17 +190,30 @@ fn write_clf_time(out: &mut Vec<u8>, t: SystemTime) {
     });
 }
 
-/// An IP address, IPv4 without the formatting machinery.
+/// An IP address, IPv4 without the formatting machinery: its digits into a stack buffer,
+/// copied once.
 pub(crate) fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let mut n = itoa::Buffer::new();
-            for (i, octet) in v4.octets().iter().enumerate() {
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                put(out, n.format(*octet));
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            put(out, &text[..len]);
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
@@ -434,6 +447,27 @@ fn write_template(t: &Template, r: &Record, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_addresses_are_written_as_std_displays_them() {
+        let mut ips: Vec<IpAddr> = (0..=255u8)
+            .flat_map(|n| {
+                [
+                    [n, 0, 9, 255],
+                    [1, n, 10, 99],
+                    [100, 200, n, 1],
+                    [255, 5, 50, n],
+                ]
+            })
+            .map(IpAddr::from)
+            .collect();
+        ips.push("2001:db8::1".parse().unwrap());
+        for ip in ips {
+            let mut out = b"x".to_vec();
+            write_ip(&mut out, ip);
+            assert_eq!(out, format!("x{ip}").into_bytes());
+        }
+    }
 
     fn record(user: Option<&str>, bytes: u64) -> Record {
         Record {
