@@ -14,80 +14,33 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
-use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{AnswerBody, BodyEnd, GuardedBody, OnBodyEnd};
+use tower_plugins_core::{BodyEnd, GuardedBody, OnBodyEnd, PluginBody};
 use tower_service::Service;
 
-use super::slot::{Slot, SlotFuture};
+use super::slot::{Slot, SlotFuture, enum_body};
 use crate::{Body, BoxError};
 
 pin_project! {
-    /// The one body every level of a kept chain passes: the wrapped service's, an erased
-    /// level's (a custom plugin's), or a plugin's own answer.
-    #[project = FlatBodyProj]
-    pub(crate) enum FlatBody<B> {
-        Inner { #[pin] body: B },
+    /// What the levels of a kept chain wrap: the wrapped service's body, or an erased level's
+    /// (a custom plugin's).
+    #[project = InnermostProj]
+    pub(crate) enum Innermost<B> {
+        Service { #[pin] body: B },
         Erased { #[pin] body: Body },
-        Answer { data: Option<Bytes> },
     }
 }
 
-impl<B> FlatBody<B> {
-    #[inline]
-    pub(crate) fn erased(body: Body) -> Self {
-        FlatBody::Erased { body }
-    }
-}
+enum_body!(Innermost, InnermostProj, [Service, Erased]);
 
-impl<B> AnswerBody for FlatBody<B> {
-    #[inline]
-    fn answer(data: Bytes) -> Self {
-        FlatBody::Answer {
-            data: (!data.is_empty()).then_some(data),
-        }
-    }
-}
+/// The one body every level of a kept chain passes: what the levels wrap, or a plugin's own
+/// answer.
+pub(crate) type FlatBody<B> = PluginBody<Innermost<B>>;
 
-impl<B> http_body::Body for FlatBody<B>
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    #[inline]
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.project() {
-            FlatBodyProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
-            FlatBodyProj::Erased { body } => body.poll_frame(cx).map_err(Into::into),
-            FlatBodyProj::Answer { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-        }
-    }
-
-    #[inline]
-    fn is_end_stream(&self) -> bool {
-        match self {
-            FlatBody::Inner { body } => body.is_end_stream(),
-            FlatBody::Erased { body } => body.is_end_stream(),
-            FlatBody::Answer { data } => data.is_none(),
-        }
-    }
-
-    #[inline]
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            FlatBody::Inner { body } => body.size_hint(),
-            FlatBody::Erased { body } => body.size_hint(),
-            FlatBody::Answer { data } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
-            }
-        }
-    }
+/// An erased level's response body, as the levels around it pass it.
+#[inline]
+pub(crate) fn erased<B>(body: Body) -> FlatBody<B> {
+    PluginBody::inner(Innermost::Erased { body })
 }
 
 /// A kept chain's future after its response: ends every level, innermost first.
@@ -140,7 +93,9 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let res = ready!(self.project().fut.poll(cx))?;
-        Poll::Ready(Ok(res.map(|body| FlatBody::Inner { body })))
+        Poll::Ready(Ok(
+            res.map(|body| PluginBody::inner(Innermost::Service { body }))
+        ))
     }
 }
 

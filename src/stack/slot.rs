@@ -16,14 +16,13 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_plugins_core::{BodyEnd, KeptFuture, PluginFuture};
 use tower_service::Service;
 
 use super::built_in::{self, built_ins};
-use super::kept::{FlatBody, KeptEnd};
+use super::kept::{FlatBody, KeptEnd, erased};
 use super::next::Next;
 use super::registry::{AnyLayer, Step, into_body_response};
 use super::when::When;
@@ -45,7 +44,7 @@ macro_rules! enum_body {
             fn poll_frame(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
-            ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
                 match self.project() {
                     $($proj::$variant { body } => body.poll_frame(cx).map_err(Into::into),)+
                 }
@@ -59,7 +58,7 @@ macro_rules! enum_body {
             }
 
             #[inline]
-            fn size_hint(&self) -> SizeHint {
+            fn size_hint(&self) -> http_body::SizeHint {
                 match self {
                     $($ty::$variant { body } => body.size_hint(),)+
                 }
@@ -244,7 +243,7 @@ macro_rules! slot_kinds {
                     SlotFutureProj::Pass { fut } => ready!(fut.poll(cx))?,
                     $(SlotFutureProj::$variant { fut } => ready!(KeptFuture::poll_kept(fut, cx))?,)*
                     SlotFutureProj::Dyn { fut } => {
-                        ready!(fut.as_mut().poll(cx))?.map(FlatBody::erased)
+                        ready!(fut.as_mut().poll(cx))?.map(erased)
                     }
                 };
                 Poll::Ready(Ok(res))
