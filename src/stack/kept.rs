@@ -51,7 +51,7 @@ pub(crate) trait KeptEnd {
     fn end(self: Pin<&mut Self>, end: BodyEnd);
 }
 
-/// The service a kept chain wraps, its body as [`FlatBody::Inner`].
+/// The service a kept chain wraps, its body passed on as the chain's (`Innermost::Service`).
 #[derive(Clone)]
 pub(crate) struct Base<S>(pub(crate) S);
 

@@ -11,9 +11,7 @@ use bytes::Bytes;
 use http::header::SET_COOKIE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{
-    AnswerBody, AuthUser, BoxError, KeptFuture, PluginBody, PluginFuture, refusal_for,
-};
+use tower_plugins_core::{AuthUser, BoxError, PluginBody, PluginFuture, refusal_for};
 use tower_service::Service;
 
 use crate::answer::{login_url, problem, see_other, unauthorized, unavailable};
@@ -439,22 +437,10 @@ where
     }
 }
 
-impl<F, B, E> KeptFuture for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: AnswerBody + Send + 'static,
-{
-    type Inner = F;
-    type Body = B;
-    type Error = E;
-
+impl<F> ResponseFuture<F> {
+    /// The inner service's future, when the request went on to it.
     #[inline]
-    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
-        self.poll_with(cx, PluginBody::flatten)
-    }
-
-    #[inline]
-    fn inner_kept(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
+    fn called(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
         match self.project().state.project() {
             StateProj::Inner { fut, .. } => Some(fut),
             StateProj::Ready { .. } | StateProj::Own { .. } | StateProj::Loading { .. } => None,
@@ -489,4 +475,4 @@ fn poll_finishing<B: 'static>(
     Poll::Ready(*res)
 }
 
-tower_plugins_core::plugin_future!(ResponseFuture);
+tower_plugins_core::plugin_future!(ResponseFuture, kept_by_flatten: called);

@@ -151,6 +151,11 @@ impl<B> AnswerBody for PluginBody<B> {
 /// Writes `Future` (through [`PluginFuture::poll_with`]) and an opaque `Debug` for a plugin's
 /// response future `$name<F>`, as every built-in's future has them.
 ///
+/// `plugin_future!($name, kept_by_flatten: $inner)` also writes [`KeptFuture`] for a future
+/// whose body is [`PluginBody`] (a plugin that passes the inner body through or answers by
+/// itself): `poll_kept` is `poll_with(cx, PluginBody::flatten)`, and `inner_kept` the
+/// future's own `$inner(self: Pin<&mut Self>) -> Option<Pin<&mut F>>`.
+///
 /// ```
 /// use std::pin::Pin;
 /// use std::task::{Context, Poll, ready};
@@ -205,6 +210,37 @@ macro_rules! plugin_future {
         impl<F> ::std::fmt::Debug for $name<F> {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+    ($name:ident, kept_by_flatten: $inner:ident) => {
+        $crate::plugin_future!($name);
+
+        impl<F, B, E> $crate::KeptFuture for $name<F>
+        where
+            F: ::std::future::Future<
+                    Output = ::std::result::Result<$crate::__private::Response<B>, E>,
+                >,
+            Self: $crate::PluginFuture<Body = $crate::PluginBody<B>, Error = E>,
+            B: $crate::AnswerBody,
+        {
+            type Inner = F;
+            type Body = B;
+            type Error = E;
+
+            #[inline]
+            fn poll_kept(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::result::Result<$crate::__private::Response<B>, E>> {
+                $crate::PluginFuture::poll_with(self, cx, $crate::PluginBody::flatten)
+            }
+
+            #[inline]
+            fn inner_kept(
+                self: ::std::pin::Pin<&mut Self>,
+            ) -> ::std::option::Option<::std::pin::Pin<&mut F>> {
+                self.$inner()
             }
         }
     };

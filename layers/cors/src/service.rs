@@ -11,7 +11,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{AnswerBody, KeptFuture, PluginBody, PluginFuture};
+use tower_plugins_core::{PluginBody, PluginFuture};
 use tower_service::Service;
 
 use crate::layer::Shared;
@@ -192,22 +192,10 @@ where
     }
 }
 
-impl<F, B, E> KeptFuture for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: AnswerBody,
-{
-    type Inner = F;
-    type Body = B;
-    type Error = E;
-
+impl<F> ResponseFuture<F> {
+    /// The inner service's future, when the request went on to it (not for a preflight).
     #[inline]
-    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
-        self.poll_with(cx, PluginBody::flatten)
-    }
-
-    #[inline]
-    fn inner_kept(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
+    fn called(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
         match self.project().kind.project() {
             KindProj::Actual { fut, .. } => Some(fut),
             KindProj::Preflight { .. } => None,
@@ -215,7 +203,7 @@ where
     }
 }
 
-tower_plugins_core::plugin_future!(ResponseFuture);
+tower_plugins_core::plugin_future!(ResponseFuture, kept_by_flatten: called);
 
 fn apply_actual(h: &mut HeaderMap, allow: Allow) {
     let s = &*allow.shared;

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{AnswerBody, KeptFuture, PluginBody, PluginFuture};
+use tower_plugins_core::{PluginBody, PluginFuture};
 use tower_service::Service;
 
 use crate::answer::{Report, Verdict};
@@ -172,22 +172,10 @@ where
     }
 }
 
-impl<F, B, E> KeptFuture for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: AnswerBody,
-{
-    type Inner = F;
-    type Body = B;
-    type Error = E;
-
+impl<F> ResponseFuture<F> {
+    /// The inner service's future, when the request was admitted and sent on.
     #[inline]
-    fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
-        self.poll_with(cx, PluginBody::flatten)
-    }
-
-    #[inline]
-    fn inner_kept(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
+    fn called(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
         match self.project().state.project() {
             StateProj::Inner { fut } => Some(fut),
             StateProj::Refuse { .. } | StateProj::Remote { .. } => None,
@@ -195,4 +183,4 @@ where
     }
 }
 
-tower_plugins_core::plugin_future!(ResponseFuture);
+tower_plugins_core::plugin_future!(ResponseFuture, kept_by_flatten: called);
