@@ -157,6 +157,49 @@ impl<B> AnswerBody for PluginBody<B> {
 /// future's own `$inner(self: Pin<&mut Self>) -> Option<Pin<&mut F>>`.
 ///
 /// ```
+/// use std::pin::{Pin, pin};
+/// use std::task::{Context, Poll, Waker, ready};
+/// use http::Response;
+/// use tower_plugins_core::{KeptFuture, PluginBody, PluginFuture};
+///
+/// pin_project_lite::pin_project! {
+///     pub struct Passing<F> { #[pin] inner: F }
+/// }
+///
+/// impl<F> Passing<F> {
+///     fn called(self: Pin<&mut Self>) -> Option<Pin<&mut F>> {
+///         Some(self.project().inner)
+///     }
+/// }
+///
+/// impl<F, B, E> PluginFuture for Passing<F>
+/// where
+///     F: Future<Output = Result<Response<B>, E>>,
+/// {
+///     type Body = PluginBody<B>;
+///     type Error = E;
+///     fn poll_with<T>(
+///         self: Pin<&mut Self>,
+///         cx: &mut Context<'_>,
+///         wrap: impl FnOnce(PluginBody<B>) -> T,
+///     ) -> Poll<Result<Response<T>, E>> {
+///         let res = ready!(self.project().inner.poll(cx))?;
+///         Poll::Ready(Ok(res.map(|b| wrap(PluginBody::inner(b)))))
+///     }
+/// }
+///
+/// tower_plugins_core::plugin_future!(Passing, kept_by_flatten: called);
+///
+/// // Kept by a stack, the inner body passes through as it is, not wrapped again.
+/// let inner = std::future::ready(Ok::<_, ()>(Response::new(PluginBody::<()>::full("hi"))));
+/// let mut fut = pin!(Passing { inner });
+/// let mut cx = Context::from_waker(Waker::noop());
+/// let Poll::Ready(Ok(res)) = fut.as_mut().poll_kept(&mut cx) else { panic!() };
+/// assert!(matches!(res.body(), PluginBody::Full { data: Some(d) } if d == "hi"));
+/// assert!(fut.inner_kept().is_some());
+/// ```
+///
+/// ```
 /// use std::pin::Pin;
 /// use std::task::{Context, Poll, ready};
 /// use http::Response;
