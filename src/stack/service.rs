@@ -49,15 +49,7 @@ fn d1<N: Composable>(steps: &[Step], inner: N) -> S1<N> {
 /// What a level of a kept chain needs of the service below it: [`Composable`], with the
 /// kept chain's [`FlatBody`] and a future that ends the levels below.
 pub(crate) trait KeptComposable:
-    Service<
-        Request<Body>,
-        Response = Response<FlatBody<Self::Inner>>,
-        Error = Infallible,
-        Future: KeptEnd + Send + 'static,
-    > + Clone
-    + Send
-    + Sync
-    + 'static
+    Composable<ResBody = FlatBody<Self::Inner>, Future: KeptEnd>
 {
     /// The body of the service the chain wraps.
     type Inner: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
@@ -65,14 +57,8 @@ pub(crate) trait KeptComposable:
 
 impl<N, B> KeptComposable for N
 where
-    N: Service<Request<Body>, Response = Response<FlatBody<B>>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    N::Future: KeptEnd + Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    N: Composable<ResBody = FlatBody<B>, Future: KeptEnd>,
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
     type Inner = B;
 }

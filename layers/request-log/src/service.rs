@@ -298,10 +298,7 @@ where
 
     #[inline]
     fn on_trailers(self: Pin<&mut Self>, trailers: &http::HeaderMap) {
-        let pending = self.project().pending;
-        let mut guard = LogOnEnd(pending.take());
-        guard.on_trailers(trailers);
-        *pending = guard.0;
+        trailers_into(self.project().pending, trailers);
     }
 
     #[inline]
@@ -360,6 +357,13 @@ impl std::fmt::Debug for LogOnEnd {
     }
 }
 
+/// A gRPC call's status in the response's trailers, into the record being kept.
+fn trailers_into(pending: &mut Option<Box<Pending>>, trailers: &http::HeaderMap) {
+    if let Some(Capture::Record(r)) = pending.as_mut().map(|p| &mut p.capture) {
+        grpc_outcome(r, trailers);
+    }
+}
+
 /// A gRPC call's `grpc-status` and `grpc-message`, when `h` (headers or trailers) has them.
 fn grpc_outcome(r: &mut Record, h: &http::HeaderMap) {
     if let Some(v) = h.get(GRPC_STATUS) {
@@ -370,9 +374,7 @@ fn grpc_outcome(r: &mut Record, h: &http::HeaderMap) {
 
 impl OnBodyEnd for LogOnEnd {
     fn on_trailers(&mut self, trailers: &http::HeaderMap) {
-        if let Some(Capture::Record(r)) = self.0.as_mut().map(|p| &mut p.capture) {
-            grpc_outcome(r, trailers);
-        }
+        trailers_into(&mut self.0, trailers);
     }
 
     fn on_body_end(self, end: BodyEnd) {

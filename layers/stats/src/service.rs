@@ -151,13 +151,17 @@ impl Recording {
     }
 }
 
-/// Records a request dropped before its response as aborted.
-struct Pending(Option<Recording>);
+/// The record a future holds: dropped before its end (a request dropped before its
+/// response), it records the request as aborted.
+struct Pending(Option<Finish>);
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if let Some(rec) = self.0.take() {
-            rec.finish(None, 0, BodyOutcome::Aborted, None);
+        if let Some(f) = self.0.take() {
+            f.on_body_end(BodyEnd {
+                outcome: BodyOutcome::Aborted,
+                bytes: 0,
+            });
         }
     }
 }
@@ -165,7 +169,8 @@ impl Drop for Pending {
 /// The [`OnBodyEnd`] of a response: records the request when its body ends.
 pub struct Finish {
     rec: Recording,
-    status: StatusCode,
+    /// The response's status, once its head is here.
+    status: Option<StatusCode>,
     /// A gRPC call's `grpc-status`: in the headers of a trailers-only answer, else in the
     /// trailers.
     grpc: Option<GrpcCode>,
@@ -184,13 +189,23 @@ impl OnBodyEnd for Finish {
     #[inline]
     fn on_body_end(self, end: BodyEnd) {
         let grpc = self.grpc.filter(|_| self.rec.grpc);
-        self.rec
-            .finish(Some(self.status), end.bytes, end.outcome, grpc);
+        self.rec.finish(self.status, end.bytes, end.outcome, grpc);
     }
 
     #[inline]
     fn on_trailers(&mut self, trailers: &http::HeaderMap) {
-        trailer_status(trailers, &mut self.grpc);
+        if let Some(v) = trailers.get(GRPC_STATUS) {
+            self.grpc = GrpcCode::parse(v.as_bytes());
+        }
+    }
+}
+
+impl Finish {
+    /// The response head is here: its status, and the collectors called on it.
+    #[inline]
+    fn on_head(&mut self, status: StatusCode, headers: &http::HeaderMap) {
+        self.status = Some(status);
+        self.grpc = self.rec.on_head(status, headers);
     }
 }
 
@@ -222,8 +237,6 @@ where
                     res: Some(Box::new(answer)),
                 },
                 pending: Pending(None),
-                status: StatusCode::OK,
-                grpc: None,
             };
         }
         let start = RequestStart::get_or_insert(&mut req);
@@ -267,16 +280,18 @@ where
             state: State::Inner {
                 fut: self.inner.call(req),
             },
-            pending: Pending(Some(Recording {
-                shared,
-                route,
-                start,
-                bytes_in,
-                labels,
-                grpc,
+            pending: Pending(Some(Finish {
+                rec: Recording {
+                    shared,
+                    route,
+                    start,
+                    bytes_in,
+                    labels,
+                    grpc,
+                },
+                status: None,
+                grpc: None,
             })),
-            status: StatusCode::OK,
-            grpc: None,
         }
     }
 }
@@ -287,10 +302,6 @@ pin_project! {
         #[pin]
         state: State<F>,
         pending: Pending,
-        // The response's status and gRPC status, kept for the record when the stack keeps this
-        // future until the body ends.
-        status: StatusCode,
-        grpc: Option<GrpcCode>,
     }
 }
 
@@ -320,14 +331,9 @@ where
         match this.state.project() {
             StateProj::Inner { fut } => {
                 let res = ready!(poll_inner(fut, cx, this.pending))?;
-                let rec = this
-                    .pending
-                    .0
-                    .take()
-                    .expect("ResponseFuture polled after completion");
-                let status = res.status();
-                let grpc = rec.on_head(status, res.headers());
-                let guard = Finish { rec, status, grpc };
+                let mut guard =
+                    (this.pending.0.take()).expect("ResponseFuture polled after completion");
+                guard.on_head(res.status(), res.headers());
                 Poll::Ready(Ok(
                     res.map(|b| wrap(PluginBody::inner(GuardedBody::new(b, guard))))
                 ))
@@ -356,9 +362,8 @@ where
             StateProj::Inner { fut } => {
                 let res = ready!(poll_inner(fut, cx, this.pending))?;
                 // The record stays until the body ends.
-                if let Some(rec) = &this.pending.0 {
-                    *this.status = res.status();
-                    *this.grpc = rec.on_head(res.status(), res.headers());
+                if let Some(f) = &mut this.pending.0 {
+                    f.on_head(res.status(), res.headers());
                 }
                 Poll::Ready(Ok(res))
             }
@@ -379,15 +384,15 @@ where
 
     #[inline]
     fn on_trailers(self: Pin<&mut Self>, trailers: &http::HeaderMap) {
-        trailer_status(trailers, self.project().grpc);
+        if let Some(f) = &mut self.project().pending.0 {
+            f.on_trailers(trailers);
+        }
     }
 
     #[inline]
     fn on_body_end(self: Pin<&mut Self>, end: BodyEnd) {
-        let this = self.project();
-        if let Some(rec) = this.pending.0.take() {
-            let (status, grpc) = (*this.status, *this.grpc);
-            Finish { rec, status, grpc }.on_body_end(end);
+        if let Some(f) = self.project().pending.0.take() {
+            f.on_body_end(end);
         }
     }
 }
@@ -404,19 +409,11 @@ where
 {
     let res = ready!(fut.poll(cx));
     if res.is_err() {
-        if let Some(rec) = pending.0.take() {
-            rec.finish(None, 0, BodyOutcome::Failed, None);
+        if let Some(f) = pending.0.take() {
+            f.rec.finish(None, 0, BodyOutcome::Failed, None);
         }
     }
     Poll::Ready(res)
-}
-
-/// A gRPC status in `trailers` replaces the one kept (from the response's headers).
-#[inline]
-fn trailer_status(trailers: &http::HeaderMap, grpc: &mut Option<GrpcCode>) {
-    if let Some(v) = trailers.get(GRPC_STATUS) {
-        *grpc = GrpcCode::parse(v.as_bytes());
-    }
 }
 
 tower_plugins_core::plugin_future!(ResponseFuture);

@@ -162,12 +162,7 @@ where
     fn on_body_end(self: Pin<&mut Self>, end: BodyEnd) {
         let this = self.project();
         if let Some(f) = &this.shared.on_complete {
-            let timer_end = TimerEnd {
-                start: *this.start,
-                head: Duration::from_nanos(*this.head_nanos),
-                on_complete: f.clone(),
-            };
-            timer_end.on_body_end(end);
+            report(f, *this.start, Duration::from_nanos(*this.head_nanos), end);
         }
     }
 }
@@ -274,14 +269,19 @@ impl std::fmt::Debug for TimerEnd {
 impl OnBodyEnd for TimerEnd {
     #[inline]
     fn on_body_end(self, end: BodyEnd) {
-        (self.on_complete)(&Timings {
-            start: self.start,
-            head: self.head,
-            end: self.start.elapsed(),
-            outcome: end.outcome,
-            bytes: end.bytes,
-        });
+        report(&self.on_complete, self.start, self.head, end);
     }
+}
+
+/// Reports a finished response's timings to `on_complete`.
+fn report(on_complete: &OnComplete, start: Instant, head: Duration, end: BodyEnd) {
+    on_complete(&Timings {
+        start,
+        head,
+        end: start.elapsed(),
+        outcome: end.outcome,
+        bytes: end.bytes,
+    });
 }
 
 /// The response body of [`Timer`]: the inner body, measured to its end by core's
