@@ -278,7 +278,8 @@ impl PluginStackBuilder {
             Some(e) => Err(e),
             None => Ok(PluginStack {
                 entries,
-                steps: steps.into(),
+                // Consecutive entries with hooks are composed as one level.
+                steps: super::run::runs(steps).into(),
                 client_ip,
             }),
         }

@@ -54,6 +54,7 @@ macro_rules! plugin_types {
             pub(crate) type Service<S> = <Layer as Plugin>::Service<S>;
             pub(crate) type Future<F> = <Layer as Plugin>::Future<F>;
             pub(crate) type Body<B> = <Layer as Plugin>::Body<B>;
+            pub(crate) type Hooks = <Layer as Plugin>::Hooks;
         }
     )*};
 }
@@ -84,6 +85,7 @@ impl Plugin for Off {
     type Service<S> = Off<S>;
     type Future<F> = Off<F>;
     type Body<B> = Off<B>;
+    type Hooks = tower_plugins_core::NoHooks;
 
     fn from_config((): (), _: &PluginContext) -> Result<Self, ConfigError> {
         Err(ConfigError::new(
@@ -94,6 +96,10 @@ impl Plugin for Off {
     }
 
     fn describe(&self) -> String {
+        match self.0 {}
+    }
+
+    fn hooks(&self) -> Option<tower_plugins_core::NoHooks> {
         match self.0 {}
     }
 }

@@ -17,6 +17,7 @@ mod from_fn;
 mod kept;
 mod next;
 mod registry;
+mod run;
 mod service;
 mod slot;
 mod source;

@@ -16,6 +16,7 @@ use tower_service::Service;
 
 use super::built_in::{self, BUILT_IN, built_ins};
 use super::next::Next;
+use super::run::RunLayer;
 use super::when::When;
 use crate::{Body, BoxError};
 
@@ -33,6 +34,8 @@ macro_rules! any_layer {
         pub(crate) enum AnyLayer {
             $($variant(built_in::$name::Layer),)*
             Custom(DynLayer),
+            /// Consecutive entries with hooks, composed as one (`run.rs`).
+            Run(RunLayer),
         }
 
         impl Registry {

@@ -25,6 +25,7 @@ use super::built_in::{self, built_ins};
 use super::kept::{FlatBody, KeptEnd, erased};
 use super::next::Next;
 use super::registry::{AnyLayer, Step, into_body_response};
+use super::run::{Run, RunBody, RunFuture};
 use super::when::When;
 use crate::{Body, BoxError};
 
@@ -114,6 +115,8 @@ macro_rules! slot_kinds {
             /// Nothing: the request goes to `N` as it is.
             Pass(N),
             $($variant(built_in::$name::Service<N>),)*
+            /// Consecutive entries with hooks, as one level.
+            Run(Run<N>),
             /// A custom plugin, or every entry past the static depth, erased over the rest.
             Dyn(Next),
         }
@@ -124,6 +127,7 @@ macro_rules! slot_kinds {
                 match self {
                     SlotKind::Pass(n) => SlotKind::Pass(n.clone()),
                     $(SlotKind::$variant(s) => SlotKind::$variant(s.clone()),)*
+                    SlotKind::Run(r) => SlotKind::Run(r.clone()),
                     SlotKind::Dyn(d) => SlotKind::Dyn(d.clone()),
                 }
             }
@@ -134,6 +138,7 @@ macro_rules! slot_kinds {
                 match self {
                     SlotKind::Pass(_) => "pass",
                     $(SlotKind::$variant(_) => stringify!($name),)*
+                    SlotKind::Run(_) => "run",
                     SlotKind::Dyn(_) => "dyn",
                 }
             }
@@ -143,6 +148,7 @@ macro_rules! slot_kinds {
         fn layered<N>(layer: &AnyLayer, inner: N, erase: fn(N) -> Next) -> SlotKind<N> {
             match layer {
                 $(AnyLayer::$variant(l) => SlotKind::$variant(l.layer(inner)),)*
+                AnyLayer::Run(l) => SlotKind::Run(l.layer(inner)),
                 AnyLayer::Custom(l) => SlotKind::Dyn(l.0.wrap(erase(inner))),
             }
         }
@@ -151,6 +157,7 @@ macro_rules! slot_kinds {
         fn erase_layer(layer: &AnyLayer, next: Next) -> Next {
             match layer {
                 $(AnyLayer::$variant(l) => erase(l.layer(next)),)*
+                AnyLayer::Run(l) => erase(l.layer(next)),
                 AnyLayer::Custom(l) => l.0.wrap(next),
             }
         }
@@ -168,6 +175,7 @@ macro_rules! slot_kinds {
                 match self {
                     SlotKind::Pass(n) => n.poll_ready(cx),
                     $(SlotKind::$variant(s) => s.poll_ready(cx),)*
+                    SlotKind::Run(r) => r.poll_ready(cx),
                     SlotKind::Dyn(d) => d.poll_ready(cx),
                 }
             }
@@ -181,6 +189,8 @@ macro_rules! slot_kinds {
                     SlotKind::Pass(n) => n,
                     $(SlotKind::$variant(s) if skip => s.get_mut(),
                     SlotKind::$variant(s) => return SlotFuture::$variant { fut: s.call(req) },)*
+                    SlotKind::Run(r) if skip => r.get_mut(),
+                    SlotKind::Run(r) => return SlotFuture::Run { fut: r.call(req) },
                     SlotKind::Dyn(d) => return SlotFuture::Dyn { fut: d.call(req) },
                 };
                 SlotFuture::Pass { fut: inner.call(req) }
@@ -193,6 +203,7 @@ macro_rules! slot_kinds {
             pub(crate) enum SlotFuture<F> {
                 Pass { #[pin] fut: F },
                 $($variant { #[pin] fut: built_in::$name::Future<F> },)*
+                Run { #[pin] fut: RunFuture<F> },
                 Dyn { fut: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> },
             }
         }
@@ -220,6 +231,11 @@ macro_rules! slot_kinds {
                         cx,
                         |body| wrap(SlotBody::$variant { body }),
                     ))?,)*
+                    SlotFutureProj::Run { fut } => ready!(PluginFuture::poll_with(
+                        fut,
+                        cx,
+                        |body| wrap(SlotBody::Run { body }),
+                    ))?,
                     SlotFutureProj::Dyn { fut } => {
                         ready!(fut.as_mut().poll(cx))?.map(|body| wrap(SlotBody::Dyn { body }))
                     }
@@ -242,6 +258,7 @@ macro_rules! slot_kinds {
                 let res = match self.project() {
                     SlotFutureProj::Pass { fut } => ready!(fut.poll(cx))?,
                     $(SlotFutureProj::$variant { fut } => ready!(KeptFuture::poll_kept(fut, cx))?,)*
+                    SlotFutureProj::Run { fut } => ready!(KeptFuture::poll_kept(fut, cx))?,
                     SlotFutureProj::Dyn { fut } => {
                         ready!(fut.as_mut().poll(cx))?.map(erased)
                     }
@@ -254,12 +271,8 @@ macro_rules! slot_kinds {
             pub(crate) fn trailers_kept(self: Pin<&mut Self>, trailers: &http::HeaderMap) {
                 match self.project() {
                     SlotFutureProj::Pass { fut } => fut.trailers(trailers),
-                    $(SlotFutureProj::$variant { mut fut } => {
-                        if let Some(inner) = fut.as_mut().inner_kept() {
-                            inner.trailers(trailers);
-                        }
-                        fut.on_trailers(trailers);
-                    })*
+                    $(SlotFutureProj::$variant { fut } => trailers_level(fut, trailers),)*
+                    SlotFutureProj::Run { fut } => trailers_level(fut, trailers),
                     // What an erased level wraps was closed: its body ends it.
                     SlotFutureProj::Dyn { .. } => {}
                 }
@@ -270,12 +283,8 @@ macro_rules! slot_kinds {
             pub(crate) fn end_kept(self: Pin<&mut Self>, end: BodyEnd) {
                 match self.project() {
                     SlotFutureProj::Pass { fut } => fut.end(end),
-                    $(SlotFutureProj::$variant { mut fut } => {
-                        if let Some(inner) = fut.as_mut().inner_kept() {
-                            inner.end(end);
-                        }
-                        fut.on_body_end(end);
-                    })*
+                    $(SlotFutureProj::$variant { fut } => end_level(fut, end),)*
+                    SlotFutureProj::Run { fut } => end_level(fut, end),
                     SlotFutureProj::Dyn { .. } => {}
                 }
             }
@@ -287,15 +296,40 @@ macro_rules! slot_kinds {
             pub(crate) enum SlotBody<B> {
                 Pass { #[pin] body: B },
                 $($variant { #[pin] body: built_in::$name::Body<B> },)*
+                Run { #[pin] body: RunBody<B> },
                 Dyn { #[pin] body: Body },
             }
         }
 
-        enum_body!(SlotBody, SlotBodyProj, [Pass, $($variant,)* Dyn]);
+        enum_body!(SlotBody, SlotBodyProj, [Pass, $($variant,)* Run, Dyn]);
     };
 }
 
 built_ins!(slot_kinds);
+
+/// The body's trailers, to the levels below a kept level and then to it.
+#[inline(always)]
+fn trailers_level<K>(mut fut: Pin<&mut K>, trailers: &http::HeaderMap)
+where
+    K: KeptFuture<Inner: KeptEnd>,
+{
+    if let Some(inner) = fut.as_mut().inner_kept() {
+        inner.trailers(trailers);
+    }
+    fut.on_trailers(trailers);
+}
+
+/// The body's end, to the levels below a kept level and then to it.
+#[inline(always)]
+fn end_level<K>(mut fut: Pin<&mut K>, end: BodyEnd)
+where
+    K: KeptFuture<Inner: KeptEnd>,
+{
+    if let Some(inner) = fut.as_mut().inner_kept() {
+        inner.end(end);
+    }
+    fut.on_body_end(end);
+}
 
 impl<F, B> Future for SlotFuture<F>
 where

@@ -445,6 +445,7 @@ impl tower_plugins_core::Plugin for crate::AuthLayer {
     type Service<S> = crate::Auth<S>;
     type Future<F> = crate::ResponseFuture<F>;
     type Body<B> = tower_plugins_core::PluginBody<B>;
+    type Hooks = tower_plugins_core::NoHooks;
 
     fn from_config(
         config: AuthConfig,
@@ -455,5 +456,9 @@ impl tower_plugins_core::Plugin for crate::AuthLayer {
 
     fn describe(&self) -> String {
         crate::AuthLayer::describe(self)
+    }
+
+    fn hooks(&self) -> Option<tower_plugins_core::NoHooks> {
+        None
     }
 }

@@ -10,6 +10,7 @@ mod error;
 mod grpc;
 mod guard;
 mod header_arena;
+mod hooks;
 mod human;
 mod json;
 mod pattern;
@@ -36,6 +37,7 @@ pub use grpc::{
 };
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
 pub use header_arena::{header_value, header_value_from_parts};
+pub use hooks::{Before, Hooks, NoHooks};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use json::{problem_json, write_json_str};
 pub use pattern::{PathPattern, PathSet};

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::Response;
 
-use crate::{BodyEnd, ClientIpResolver, ConfigError, PluginBody};
+use crate::{BodyEnd, ClientIpResolver, ConfigError, Hooks, PluginBody};
 
 /// What the stack gives a plugin besides its own config table.
 #[derive(Debug, Clone)]
@@ -64,6 +64,9 @@ pub trait Plugin: Clone + Send + Sync + Sized + 'static {
     type Future<F>;
     /// The response body of [`Self::Service`] over the inner service's body `B`.
     type Body<B>;
+    /// The plugin as [`Hooks`], which the stack runs with its neighbours' in one level;
+    /// [`NoHooks`](crate::NoHooks) for a plugin whose request path awaits.
+    type Hooks: Hooks;
 
     /// Validates `config` into a layer.
     ///
@@ -73,6 +76,10 @@ pub trait Plugin: Clone + Send + Sync + Sized + 'static {
 
     /// A one-line summary of the effective settings, for the printed stack.
     fn describe(&self) -> String;
+
+    /// This layer's hooks, when it has them as configured (a rate limiter over Redis awaits
+    /// it and has none).
+    fn hooks(&self) -> Option<Self::Hooks>;
 }
 
 /// A response future that builds its response around a wrapping of its body.

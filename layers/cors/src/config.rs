@@ -247,6 +247,7 @@ impl tower_plugins_core::Plugin for crate::CorsLayer {
     type Service<S> = crate::Cors<S>;
     type Future<F> = crate::ResponseFuture<F>;
     type Body<B> = tower_plugins_core::PluginBody<B>;
+    type Hooks = crate::CorsLayer;
 
     fn from_config(
         config: CorsConfig,
@@ -257,6 +258,10 @@ impl tower_plugins_core::Plugin for crate::CorsLayer {
 
     fn describe(&self) -> String {
         crate::CorsLayer::describe(self)
+    }
+
+    fn hooks(&self) -> Option<crate::CorsLayer> {
+        Some(self.clone())
     }
 }
 

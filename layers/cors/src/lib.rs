@@ -12,7 +12,7 @@ mod service;
 pub use config::{CorsConfig, OneOrMany};
 pub use layer::CorsLayer;
 pub use origin::{AllowOrigin, OriginRequest};
-pub use service::{Cors, ResponseFuture};
+pub use service::{Cors, CorsState, ResponseFuture};
 
 #[cfg(test)]
 mod tests;

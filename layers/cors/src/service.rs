@@ -11,7 +11,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{PluginBody, PluginFuture};
+use tower_plugins_core::{Before, Hooks, PluginBody, PluginFuture};
 use tower_service::Service;
 
 use crate::layer::Shared;
@@ -74,56 +74,102 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let s = &*self.shared;
-        let vary = s.origins.varies();
-        // A preflight needs four request headers: read them in one pass rather than hashing
-        // each name.
-        let scan = (req.method() == Method::OPTIONS).then(|| Scan::new(req.headers()));
-        let origin = match &scan {
-            Some(sc) => sc.origin(),
-            None => single_origin(req.headers()),
-        };
-        let origin = match origin {
-            Ok(None) => {
-                return ResponseFuture {
-                    kind: Kind::Actual {
-                        fut: self.inner.call(req),
-                        allow: None,
-                        vary,
-                    },
-                };
-            }
-            Ok(Some(v)) => v.to_str().ok().map(|text| (v, text)),
-            Err(()) => None,
-        };
-        let allowed = origin.filter(|(_, text)| {
-            s.origins.allows(&OriginRequest {
-                origin: text,
-                method: req.method(),
-                uri: req.uri(),
-                headers: req.headers(),
-            })
-        });
-        let acao = allowed.map(|(v, _)| if s.origins.is_any() { STAR } else { v.clone() });
-
-        if let Some(sc) = scan.filter(|sc| sc.methods > 0) {
-            return ResponseFuture {
-                kind: Kind::Preflight {
-                    res: Some(Box::new(preflight(s, &sc, acao))),
-                },
-            };
-        }
-        let allow = acao.map(|v| Allow {
-            origin: v,
-            shared: self.shared.clone(),
-        });
-        ResponseFuture {
-            kind: Kind::Actual {
+        let kind = match decide(&self.shared, &req) {
+            Decision::Actual { acao, vary } => Kind::Actual {
                 fut: self.inner.call(req),
-                allow,
+                allow: acao.map(|origin| Allow {
+                    origin,
+                    shared: self.shared.clone(),
+                }),
                 vary,
             },
+            Decision::Preflight(res) => Kind::Preflight { res: Some(res) },
+        };
+        ResponseFuture { kind }
+    }
+}
+
+/// What a request gets: the preflight's answer, or what its response gets.
+enum Decision {
+    /// An actual request: its response's `Access-Control-Allow-Origin` when its origin is
+    /// allowed, and whether `Vary: Origin` is added.
+    Actual {
+        acao: Option<HeaderValue>,
+        vary: bool,
+    },
+    // Boxed: an answer is a whole response head, and inline it would make every CORS future
+    // (and every plugin-stack slot holding one) that large.
+    Preflight(Box<Answer>),
+}
+
+#[inline]
+fn decide<B>(s: &Shared, req: &Request<B>) -> Decision {
+    let vary = s.origins.varies();
+    // A preflight needs four request headers: read them in one pass rather than hashing
+    // each name.
+    let scan = (req.method() == Method::OPTIONS).then(|| Scan::new(req.headers()));
+    let origin = match &scan {
+        Some(sc) => sc.origin(),
+        None => single_origin(req.headers()),
+    };
+    let origin = match origin {
+        Ok(None) => return Decision::Actual { acao: None, vary },
+        Ok(Some(v)) => v.to_str().ok().map(|text| (v, text)),
+        Err(()) => None,
+    };
+    let allowed = origin.filter(|(_, text)| {
+        s.origins.allows(&OriginRequest {
+            origin: text,
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+        })
+    });
+    let acao = allowed.map(|(v, _)| if s.origins.is_any() { STAR } else { v.clone() });
+    match scan.filter(|sc| sc.methods > 0) {
+        Some(sc) => Decision::Preflight(Box::new(preflight(s, &sc, acao))),
+        None => Decision::Actual { acao, vary },
+    }
+}
+
+/// What CORS keeps of an actual request for its response.
+#[derive(Debug)]
+pub struct CorsState {
+    acao: Option<HeaderValue>,
+    vary: bool,
+}
+
+impl Hooks for crate::CorsLayer {
+    type State = CorsState;
+
+    #[inline]
+    fn on_request<B>(&self, req: &mut Request<B>) -> Before<CorsState> {
+        match decide(&self.shared, req) {
+            Decision::Actual { acao, vary } => Before::Continue(CorsState { acao, vary }),
+            Decision::Preflight(res) => Before::Answer(res.map(Option::unwrap_or_default)),
         }
+    }
+
+    #[inline]
+    fn on_response<B>(&self, state: &mut CorsState, res: &mut Response<B>) {
+        respond(
+            &self.shared,
+            res.headers_mut(),
+            state.acao.take(),
+            state.vary,
+        );
+    }
+}
+
+/// An actual request's response head: its CORS headers when allowed, `Vary: Origin` when
+/// the answer depends on the origin.
+#[inline]
+fn respond(s: &Shared, h: &mut HeaderMap, acao: Option<HeaderValue>, vary: bool) {
+    if let Some(origin) = acao {
+        apply_actual(s, h, origin);
+    }
+    if vary {
+        append_vary(h, "origin");
     }
 }
 
@@ -145,8 +191,6 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         Actual { #[pin] fut: F, allow: Option<Allow>, vary: bool },
-        // Boxed: an answer is a whole response head, and inline it would make every CORS
-        // future (and every plugin-stack slot holding one) that large.
         Preflight { res: Option<Box<Answer>> },
     }
 }
@@ -177,11 +221,10 @@ where
             KindProj::Actual { fut, allow, vary } => {
                 let res = ready!(fut.poll(cx))?;
                 let (mut parts, body) = res.into_parts();
-                if let Some(allow) = allow.take() {
-                    apply_actual(&mut parts.headers, allow);
-                }
-                if *vary {
-                    append_vary(&mut parts.headers, "origin");
+                match allow.take() {
+                    Some(a) => respond(&a.shared, &mut parts.headers, Some(a.origin), *vary),
+                    None if *vary => append_vary(&mut parts.headers, "origin"),
+                    None => {}
                 }
                 Poll::Ready(Ok(Response::from_parts(
                     parts,
@@ -205,15 +248,14 @@ impl<F> ResponseFuture<F> {
 
 tower_plugins_core::plugin_future!(ResponseFuture, kept_by_flatten: called);
 
-fn apply_actual(h: &mut HeaderMap, allow: Allow) {
-    let s = &*allow.shared;
+fn apply_actual(s: &Shared, h: &mut HeaderMap, origin: HeaderValue) {
     let force = s.override_handler;
     if !force && h.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN) {
         // The handler answered CORS itself for this response.
         return;
     }
-    let credentials = s.credentials && allow.origin != STAR;
-    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow.origin);
+    let credentials = s.credentials && origin != STAR;
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     if credentials && (force || !h.contains_key(ACCESS_CONTROL_ALLOW_CREDENTIALS)) {
         h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
     }

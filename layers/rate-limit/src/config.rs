@@ -444,6 +444,7 @@ impl tower_plugins_core::Plugin for crate::RateLimitLayer {
     type Service<S> = crate::RateLimit<S>;
     type Future<F> = crate::ResponseFuture<F>;
     type Body<B> = tower_plugins_core::PluginBody<B>;
+    type Hooks = tower_plugins_core::NoHooks;
 
     fn from_config(
         config: RateLimitConfig,
@@ -454,6 +455,10 @@ impl tower_plugins_core::Plugin for crate::RateLimitLayer {
 
     fn describe(&self) -> String {
         crate::RateLimitLayer::describe(self)
+    }
+
+    fn hooks(&self) -> Option<tower_plugins_core::NoHooks> {
+        None
     }
 }
 

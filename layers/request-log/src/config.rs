@@ -226,6 +226,7 @@ impl tower_plugins_core::Plugin for crate::RequestLogLayer {
     type Service<S> = crate::RequestLog<S>;
     type Future<F> = crate::ResponseFuture<F>;
     type Body<B> = crate::ResponseBody<B>;
+    type Hooks = tower_plugins_core::NoHooks;
 
     fn from_config(
         config: RequestLogConfig,
@@ -236,6 +237,10 @@ impl tower_plugins_core::Plugin for crate::RequestLogLayer {
 
     fn describe(&self) -> String {
         crate::RequestLogLayer::describe(self)
+    }
+
+    fn hooks(&self) -> Option<tower_plugins_core::NoHooks> {
+        None
     }
 }
 

@@ -94,6 +94,7 @@ impl tower_plugins_core::Plugin for crate::StatsLayer {
     type Service<S> = crate::Stats<S>;
     type Future<F> = crate::ResponseFuture<F>;
     type Body<B> = crate::ResponseBody<B>;
+    type Hooks = crate::StatsHooks;
 
     fn from_config(
         config: StatsConfig,
@@ -104,5 +105,11 @@ impl tower_plugins_core::Plugin for crate::StatsLayer {
 
     fn describe(&self) -> String {
         crate::StatsLayer::describe(self)
+    }
+
+    fn hooks(&self) -> Option<crate::StatsHooks> {
+        Some(crate::StatsHooks {
+            shared: self.shared(),
+        })
     }
 }

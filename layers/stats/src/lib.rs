@@ -22,7 +22,7 @@ pub use config::StatsConfig;
 pub use facade::MetricNames;
 pub use layer::{DEFAULT_MAX_ROUTES, MAX_ROUTES, StatsHandle, StatsLayer};
 pub use registry::{ByClass, Latency, OTHER, RouteSnapshot, Snapshot, UNMATCHED};
-pub use service::{Finish, ResponseBody, ResponseFuture, Stats};
+pub use service::{Finish, Pending, ResponseBody, ResponseFuture, Stats, StatsHooks};
 
 #[cfg(test)]
 mod tests;

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
-    AnswerBody, BodyEnd, BodyOutcome, GRPC_STATUS, GrpcCode, GuardedBody, KeptFuture, OnBodyEnd,
-    PluginBody, PluginFuture, RequestStart, grpc_content_type,
+    AnswerBody, Before, BodyEnd, BodyOutcome, GRPC_STATUS, GrpcCode, GuardedBody, Hooks,
+    KeptFuture, OnBodyEnd, PluginBody, PluginFuture, RequestStart, grpc_content_type,
 };
 use tower_service::Service;
 
@@ -151,9 +151,41 @@ impl Recording {
     }
 }
 
-/// The record a future holds: dropped before its end (a request dropped before its
-/// response), it records the request as aborted.
-struct Pending(Option<Finish>);
+/// The record a request's future holds: dropped before its end (a request dropped before
+/// its response), it records the request as aborted.
+pub struct Pending(Option<Finish>);
+
+impl Pending {
+    /// The response head is here.
+    #[inline]
+    fn on_head(&mut self, status: StatusCode, headers: &http::HeaderMap) {
+        if let Some(f) = &mut self.0 {
+            f.on_head(status, headers);
+        }
+    }
+
+    /// The response's trailers went by.
+    #[inline]
+    fn on_trailers(&mut self, trailers: &http::HeaderMap) {
+        if let Some(f) = &mut self.0 {
+            f.on_trailers(trailers);
+        }
+    }
+
+    /// The body ended: the request is recorded.
+    #[inline]
+    fn end(&mut self, end: BodyEnd) {
+        if let Some(f) = self.0.take() {
+            f.on_body_end(end);
+        }
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Pending").field(&self.0).finish()
+    }
+}
 
 impl Drop for Pending {
     fn drop(&mut self) {
@@ -230,69 +262,113 @@ where
 
     #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let shared = self.shared;
-        if let Some(answer) = crate::endpoints::answer(shared, &req) {
-            return ResponseFuture {
+        match begin(self.shared, &mut req) {
+            Before::Continue(pending) => ResponseFuture {
+                state: State::Inner {
+                    fut: self.inner.call(req),
+                },
+                pending,
+            },
+            Before::Answer(answer) => ResponseFuture {
                 state: State::Answer {
                     res: Some(Box::new(answer)),
                 },
                 pending: Pending(None),
-            };
-        }
-        let start = RequestStart::get_or_insert(&mut req);
-        // gRPC runs over HTTP/2: HTTP/1 requests pay one comparison for it.
-        let grpc =
-            req.version() == http::Version::HTTP_2 && grpc_content_type(req.headers()).is_some();
-        let route = match grpc {
-            // Per method (`/package.Service/Method`), bounded by `max_routes` as any name.
-            true => shared.registry.route(req.uri().path()),
-            false => shared.registry.route_for(&req),
-        };
-        route.shard().in_flight.fetch_add(1, Relaxed);
-        let labels = match shared.facade {
-            Some(names) => {
-                let labels = Labels::of(&req);
-                names
-                    .active(route.metrics(), &route.name, labels)
-                    .increment(1.0);
-                labels
-            }
-            None => Labels::default(),
-        };
-        let bytes_in = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        if !shared.registry.collectors.is_empty() {
-            let info = RequestInfo {
-                route: &route.name,
-                method: req.method(),
-                uri: req.uri(),
-                headers: req.headers(),
-            };
-            for (_, c) in &shared.registry.collectors {
-                c.on_request(&info);
-            }
-        }
-        ResponseFuture {
-            state: State::Inner {
-                fut: self.inner.call(req),
             },
-            pending: Pending(Some(Finish {
-                rec: Recording {
-                    shared,
-                    route,
-                    start,
-                    bytes_in,
-                    labels,
-                    grpc,
-                },
-                status: None,
-                grpc: None,
-            })),
         }
+    }
+}
+
+/// The endpoints' answer, or the request's record started.
+#[inline]
+fn begin<B>(shared: &'static Shared, req: &mut Request<B>) -> Before<Pending> {
+    if let Some(answer) = crate::endpoints::answer(shared, req) {
+        return Before::Answer(answer);
+    }
+    let start = RequestStart::get_or_insert(req);
+    // gRPC runs over HTTP/2: HTTP/1 requests pay one comparison for it.
+    let grpc = req.version() == http::Version::HTTP_2 && grpc_content_type(req.headers()).is_some();
+    let route = match grpc {
+        // Per method (`/package.Service/Method`), bounded by `max_routes` as any name.
+        true => shared.registry.route(req.uri().path()),
+        false => shared.registry.route_for(req),
+    };
+    route.shard().in_flight.fetch_add(1, Relaxed);
+    let labels = match shared.facade {
+        Some(names) => {
+            let labels = Labels::of(req);
+            names
+                .active(route.metrics(), &route.name, labels)
+                .increment(1.0);
+            labels
+        }
+        None => Labels::default(),
+    };
+    let bytes_in = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if !shared.registry.collectors.is_empty() {
+        let info = RequestInfo {
+            route: &route.name,
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+        };
+        for (_, c) in &shared.registry.collectors {
+            c.on_request(&info);
+        }
+    }
+    Before::Continue(Pending(Some(Finish {
+        rec: Recording {
+            shared,
+            route,
+            start,
+            bytes_in,
+            labels,
+            grpc,
+        },
+        status: None,
+        grpc: None,
+    })))
+}
+
+/// The stats plugin as [`Hooks`]: what [`Stats`] does, for the plugin stack to run beside its
+/// neighbours' hooks in one level.
+#[derive(Clone, Copy)]
+pub struct StatsHooks {
+    pub(crate) shared: &'static Shared,
+}
+
+impl std::fmt::Debug for StatsHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsHooks").finish_non_exhaustive()
+    }
+}
+
+impl Hooks for StatsHooks {
+    type State = Pending;
+
+    #[inline]
+    fn on_request<B>(&self, req: &mut Request<B>) -> Before<Pending> {
+        begin(self.shared, req)
+    }
+
+    #[inline]
+    fn on_response<B>(&self, pending: &mut Pending, res: &mut Response<B>) {
+        pending.on_head(res.status(), res.headers());
+    }
+
+    #[inline]
+    fn on_trailers(&self, pending: &mut Pending, trailers: &http::HeaderMap) {
+        pending.on_trailers(trailers);
+    }
+
+    #[inline]
+    fn on_body_end(&self, mut pending: Pending, end: BodyEnd) {
+        pending.end(end);
     }
 }
 
@@ -362,9 +438,7 @@ where
             StateProj::Inner { fut } => {
                 let res = ready!(poll_inner(fut, cx, this.pending))?;
                 // The record stays until the body ends.
-                if let Some(f) = &mut this.pending.0 {
-                    f.on_head(res.status(), res.headers());
-                }
+                this.pending.on_head(res.status(), res.headers());
                 Poll::Ready(Ok(res))
             }
             StateProj::Answer { res } => {
@@ -384,16 +458,12 @@ where
 
     #[inline]
     fn on_trailers(self: Pin<&mut Self>, trailers: &http::HeaderMap) {
-        if let Some(f) = &mut self.project().pending.0 {
-            f.on_trailers(trailers);
-        }
+        self.project().pending.on_trailers(trailers);
     }
 
     #[inline]
     fn on_body_end(self: Pin<&mut Self>, end: BodyEnd) {
-        if let Some(f) = self.project().pending.0.take() {
-            f.on_body_end(end);
-        }
+        self.project().pending.end(end);
     }
 }
 

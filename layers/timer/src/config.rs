@@ -105,6 +105,7 @@ impl tower_plugins_core::Plugin for crate::TimerLayer {
     type Service<S> = crate::Timer<S>;
     type Future<F> = crate::ResponseFuture<F>;
     type Body<B> = crate::ResponseBody<B>;
+    type Hooks = crate::TimerLayer;
 
     fn from_config(
         config: TimerConfig,
@@ -115,6 +116,10 @@ impl tower_plugins_core::Plugin for crate::TimerLayer {
 
     fn describe(&self) -> String {
         crate::TimerLayer::describe(self)
+    }
+
+    fn hooks(&self) -> Option<crate::TimerLayer> {
+        Some(self.clone())
     }
 }
 

@@ -13,7 +13,7 @@ pub use config::TimerConfig;
 pub use format::TimeUnit;
 pub use layer::{TimerLayer, Timings};
 pub use server_timing::ServerTiming;
-pub use service::{ResponseBody, ResponseFuture, Timer, TimerEnd};
+pub use service::{ResponseBody, ResponseFuture, Timer, TimerEnd, TimerState};
 
 #[cfg(test)]
 mod tests;

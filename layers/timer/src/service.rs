@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
-    BodyEnd, GuardedBody, KeptFuture, OnBodyEnd, PluginFuture, RequestStart,
+    Before, BodyEnd, GuardedBody, Hooks, KeptFuture, OnBodyEnd, PluginFuture, RequestStart,
     header_value_from_parts,
 };
 use tower_service::Service;
@@ -65,21 +65,77 @@ where
 
     #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let start = RequestStart::get_or_insert(&mut req);
-        let entries = if self.shared.server_timing && self.shared.handler_entries {
-            let st = ServerTiming::default();
-            req.extensions_mut().insert(st.clone());
-            Some(st)
-        } else {
-            None
-        };
+        let state = begin(&self.shared, &mut req);
         ResponseFuture {
             inner: self.inner.call(req),
-            start,
-            head_nanos: 0,
-            entries,
+            state,
             shared: self.shared.clone(),
         }
+    }
+}
+
+/// What the timer keeps of a request: when it started, and the handler's Server-Timing
+/// entries.
+#[derive(Debug)]
+pub struct TimerState {
+    start: Instant,
+    // The time to the response head, kept for `on_complete` until the body ends (in
+    // nanoseconds: 584 years fit, in half a `Duration`).
+    head_nanos: u64,
+    entries: Option<ServerTiming>,
+}
+
+/// The request's start (shared with every plugin, measured once), and a place for the
+/// handler's Server-Timing entries when it may add them.
+#[inline]
+fn begin<B>(shared: &Shared, req: &mut Request<B>) -> TimerState {
+    let start = RequestStart::get_or_insert(req);
+    let entries = if shared.server_timing && shared.handler_entries {
+        let st = ServerTiming::default();
+        req.extensions_mut().insert(st.clone());
+        Some(st)
+    } else {
+        None
+    };
+    TimerState {
+        start,
+        head_nanos: 0,
+        entries,
+    }
+}
+
+/// The response head: its timing headers written, the time to it kept.
+#[inline]
+fn respond(shared: &Shared, state: &mut TimerState, headers: &mut http::HeaderMap) -> Duration {
+    let head = on_head(shared, state.start, state.entries.as_ref(), headers);
+    state.head_nanos = u64::try_from(head.as_nanos()).unwrap_or(u64::MAX);
+    head
+}
+
+impl Hooks for crate::TimerLayer {
+    type State = TimerState;
+
+    #[inline]
+    fn on_request<B>(&self, req: &mut Request<B>) -> Before<TimerState> {
+        Before::Continue(begin(&self.shared, req))
+    }
+
+    #[inline]
+    fn on_response<B>(&self, state: &mut TimerState, res: &mut Response<B>) {
+        respond(&self.shared, state, res.headers_mut());
+    }
+
+    #[inline]
+    fn on_body_end(&self, state: TimerState, end: BodyEnd) {
+        finish(&self.shared, &state, end);
+    }
+}
+
+/// The body's end: the timings to `on_complete`, when there is one.
+#[inline]
+fn finish(shared: &Shared, state: &TimerState, end: BodyEnd) {
+    if let Some(f) = &shared.on_complete {
+        report(f, state.start, Duration::from_nanos(state.head_nanos), end);
     }
 }
 
@@ -88,11 +144,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        start: Instant,
-        // The time to the response head, kept for `on_complete` when the stack keeps this
-        // future until the body ends (in nanoseconds: 584 years fit, in half a `Duration`).
-        head_nanos: u64,
-        entries: Option<ServerTiming>,
+        state: TimerState,
         shared: Arc<Shared>,
     }
 }
@@ -113,18 +165,13 @@ where
         let this = self.project();
         let res = ready!(this.inner.poll(cx))?;
         let (mut parts, body) = res.into_parts();
-        let head = on_head(
-            this.shared,
-            *this.start,
-            this.entries.as_ref(),
-            &mut parts.headers,
-        );
+        let head = respond(this.shared, this.state, &mut parts.headers);
         // Without `on_complete` there is nothing to report at the body's end.
         let body = match &this.shared.on_complete {
             Some(f) => GuardedBody::new(
                 body,
                 TimerEnd {
-                    start: *this.start,
+                    start: this.state.start,
                     head,
                     on_complete: f.clone(),
                 },
@@ -147,9 +194,7 @@ where
     fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
         let this = self.project();
         let mut res = ready!(this.inner.poll(cx))?;
-        let headers = res.headers_mut();
-        let head = on_head(this.shared, *this.start, this.entries.as_ref(), headers);
-        *this.head_nanos = u64::try_from(head.as_nanos()).unwrap_or(u64::MAX);
+        respond(this.shared, this.state, res.headers_mut());
         Poll::Ready(Ok(res))
     }
 
@@ -161,9 +206,7 @@ where
     #[inline]
     fn on_body_end(self: Pin<&mut Self>, end: BodyEnd) {
         let this = self.project();
-        if let Some(f) = &this.shared.on_complete {
-            report(f, *this.start, Duration::from_nanos(*this.head_nanos), end);
-        }
+        finish(this.shared, this.state, end);
     }
 }
 
