@@ -444,7 +444,7 @@ impl tower_plugins_core::Plugin for crate::RateLimitLayer {
     type Service<S> = crate::RateLimit<S>;
     type Future<F> = crate::ResponseFuture<F>;
     type Body<B> = tower_plugins_core::PluginBody<B>;
-    type Hooks = tower_plugins_core::NoHooks;
+    type Hooks = crate::RateLimitHooks;
 
     fn from_config(
         config: RateLimitConfig,
@@ -457,8 +457,16 @@ impl tower_plugins_core::Plugin for crate::RateLimitLayer {
         crate::RateLimitLayer::describe(self)
     }
 
-    fn hooks(&self) -> Option<tower_plugins_core::NoHooks> {
-        None
+    /// With the memory backend only: over Redis the decision awaits.
+    fn hooks(&self) -> Option<crate::RateLimitHooks> {
+        let engine = self.engine();
+        #[cfg(feature = "redis")]
+        if engine.redis.is_some() {
+            return None;
+        }
+        Some(crate::RateLimitHooks {
+            engine: engine.clone(),
+        })
     }
 }
 

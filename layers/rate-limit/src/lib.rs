@@ -24,7 +24,7 @@ pub use config::{KeyConfig, RateLimitConfig, RuleConfig};
 pub use key::{KeyRequest, KeySource, MAX_KEY_LEN, RateKey, UnknownKey};
 pub use layer::RateLimitLayer;
 pub use limiter::Limiter;
-pub use service::{RateLimit, ResponseFuture};
+pub use service::{RateLimit, RateLimitHooks, RateLimitState, ResponseFuture};
 pub use settings::{
     Count, DEFAULT_MAX_KEYS, MAX_KEYS, OnBackendError, RateLimitStats, RejectReason, Rejection,
     Rule,

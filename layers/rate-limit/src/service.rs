@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tower_plugins_core::{PluginBody, PluginFuture};
+use tower_plugins_core::{Before, Hooks, PluginBody, PluginFuture};
 use tower_service::Service;
 
 use crate::answer::{Report, Verdict};
@@ -99,6 +99,47 @@ where
                 report: Report::default(),
             },
         }
+    }
+}
+
+/// The rate limiter as [`Hooks`], with the memory backend (over Redis its decision awaits,
+/// and it stays a tower layer): what [`RateLimit`] does, for the plugin stack to run beside
+/// its neighbours' hooks in one level.
+#[derive(Clone)]
+pub struct RateLimitHooks {
+    pub(crate) engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for RateLimitHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitHooks").finish_non_exhaustive()
+    }
+}
+
+/// What an admitted request's response gets: its `RateLimit` headers.
+pub struct RateLimitState(Report);
+
+impl std::fmt::Debug for RateLimitState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitState").finish_non_exhaustive()
+    }
+}
+
+impl Hooks for RateLimitHooks {
+    type State = RateLimitState;
+
+    #[inline]
+    fn on_request<B>(&self, req: &mut Request<B>) -> Before<RateLimitState> {
+        match decide_memory(&self.engine, req) {
+            Verdict::Admit(report) => Before::Continue(RateLimitState(report)),
+            Verdict::Refuse(res) => Before::Answer(res),
+        }
+    }
+
+    #[inline]
+    fn on_response<B>(&self, state: &mut RateLimitState, res: &mut Response<B>) {
+        let status = res.status();
+        state.0.apply(status, res.headers_mut());
     }
 }
 

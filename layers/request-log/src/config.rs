@@ -226,7 +226,7 @@ impl tower_plugins_core::Plugin for crate::RequestLogLayer {
     type Service<S> = crate::RequestLog<S>;
     type Future<F> = crate::ResponseFuture<F>;
     type Body<B> = crate::ResponseBody<B>;
-    type Hooks = tower_plugins_core::NoHooks;
+    type Hooks = crate::RequestLogLayer;
 
     fn from_config(
         config: RequestLogConfig,
@@ -239,8 +239,8 @@ impl tower_plugins_core::Plugin for crate::RequestLogLayer {
         crate::RequestLogLayer::describe(self)
     }
 
-    fn hooks(&self) -> Option<tower_plugins_core::NoHooks> {
-        None
+    fn hooks(&self) -> Option<crate::RequestLogLayer> {
+        Some(self.clone())
     }
 }
 

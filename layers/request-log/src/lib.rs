@@ -16,7 +16,7 @@ pub use config::{RequestLogConfig, SinkConfig};
 pub use format::{LogFormat, REDACTED, Record};
 pub use layer::RequestLogLayer;
 pub use request_id::RequestId;
-pub use service::{LogOnEnd, RequestLog, ResponseBody, ResponseFuture};
+pub use service::{LogOnEnd, LogState, RequestLog, ResponseBody, ResponseFuture};
 pub use sink::{MAX_BUFFER_BYTES, MAX_BUFFER_LINES, Rotate};
 pub use template::Template;
 

@@ -11,8 +11,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
-    AuthUser, BodyEnd, BodyOutcome, GRPC_MESSAGE, GRPC_STATUS, GrpcCode, GuardedBody, KeptFuture,
-    OnBodyEnd, PluginFuture, RequestStart, decode_grpc_message,
+    AuthUser, Before, BodyEnd, BodyOutcome, GRPC_MESSAGE, GRPC_STATUS, GrpcCode, GuardedBody,
+    Hooks, KeptFuture, OnBodyEnd, PluginFuture, RequestStart, decode_grpc_message,
 };
 use tower_service::Service;
 
@@ -98,41 +98,89 @@ where
 
     #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let s = &*self.shared;
-        // One wall-clock reading serves the log line's time and the request id.
-        let time = SystemTime::now();
-        let request_id = request_id(s, &mut req, time);
-        // Nothing is captured for a path skipped, or for a `tracing` sink no subscriber
-        // listens to at INFO (its line would be built to be thrown away).
-        let unheard = matches!(s.sink, Sink::Tracing)
-            && !tracing::enabled!(target: "tower_plugins::request_log", tracing::Level::INFO);
-        if unheard || s.skip.matches(req.uri().path()) {
-            return ResponseFuture {
-                inner: self.inner.call(req),
-                pending: None,
-                request_id,
-            };
-        }
-        let start = RequestStart::get_or_insert(&mut req);
-        let user = req.extensions().get::<AuthUser>().map(|u| u.0.clone());
-        // Kept for the plugins further in (rate_limit), which then need not resolve it again.
-        let ip = s.client_ip.resolve_and_keep(&mut req);
-        let who = (ip, user);
-        let capture = match (&s.format, &s.sink) {
-            (LogFormat::Common, Sink::Lines(_)) => clf_capture(s, &req, time, who, false),
-            (LogFormat::Combined, Sink::Lines(_)) => clf_capture(s, &req, time, who, true),
-            _ => record_capture(s, &req, time, who, request_id.as_ref()),
-        };
-        let pending = Some(Box::new(Pending {
-            shared: self.shared.clone(),
-            start,
-            capture,
-        }));
+        let state = begin(&self.shared, &mut req);
         ResponseFuture {
             inner: self.inner.call(req),
-            pending,
-            request_id,
+            state,
         }
+    }
+}
+
+/// What the request log keeps of a request until its line is written, and the request id
+/// its response is answered with.
+pub struct LogState {
+    // Boxed: every stack slot's future and body are as large as the largest plugin's,
+    // and are moved once per level (a box here costs less than those copies).
+    pending: Option<Box<Pending>>,
+    request_id: Option<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for LogState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogState")
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The request's id, and what its line needs of it.
+#[inline]
+fn begin<B>(shared: &Arc<Shared>, req: &mut Request<B>) -> LogState {
+    let s = &**shared;
+    // One wall-clock reading serves the log line's time and the request id.
+    let time = SystemTime::now();
+    let request_id = request_id(s, req, time);
+    // Nothing is captured for a path skipped, or for a `tracing` sink no subscriber
+    // listens to at INFO (its line would be built to be thrown away).
+    let unheard = matches!(s.sink, Sink::Tracing)
+        && !tracing::enabled!(target: "tower_plugins::request_log", tracing::Level::INFO);
+    if unheard || s.skip.matches(req.uri().path()) {
+        return LogState {
+            pending: None,
+            request_id,
+        };
+    }
+    let start = RequestStart::get_or_insert(req);
+    let user = req.extensions().get::<AuthUser>().map(|u| u.0.clone());
+    // Kept for the plugins further in (rate_limit), which then need not resolve it again.
+    let ip = s.client_ip.resolve_and_keep(req);
+    let who = (ip, user);
+    let capture = match (&s.format, &s.sink) {
+        (LogFormat::Common, Sink::Lines(_)) => clf_capture(s, req, time, who, false),
+        (LogFormat::Combined, Sink::Lines(_)) => clf_capture(s, req, time, who, true),
+        _ => record_capture(s, req, time, who, request_id.as_ref()),
+    };
+    LogState {
+        pending: Some(Box::new(Pending {
+            shared: shared.clone(),
+            start,
+            capture,
+        })),
+        request_id,
+    }
+}
+
+impl Hooks for crate::RequestLogLayer {
+    type State = LogState;
+
+    #[inline]
+    fn on_request<B>(&self, req: &mut Request<B>) -> Before<LogState> {
+        Before::Continue(begin(&self.shared, req))
+    }
+
+    #[inline]
+    fn on_response<B>(&self, state: &mut LogState, res: &mut Response<B>) {
+        on_head(state, res);
+    }
+
+    #[inline]
+    fn on_trailers(&self, state: &mut LogState, trailers: &HeaderMap) {
+        trailers_into(&mut state.pending, trailers);
+    }
+
+    #[inline]
+    fn on_body_end(&self, state: LogState, end: BodyEnd) {
+        LogOnEnd(state.pending).on_body_end(end);
     }
 }
 
@@ -247,10 +295,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        // Boxed: every stack slot's future and body are as large as the largest plugin's,
-        // and are moved once per level (a box here costs less than those copies).
-        pending: Option<Box<Pending>>,
-        request_id: Option<(HeaderName, HeaderValue)>,
+        state: LogState,
     }
 }
 
@@ -269,8 +314,8 @@ where
     ) -> Poll<Result<Response<T>, E>> {
         let this = self.project();
         let mut res = ready!(this.inner.poll(cx))?;
-        on_head(this.pending, this.request_id, &mut res);
-        let guard = LogOnEnd(this.pending.take());
+        on_head(this.state, &mut res);
+        let guard = LogOnEnd(this.state.pending.take());
         Poll::Ready(Ok(res.map(|body| wrap(GuardedBody::new(body, guard)))))
     }
 }
@@ -287,7 +332,7 @@ where
     fn poll_kept(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<B>, E>> {
         let this = self.project();
         let mut res = ready!(this.inner.poll(cx))?;
-        on_head(this.pending, this.request_id, &mut res);
+        on_head(this.state, &mut res);
         Poll::Ready(Ok(res))
     }
 
@@ -298,26 +343,22 @@ where
 
     #[inline]
     fn on_trailers(self: Pin<&mut Self>, trailers: &http::HeaderMap) {
-        trailers_into(self.project().pending, trailers);
+        trailers_into(&mut self.project().state.pending, trailers);
     }
 
     #[inline]
     fn on_body_end(self: Pin<&mut Self>, end: BodyEnd) {
-        LogOnEnd(self.project().pending.take()).on_body_end(end);
+        LogOnEnd(self.project().state.pending.take()).on_body_end(end);
     }
 }
 
 /// What the line takes from the response head, and the request id added to it.
-fn on_head<B>(
-    pending: &mut Option<Box<Pending>>,
-    request_id: &mut Option<(HeaderName, HeaderValue)>,
-    res: &mut Response<B>,
-) {
+fn on_head<B>(state: &mut LogState, res: &mut Response<B>) {
     // Skipped paths carry their request id too; a handler's own value is kept.
-    if let Some((name, id)) = request_id.take() {
+    if let Some((name, id)) = state.request_id.take() {
         res.headers_mut().entry(name).or_insert(id);
     }
-    let Some(p) = pending else {
+    let Some(p) = &mut state.pending else {
         return;
     };
     let from_response = || res.extensions().get::<AuthUser>().map(|u| u.0.clone());
