@@ -574,3 +574,91 @@ async fn every_entry_sees_the_body_end_once_at_every_depth() {
         }
     }
 }
+
+/// A run answering from its middle: the entries outside the one that answers see the answer,
+/// the ones inside it and the service do not run.
+#[tokio::test]
+async fn a_run_answers_from_its_middle() {
+    let stats = |name: &str| {
+        format!(
+            "[[plugin]]\nuse = \"stats\"\nname = \"{name}\"\nroutes = [\"/a\"]\nendpoint = \"/{name}\"\n"
+        )
+    };
+    let text = stats("outer")
+        + "[[plugin]]\nuse = \"timer\"\n\
+           [[plugin]]\nuse = \"cors\"\nallow_origins = [\"https://app.example.com\"]\n"
+        + &stats("inner");
+    let stack = builder().toml_str(text).build().unwrap();
+    // One level: the four entries are one run.
+    assert_eq!(stack.steps.len(), 1);
+    let svc = stack.layer().layer(app());
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri("/a")
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "GET")
+        .body(Body::empty())
+        .unwrap();
+    let res = svc.clone().oneshot(preflight).await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(res.headers().contains_key("access-control-allow-methods"));
+    // The timer is outside cors: it timed the answer.
+    assert!(res.headers().contains_key("x-response-time"));
+    res.into_body().collect().await.unwrap();
+    let get = Request::get("/a")
+        .header("origin", "https://app.example.com")
+        .body(Body::empty())
+        .unwrap();
+    let res = svc.clone().oneshot(get).await.unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(res.headers().contains_key("x-response-time"));
+    res.into_body().collect().await.unwrap();
+    let outer = stats_route(&svc, "/outer", "/a").await;
+    assert_eq!(outer["requests"], 2, "{outer}");
+    let inner = stats_route(&svc, "/inner", "/a").await;
+    assert_eq!(inner["requests"], 1, "{inner}");
+}
+
+/// `when` inside a run: an entry outside it is skipped for that request, its neighbours not.
+#[tokio::test]
+async fn when_skips_one_entry_of_a_run() {
+    let stack = PluginStack::from_toml_str(
+        "[[plugin]]\nuse = \"timer\"\nheader = \"x-all\"\n\
+         [[plugin]]\nuse = \"timer\"\nname = \"api\"\nheader = \"x-api\"\nwhen = { paths = [\"/api/**\"] }\n\
+         [[plugin]]\nuse = \"cors\"\nallow_origins = [\"https://app.example.com\"]\n",
+    )
+    .unwrap();
+    assert_eq!(stack.steps.len(), 1);
+    let (res, _) = send_to(&stack, "GET", "/api/items").await;
+    assert!(has(&res, "x-all") && has(&res, "x-api"));
+    assert!(has(&res, "access-control-allow-origin"));
+    let (res, _) = send_to(&stack, "GET", "/other").await;
+    assert!(has(&res, "x-all") && !has(&res, "x-api"));
+    assert!(has(&res, "access-control-allow-origin"));
+}
+
+/// Entries with hooks around one without (a custom plugin) make two runs, and the order
+/// holds across them.
+#[tokio::test]
+async fn runs_split_around_an_entry_without_hooks() {
+    let stack = builder()
+        .toml_str(
+            "[[plugin]]\nuse = \"timer\"\nheader = \"x-one\"\n\
+             [[plugin]]\nuse = \"timer\"\nname = \"two\"\nheader = \"x-two\"\n\
+             [[plugin]]\nuse = \"tag\"\ntag = \"mid\"\n\
+             [[plugin]]\nuse = \"timer\"\nname = \"three\"\nheader = \"x-three\"\n\
+             [[plugin]]\nuse = \"cors\"\nallow_origins = [\"https://app.example.com\"]\n",
+        )
+        .build()
+        .unwrap();
+    // A run, the custom entry, a run.
+    assert_eq!(stack.steps.len(), 3);
+    let (res, body) = send_to(&stack, "GET", "/x").await;
+    for h in ["x-one", "x-two", "x-three", "access-control-allow-origin"] {
+        assert!(has(&res, h), "{h}");
+    }
+    assert_eq!(body, "mid");
+}
