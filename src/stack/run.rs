@@ -237,9 +237,10 @@ impl Ends {
     /// The body ended: every end hook, once (the states are gone after it).
     #[inline]
     fn end(&mut self, end: BodyEnd) {
-        let seen = &self.entries[..self.states.len()];
-        for (entry, state) in seen.iter().rev().zip(self.states.drain(..).rev()) {
-            entry.hooks.on_body_end(state, end);
+        let mut i = self.states.len();
+        for state in mem::take(&mut self.states).into_iter().rev() {
+            i -= 1;
+            self.entries[i].hooks.on_body_end(state, end);
         }
     }
 }
