@@ -182,6 +182,7 @@ where
     #[inline]
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let mut states = Vec::with_capacity(self.entries.len());
+        let mut answer = None;
         for entry in self.entries.iter() {
             if entry.when.as_ref().is_some_and(|w| !w.applies(&req)) {
                 states.push(EntryState::Skipped);
@@ -190,22 +191,21 @@ where
             match entry.hooks.on_request(&mut req) {
                 Before::Continue(state) => states.push(state),
                 Before::Answer(res) => {
-                    return RunFuture {
-                        stage: Stage::Answer {
-                            res: Some(Box::new(res)),
-                        },
-                        ends: Ends {
-                            entries: self.entries.clone(),
-                            states,
-                        },
-                    };
+                    answer = Some(res);
+                    break;
                 }
             }
         }
-        RunFuture {
-            stage: Stage::Inner {
+        let stage = match answer {
+            None => Stage::Inner {
                 fut: self.inner.call(req),
             },
+            Some(res) => Stage::Answer {
+                res: Some(Box::new(res)),
+            },
+        };
+        RunFuture {
+            stage,
             ends: Ends {
                 entries: self.entries.clone(),
                 states,

@@ -83,7 +83,11 @@ where
                 }),
                 vary,
             },
-            Decision::Preflight(res) => Kind::Preflight { res: Some(res) },
+            // Boxed in the future: an answer is a whole response head, and inline it would
+            // make every CORS future (and every plugin-stack slot holding one) that large.
+            Decision::Preflight(res) => Kind::Preflight {
+                res: Some(Box::new(res)),
+            },
         };
         ResponseFuture { kind }
     }
@@ -97,9 +101,8 @@ enum Decision {
         acao: Option<HeaderValue>,
         vary: bool,
     },
-    // Boxed: an answer is a whole response head, and inline it would make every CORS future
-    // (and every plugin-stack slot holding one) that large.
-    Preflight(Box<Answer>),
+    /// A preflight's answer.
+    Preflight(Answer),
 }
 
 #[inline]
@@ -127,7 +130,7 @@ fn decide<B>(s: &Shared, req: &Request<B>) -> Decision {
     });
     let acao = allowed.map(|(v, _)| if s.origins.is_any() { STAR } else { v.clone() });
     match scan.filter(|sc| sc.methods > 0) {
-        Some(sc) => Decision::Preflight(Box::new(preflight(s, &sc, acao))),
+        Some(sc) => Decision::Preflight(preflight(s, &sc, acao)),
         None => Decision::Actual { acao, vary },
     }
 }
