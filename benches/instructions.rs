@@ -68,6 +68,30 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "timer_chosen_by_hand",
+        over: "bare",
+        what: "timer or nothing, chosen at run time by hand (tower's Either)",
+        run: |n| run(|| chosen(std::hint::black_box(true)), req(Kind::Plain), n),
+    },
+    Case {
+        name: "timer_boxed_by_hand",
+        over: "bare",
+        what: "timer chosen at run time by boxing, as a Router's layer is",
+        run: |n| {
+            run(
+                || {
+                    let timed = TimerLayer::new().layer(inner());
+                    tower::util::BoxCloneSyncService::new(tower::ServiceExt::map_response(
+                        timed,
+                        |r: Response<_>| r.map(Body::new),
+                    ))
+                },
+                req(Kind::Plain),
+                n,
+            );
+        },
+    },
+    Case {
         name: "five_silent_by_hand",
         over: "bare",
         what: "five timers writing nothing, by hand: the cost of nesting",
@@ -568,6 +592,30 @@ fn log_toml(format: &str) -> String {
         "[[plugin]]\nuse = \"request_log\"\nformat = \"{format}\"\nsink = {{ file = {:?} }}\n",
         path.display().to_string()
     )
+}
+
+/// The timer over the bare service when `on`, else the bare service: the least a layer
+/// chosen at run time costs over the same layer composed by hand (one enum of two services,
+/// their futures and bodies).
+fn chosen(
+    on: bool,
+) -> impl Service<
+    Request<Body>,
+    Response = Response<impl http_body::Body<Data = Bytes, Error: std::fmt::Debug>>,
+    Error = Infallible,
+> + Clone {
+    use http_body_util::Either as Body2;
+    use tower::ServiceExt as _;
+    use tower::util::Either;
+    if on {
+        Either::Left(
+            TimerLayer::new()
+                .layer(inner())
+                .map_response(|r: Response<_>| r.map(Body2::Left)),
+        )
+    } else {
+        Either::Right(inner().map_response(|r: Response<_>| r.map(Body2::Right)))
+    }
 }
 
 /// `toml`'s stack over the bare service.

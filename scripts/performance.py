@@ -32,6 +32,8 @@ INSTRUCTION_RATIOS = [
     ("full_ours", "full_peers", "full stack vs the peer stack"),
     ("full_ours_same_work", "full_peers", "full stack vs the peer stack, the same headers written"),
     ("timer_stack", "timer_by_hand", "one entry from a stack vs by hand"),
+    ("timer_chosen_by_hand", "timer_by_hand", "the timer or nothing, chosen at run time by hand, vs by hand"),
+    ("timer_boxed_by_hand", "timer_by_hand", "the timer boxed, as a Router's layer, vs by hand"),
     ("cors_timer_stack", "cors_timer_by_hand", "two entries from a stack vs by hand"),
     ("five_silent_stack", "five_silent_by_hand", "five entries from a stack vs by hand"),
     ("cors_get_ours", "cors_get_peer", "cors simple GET vs tower-http"),

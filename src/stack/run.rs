@@ -21,7 +21,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_plugins_core::{
     AnswerBody, Before, BodyEnd, GuardedBody, Hooks, KeptFuture, OnBodyEnd, Plugin, PluginBody,
-    PluginFuture,
+    PluginFuture, Spares,
 };
 use tower_service::Service;
 
@@ -181,7 +181,7 @@ where
 
     #[inline]
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let mut states = Vec::with_capacity(self.entries.len());
+        let mut states = Spares::take(&SPARE_STATES, self.entries.len());
         let mut answer = None;
         for entry in self.entries.iter() {
             if entry.when.as_ref().is_some_and(|w| !w.applies(&req)) {
@@ -237,11 +237,29 @@ impl Ends {
     /// The body ended: every end hook, once (the states are gone after it).
     #[inline]
     fn end(&mut self, end: BodyEnd) {
-        let mut i = self.states.len();
-        for state in mem::take(&mut self.states).into_iter().rev() {
-            i -= 1;
-            self.entries[i].hooks.on_body_end(state, end);
+        while let Some(state) = self.states.pop() {
+            self.entries[self.states.len()]
+                .hooks
+                .on_body_end(state, end);
         }
+    }
+}
+
+thread_local! {
+    /// States' `Vec`s of ended requests, for the next requests' runs.
+    static SPARE_STATES: Spares<EntryState> = const { Spares::new() };
+}
+
+/// The most entries a spare states' `Vec` is kept for.
+const MAX_SPARE_ENTRIES: usize = 32;
+
+impl Drop for Ends {
+    /// The states' `Vec` goes to this thread's spares (states still in it, of a request
+    /// dropped before its response, are dropped).
+    #[inline]
+    fn drop(&mut self) {
+        let states = mem::take(&mut self.states);
+        Spares::give_back(&SPARE_STATES, states, MAX_SPARE_ENTRIES);
     }
 }
 

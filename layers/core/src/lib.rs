@@ -10,6 +10,7 @@ mod error;
 mod grpc;
 mod guard;
 mod header_arena;
+mod header_name;
 mod hooks;
 mod human;
 mod json;
@@ -17,6 +18,7 @@ mod pattern;
 mod plugin;
 #[cfg(feature = "redis")]
 mod redis;
+mod spares;
 #[cfg(feature = "serde")]
 mod string_or;
 mod sweeper;
@@ -37,6 +39,7 @@ pub use grpc::{
 };
 pub use guard::{BodyEnd, BodyOutcome, GuardedBody, NoopOnEnd, OnBodyEnd};
 pub use header_arena::{header_value, header_value_from_parts};
+pub use header_name::header_name;
 pub use hooks::{Before, Hooks, NoHooks};
 pub use human::{HumanDuration, Quota, parse_duration, parse_quota};
 pub use json::{problem_json, write_json_str};
@@ -45,6 +48,7 @@ pub use plugin::{AnswerBody, KeptFuture, Plugin, PluginContext, PluginFuture};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisConnection, RedisSettings, redis_client};
+pub use spares::Spares;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use string_or::StringOr;
@@ -103,28 +107,6 @@ pub fn nearest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
-}
-
-/// Parses a header name from configuration (surrounding spaces trimmed).
-///
-/// # Errors
-/// A [`ConfigError`] ([`ProblemKind::InvalidValue`]) naming the text, with no key (nest it).
-///
-/// ```
-/// assert_eq!(tower_plugins_core::header_name(" X-Request-Id ").unwrap(), "x-request-id");
-/// assert!(tower_plugins_core::header_name("bad header").is_err());
-/// ```
-pub fn header_name(s: &str) -> Result<http::HeaderName, ConfigError> {
-    http::HeaderName::from_bytes(s.trim().as_bytes()).map_err(|_| {
-        ConfigError::new(
-            ProblemKind::InvalidValue,
-            "",
-            format!("{s:?} is not a valid header name"),
-        )
-        .with_hint(format!(
-            "header names are {TOKEN_CHARS}, such as \"x-request-id\""
-        ))
-    })
 }
 
 /// A boxed error, as used by body and service errors across the tower ecosystem (the facade

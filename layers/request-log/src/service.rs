@@ -12,7 +12,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_plugins_core::{
     AuthUser, Before, BodyEnd, BodyOutcome, GRPC_MESSAGE, GRPC_STATUS, GrpcCode, GuardedBody,
-    Hooks, KeptFuture, OnBodyEnd, PluginFuture, RequestStart, decode_grpc_message,
+    Hooks, KeptFuture, OnBodyEnd, PluginFuture, RequestStart, Spares, decode_grpc_message,
 };
 use tower_service::Service;
 
@@ -222,7 +222,7 @@ fn clf_capture<B>(
         q => q,
     };
     let headers = req.headers();
-    let mut part = take_part();
+    let mut part = Spares::take(&SPARE_PARTS, 192);
     let parts = ClfParts {
         client_ip,
         time,
@@ -442,7 +442,7 @@ impl OnBodyEnd for LogOnEnd {
                         w.send(&line);
                     });
                 }
-                give_back_part(part);
+                Spares::give_back(&SPARE_PARTS, part, MAX_SPARE_CAPACITY);
             }
             Capture::Record(mut r) => {
                 r.duration = duration;
@@ -500,37 +500,11 @@ thread_local! {
     static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
     /// Buffers of requests' parts of Apache lines, given back once their line is written, so
     /// that a request takes one instead of allocating its own.
-    static SPARE_PARTS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE_PARTS: Spares<u8> = const { Spares::new() };
 }
 
-/// Spare part buffers kept per thread, and the largest capacity kept: a request that ends on
-/// another thread than it started on gives its buffer to that thread, whose spares are then
-/// bounded.
-const MAX_SPARE_PARTS: usize = 64;
+/// The largest part buffer kept for a later request.
 const MAX_SPARE_CAPACITY: usize = 4096;
-
-/// An empty buffer for a request's part of an Apache line.
-fn take_part() -> Vec<u8> {
-    (SPARE_PARTS
-        .try_with(|s| s.borrow_mut().pop())
-        .ok()
-        .flatten())
-    .unwrap_or_else(|| Vec::with_capacity(192))
-}
-
-/// Keeps `part` for a later request (past the bounds, or while the thread ends, it is freed).
-fn give_back_part(mut part: Vec<u8>) {
-    if part.capacity() > MAX_SPARE_CAPACITY {
-        return;
-    }
-    part.clear();
-    let _ = SPARE_PARTS.try_with(|s| {
-        let mut spares = s.borrow_mut();
-        if spares.len() < MAX_SPARE_PARTS {
-            spares.push(part);
-        }
-    });
-}
 
 /// The access-log event: the record's fields (absent ones left out: a subscriber writes
 /// every character through its escaping, so nothing is sent twice or as a placeholder). The
