@@ -2,8 +2,9 @@
 //! PluginStack with the same timer built from TOML, side by side in one run.
 //!
 //! A second pair does the same with two plugins (cors outside the timer). The `full` group
-//! compares the whole stacks of `benches/compared.rs` (ours from TOML, the peer crates doing
-//! the same work) on an axum router.
+//! compares the whole stacks of `benches/compared.rs` (ours from TOML as the demo configures
+//! it and writing only the peers' headers, the peer crates doing the same work) on an axum
+//! router.
 //!
 //! ```not_rust
 //! cargo bench --bench stack
@@ -98,6 +99,10 @@ fn bench(c: &mut Criterion) {
         (
             "ours",
             compared::router().layer(compared::ours("stack_bench").layer()),
+        ),
+        (
+            "ours_same_work",
+            compared::router().layer(compared::ours_same_work("stack_bench_same").layer()),
         ),
         ("peers", compared::peers(compared::router())),
     ] {

@@ -149,11 +149,11 @@ def criterion_table(group):
     # every "ours/X" beside every "peer/X" when the group is laid out that way.
     def ours(case):
         name, impl = case.split("/", 1)
-        return name == "ours" or impl.startswith("ours") or impl == "plugin_stack"
+        return name.startswith("ours") or impl.startswith("ours") or impl == "plugin_stack"
 
     def same_case(a, b):
         (an, _), (bn, _) = a.split("/", 1), b.split("/", 1)
-        return an == bn or (an == "ours" and bn.startswith("peer"))
+        return an == bn or (an.startswith("ours") and bn.startswith("peer"))
 
     pairs = [
         f"| `{a}` / `{b}` | {over[a] / over[b]:.2f}x |"

@@ -4,9 +4,9 @@
 //! request hook in order, the service inside once, every response hook in the reverse order,
 //! and at the body's end every entry's trailers and end hooks, innermost first. A run of N
 //! entries costs one level (one call, one future, one poll) instead of N, and the entries'
-//! states live in one allocation. An entry that answers (a preflight, a 429, the stats
-//! endpoints) ends the request phase: the entries inside it and the service do not run, and
-//! the entries outside it see its answer.
+//! states live in one `Vec`, a spare of the thread's once warm. An entry that answers (a
+//! preflight, a 429, the stats endpoints) ends the request phase: the entries inside it and
+//! the service do not run, and the entries outside it see its answer.
 
 use std::convert::Infallible;
 use std::future::Future;
