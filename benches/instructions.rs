@@ -281,6 +281,21 @@ const CASES: &[Case] = &[
         run: |n| run(|| limiter().layer(axum_inner()), req(Kind::Proxied), n),
     },
     Case {
+        name: "rate_limit_ours_large_burst",
+        over: "bare_proxied",
+        what: "rate_limit, admitted, IETF headers, a burst of 10,000 (past its table)",
+        run: |n| {
+            run(
+                || {
+                    compared::rate_limit::ours(compared::rate_limit::huge(), 10_000)
+                        .layer(axum_inner())
+                },
+                req(Kind::Proxied),
+                n,
+            );
+        },
+    },
+    Case {
         name: "rate_limit_ours_no_headers",
         over: "bare_proxied",
         what: "rate_limit, admitted, no headers",

@@ -22,7 +22,7 @@ use crate::redis::RedisBackend;
 use crate::settings::{Count, OnBackendError, OnReject, Settings};
 use crate::store::{Probe, Store};
 
-const NANOS_PER_SEC: u64 = 1_000_000_000;
+pub(crate) const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// Whole seconds, rounded up.
 #[inline]
@@ -129,9 +129,8 @@ impl Engine {
             .map(|r| {
                 let (t, burst) = bounded(r.quota, r.burst.or(s.burst));
                 let tau = t.saturating_mul(u64::from(burst.get() - 1));
-                // Whole seconds to refill the whole burst: the largest reset, and the window.
-                let full = ceil_secs(t.saturating_mul(u64::from(burst.get())));
-                let window = full.max(1);
+                // Whole seconds to refill the whole burst: the policy's window.
+                let window = ceil_secs(t.saturating_mul(u64::from(burst.get()))).max(1);
                 let mut item = String::with_capacity(r.name.len() + 2);
                 // A String's writes do not fail.
                 let _ = tower_plugins_core::write_quoted(&mut item, &r.name);
@@ -159,7 +158,7 @@ impl Engine {
                     burst: burst.get(),
                     t,
                     tau,
-                    lines: Lines::new(item, burst.get(), full, window),
+                    lines: Lines::new(item, burst.get(), t, window),
                     limiter,
                 }
             })
