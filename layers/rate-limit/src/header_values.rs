@@ -14,9 +14,9 @@
 //! no reference count that other cores would fight over.
 //!
 //! A rule whose table would exceed [`MAX_CELLS`] (bursts of thousands at a rate of one a
-//! second or faster, or of hundreds over intervals of a minute), and a pair outside its row
-//! (a Redis server reporting a reset its own clock rounded), format the value instead, into
-//! core's per-thread buffer: no allocation of its own.
+//! second or faster, or of hundreds over intervals of a minute), and any pair outside its row
+//! (a bucket in Redis written under other rules, say), format the value instead, into core's
+//! per-thread buffer: no allocation of its own.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
